@@ -1,0 +1,128 @@
+//! Errors of the core, each with a stable machine code.
+//!
+//! Policy (STYLE.md rule 5): the core and the store return these `thiserror` enums; no sqlx,
+//! axum or lettre type appears in them. Each HTTP surface has one function that maps a
+//! `CoreError` to its own status and body. `Internal` and `Unavailable` details go to the log,
+//! never to a client. `anyhow` is used only in `main`, the CLI and worker loops.
+
+use crate::ports::StoreError;
+
+/// One problem with one input field.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, code: &'static str, message: &str) -> Self {
+        Self {
+            field: field.to_owned(),
+            code,
+            message: message.to_owned(),
+        }
+    }
+
+    /// The same error reported under another field name (surfaces name fields differently).
+    pub fn renamed(mut self, field: &str) -> Self {
+        self.field = field.to_owned();
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The input was understood but some fields are invalid; nothing was changed.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("no such instance")]
+    InstanceNotFound,
+    #[error("no such app")]
+    AppNotFound,
+    #[error("the username is taken")]
+    UsernameTaken,
+    #[error("the token is not known")]
+    TokenNotFound,
+    #[error("the token has expired")]
+    TokenExpired,
+    #[error("the token was already used")]
+    TokenUsed,
+    #[error("wrong identifier or password")]
+    InvalidCredentials,
+    #[error("the account is not activated yet")]
+    NotActivated,
+    #[error("the account is disabled")]
+    AccountDisabled,
+    #[error("the session is not valid")]
+    SessionInvalid,
+    #[error("too many requests")]
+    RateLimited { retry_after_secs: u64 },
+    /// Password hashing is saturated; the caller should retry shortly.
+    #[error("the service is busy")]
+    Busy { retry_after_secs: u64 },
+    /// The database cannot be reached.
+    #[error("a dependency is unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl CoreError {
+    /// The stable machine code, the same in every surface that shows one.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "validation_failed",
+            Self::InstanceNotFound => "instance_not_found",
+            Self::AppNotFound => "app_not_found",
+            Self::UsernameTaken => "username_taken",
+            Self::TokenNotFound => "token_not_found",
+            Self::TokenExpired => "token_expired",
+            Self::TokenUsed => "token_already_used",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::NotActivated => "account_not_activated",
+            Self::AccountDisabled => "account_disabled",
+            Self::SessionInvalid => "session_invalid",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Busy { .. } => "service_busy",
+            Self::Unavailable(_) => "service_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// A message safe to show to a client (never the internal detail).
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Validation(_) => "Some fields are invalid.".into(),
+            Self::InstanceNotFound => "No such instance.".into(),
+            Self::AppNotFound => "No such app.".into(),
+            Self::UsernameTaken => "That username is taken.".into(),
+            Self::TokenNotFound => "The token is not valid.".into(),
+            Self::TokenExpired => "The token has expired; sign up again for a new one.".into(),
+            Self::TokenUsed => "The token was already used.".into(),
+            Self::InvalidCredentials => "Wrong username, email or password.".into(),
+            Self::NotActivated => {
+                "Activate the account from the email we sent before logging in.".into()
+            }
+            Self::AccountDisabled => "The account is disabled.".into(),
+            Self::SessionInvalid => "The session is not valid; log in again.".into(),
+            Self::RateLimited { .. } => "Too many requests; try again later.".into(),
+            Self::Busy { .. } => "The service is busy; try again shortly.".into(),
+            Self::Unavailable(_) => "The service is temporarily unavailable.".into(),
+            Self::Internal(_) => "Internal error.".into(),
+        }
+    }
+
+    pub fn field(field: &str, code: &'static str, message: &str) -> Self {
+        Self::Validation(vec![FieldError::new(field, code, message)])
+    }
+}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => Self::Unavailable(m),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}

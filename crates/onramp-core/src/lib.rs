@@ -1,0 +1,21 @@
+//! onramp's core: validated domain types, the use cases of signup and login, and the ports
+//! (store, clock, token generator) they run on. No HTTP, SQL or SMTP here.
+
+pub mod clock;
+pub mod country;
+pub mod email;
+pub mod error;
+pub mod hasher;
+pub mod login;
+pub mod model;
+pub mod password;
+pub mod ports;
+pub mod seal;
+pub mod service;
+pub mod session;
+pub mod signup;
+pub mod token;
+pub mod username;
+
+pub use error::{CoreError, FieldError};
+pub use service::{MailPayload, Onramp, Settings};

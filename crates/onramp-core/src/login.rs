@@ -1,0 +1,184 @@
+//! `login`, `logout` and session checks.
+
+use crate::email::EmailAddress;
+use crate::error::CoreError;
+use crate::model::*;
+use crate::password::Password;
+use crate::service::Onramp;
+use crate::session::{AUDIENCE, Claims};
+use crate::username::username_key;
+
+#[derive(Debug, Clone)]
+pub struct LoginInput {
+    /// A username or an email address.
+    pub identifier: String,
+    pub password: String,
+    pub client: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedIn {
+    pub token: String,
+    pub session: SessionRecord,
+}
+
+const MAX_PASSWORD_BYTES: usize = 4096;
+
+impl Onramp {
+    #[tracing::instrument(skip_all, fields(instance = %instance.name))]
+    pub async fn login(
+        &self,
+        instance: &Instance,
+        input: LoginInput,
+    ) -> Result<LoggedIn, CoreError> {
+        let identifier = input.identifier.trim();
+        if identifier.is_empty() {
+            return Err(CoreError::field("username", "required", "is required"));
+        }
+        if input.password.is_empty() {
+            return Err(CoreError::field("password", "required", "is required"));
+        }
+        if input.password.len() > MAX_PASSWORD_BYTES || identifier.len() > 320 {
+            return Err(CoreError::InvalidCredentials);
+        }
+        let lookup = if identifier.contains('@') {
+            match EmailAddress::parse(identifier) {
+                Ok(e) => LoginLookup::EmailCanonical(e.canonical().into()),
+                Err(_) => return Err(CoreError::InvalidCredentials),
+            }
+        } else {
+            LoginLookup::UsernameCanonical(username_key(identifier))
+        };
+        let limits = &self.settings.rate_limits;
+        if let Some(client) = &input.client {
+            self.limit(
+                &format!("login:client:{}:{client}", instance.id.0),
+                limits.login_per_client,
+            )
+            .await?;
+        }
+        let id_key = match &lookup {
+            LoginLookup::EmailCanonical(k) | LoginLookup::UsernameCanonical(k) => k,
+        };
+        self.limit(
+            &format!("login:id:{}:{id_key}", instance.id.0),
+            limits.login_per_identifier,
+        )
+        .await?;
+
+        let password = Password::for_verification(&input.password);
+        let Some(user) = self.store.login_record(instance.id, &lookup).await? else {
+            self.hasher.verify_dummy(&password).await?;
+            return Err(CoreError::InvalidCredentials);
+        };
+        let verified = self.hasher.verify(&user.password_hash, &password).await?;
+        if !verified.matches {
+            return Err(CoreError::InvalidCredentials);
+        }
+        match user.status {
+            UserStatus::Active => {}
+            UserStatus::Pending => return Err(CoreError::NotActivated),
+            UserStatus::Inactive => return Err(CoreError::AccountDisabled),
+        }
+        if verified.needs_rehash {
+            let fresh = self.hasher.hash(&password).await?;
+            self.store
+                .set_password_hash(instance.id, user.user_key, &fresh)
+                .await?;
+        }
+        self.start_session(instance, user.user_key, &user.public_id)
+            .await
+    }
+
+    /// Issue a session for a user who has proven who they are.
+    pub async fn start_session(
+        &self,
+        instance: &Instance,
+        user_key: i64,
+        user_public_id: &str,
+    ) -> Result<LoggedIn, CoreError> {
+        let now = self.now();
+        let session = SessionRecord {
+            id: self.tokens.public_id("ses"),
+            user_key,
+            user_public_id: user_public_id.into(),
+            issued_at: now,
+            expires_at: now + self.settings.session_ttl,
+            revoked_at: None,
+        };
+        self.store.create_session(instance.id, &session).await?;
+        let claims = Claims {
+            iss: instance_url(&self.settings.public_url, &instance.name),
+            sub: user_public_id.into(),
+            aud: AUDIENCE.into(),
+            inst: instance.name.clone(),
+            sid: session.id.clone(),
+            iat: now.unix_timestamp(),
+            exp: session.expires_at.unix_timestamp(),
+        };
+        let token = self
+            .key_ring(instance)
+            .await?
+            .sign(&claims)
+            .map_err(CoreError::Internal)?;
+        Ok(LoggedIn { token, session })
+    }
+
+    /// The live session a bearer token stands for, or `SessionInvalid`.
+    pub async fn authenticate(
+        &self,
+        instance: &Instance,
+        token: &str,
+    ) -> Result<SessionRecord, CoreError> {
+        let now = self.now();
+        let claims = self
+            .key_ring(instance)
+            .await?
+            .verify(token, now)
+            .ok_or(CoreError::SessionInvalid)?;
+        let session = self
+            .store
+            .session(instance.id, &claims.sid)
+            .await?
+            .ok_or(CoreError::SessionInvalid)?;
+        if session.revoked_at.is_some()
+            || session.expires_at <= now
+            || session.user_public_id != claims.sub
+        {
+            return Err(CoreError::SessionInvalid);
+        }
+        Ok(session)
+    }
+
+    #[tracing::instrument(skip_all, fields(instance = %instance.name))]
+    pub async fn logout(&self, instance: &Instance, token: &str) -> Result<(), CoreError> {
+        let session = self.authenticate(instance, token).await?;
+        if self
+            .store
+            .revoke_session(instance.id, &session.id, self.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(CoreError::SessionInvalid)
+        }
+    }
+}
+
+/// An instance's URL: `public_url` with `{instance}.` before the host; the `default` instance
+/// lives at `public_url` itself.
+pub fn instance_url(public_url: &str, instance: &str) -> String {
+    if instance == DEFAULT_INSTANCE {
+        return public_url.trim_end_matches('/').to_owned();
+    }
+    match url::Url::parse(public_url) {
+        Ok(mut url) => {
+            let host = url.host_str().unwrap_or("localhost").to_owned();
+            if url.set_host(Some(&format!("{instance}.{host}"))).is_err() {
+                return public_url.trim_end_matches('/').to_owned();
+            }
+            url.to_string().trim_end_matches('/').to_owned()
+        }
+        Err(_) => public_url.trim_end_matches('/').to_owned(),
+    }
+}

@@ -1,0 +1,200 @@
+//! The password policy (NIST SP 800-63B, ASVS 5.0 6.2; SECURITY.md items 10-13): length in code
+//! points, no composition rules, no truncation, a blocklist of common passwords, context words.
+
+use crate::error::FieldError;
+use std::collections::HashSet;
+use std::sync::OnceLock;
+use unicode_normalization::UnicodeNormalization;
+
+/// The 10,000 most common passwords, ranked, from the frequency list that the `zxcvbn` crate
+/// carries (MIT licence). Shipped inside the binary.
+const COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
+
+fn blocklist() -> &'static HashSet<&'static str> {
+    static LIST: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    LIST.get_or_init(|| COMMON_PASSWORDS.lines().filter(|l| !l.is_empty()).collect())
+}
+
+/// The number of passwords in the shipped blocklist.
+pub fn blocklist_len() -> usize {
+    blocklist().len()
+}
+
+#[derive(Debug, Clone)]
+pub struct PasswordPolicy {
+    pub min_chars: usize,
+    pub max_chars: usize,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            min_chars: 8,
+            max_chars: 1024,
+        }
+    }
+}
+
+/// A password that passed the policy, in NFKC form: NFC and NFD spellings of one password hash
+/// alike. Its `Debug` never shows the value.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+impl Password {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Normalise a password for verification only (no policy: the stored hash decides).
+    pub fn for_verification(input: &str) -> Self {
+        Self(input.nfkc().collect())
+    }
+}
+
+impl PasswordPolicy {
+    /// Check `input` against the policy. `context` holds words the password must not be or
+    /// contain as its whole (the username, the email's local part, the instance name, ...).
+    pub fn check(
+        &self,
+        field: &'static str,
+        input: &str,
+        context: &[&str],
+    ) -> Result<Password, FieldError> {
+        let normalized: String = input.nfkc().collect();
+        let chars = normalized.chars().count();
+        if chars == 0 {
+            return Err(FieldError::new(field, "required", "is required"));
+        }
+        if chars < self.min_chars {
+            return Err(FieldError::new(
+                field,
+                "password_too_short",
+                &format!("must be at least {} characters", self.min_chars),
+            ));
+        }
+        if chars > self.max_chars {
+            return Err(FieldError::new(
+                field,
+                "password_too_long",
+                &format!("must be at most {} characters", self.max_chars),
+            ));
+        }
+        let lower = normalized.to_lowercase();
+        if blocklist().contains(lower.as_str()) {
+            return Err(FieldError::new(
+                field,
+                "password_too_common",
+                "is too common; choose another",
+            ));
+        }
+        let mentions_context = context.iter().map(|w| w.trim().to_lowercase()).any(|w| {
+            w.chars().count() >= 3
+                && (lower == w || lower.trim_end_matches(|c: char| c.is_ascii_digit()) == w)
+        });
+        if mentions_context {
+            return Err(FieldError::new(
+                field,
+                "password_contains_context",
+                "must not be your username, email or the service's name",
+            ));
+        }
+        Ok(Password(normalized))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> PasswordPolicy {
+        PasswordPolicy::default()
+    }
+
+    #[test]
+    fn the_blocklist_ships_ten_thousand_passwords() {
+        assert_eq!(blocklist_len(), 10_000);
+    }
+
+    #[test]
+    fn length_counts_code_points_not_bytes() {
+        // 8 code points, 24 bytes: long enough.
+        assert!(policy().check("password", "ääääääää", &[]).is_ok());
+        // 7 code points, 21 bytes: too short.
+        assert_eq!(
+            policy().check("password", "äääääää", &[]).unwrap_err().code,
+            "password_too_short"
+        );
+    }
+
+    #[test]
+    fn common_passwords_are_refused_whatever_their_case() {
+        for p in ["password", "PASSWORD1", "12345678", "Iloveyou"] {
+            let code = policy().check("password", p, &[]).unwrap_err().code;
+            assert!(
+                code == "password_too_common" || code == "password_too_short",
+                "{p}: {code}"
+            );
+        }
+        assert_eq!(
+            policy()
+                .check("password", "baseball", &[])
+                .unwrap_err()
+                .code,
+            "password_too_common"
+        );
+    }
+
+    #[test]
+    fn context_words_are_refused() {
+        let err = policy()
+            .check("password", "junedoe2024", &["junedoe"])
+            .unwrap_err();
+        assert_eq!(err.code, "password_contains_context");
+        assert!(
+            policy()
+                .check("password", "junedoe rides bikes", &["junedoe"])
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn overlong_passwords_cost_nothing_and_are_refused() {
+        let long = "x".repeat(1025);
+        assert_eq!(
+            policy().check("password", &long, &[]).unwrap_err().code,
+            "password_too_long"
+        );
+    }
+
+    #[test]
+    fn nfc_and_nfd_spellings_normalise_alike() {
+        let nfc = policy()
+            .check("password", "caf\u{e9} au lait", &[])
+            .unwrap();
+        let nfd = policy()
+            .check("password", "cafe\u{301} au lait", &[])
+            .unwrap();
+        assert_eq!(nfc.expose(), nfd.expose());
+    }
+
+    #[test]
+    fn no_composition_rules_apply() {
+        assert!(
+            policy()
+                .check("password", "correct horse battery staple", &[])
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_value() {
+        let p = policy().check("password", "a secret phrase", &[]).unwrap();
+        assert!(!format!("{p:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,130 @@
+//! The ports the use cases need: storage (per aggregate, each method one transaction).
+
+use crate::model::*;
+use async_trait::async_trait;
+use time::{Duration, OffsetDateTime};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique index refused the write; names the constraint's logical key.
+    #[error("unique violation on {0}")]
+    Unique(&'static str),
+    /// The database could not be reached or timed out.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Configuration of one app as applied at start (idempotent).
+#[derive(Debug, Clone)]
+pub struct AppSpec {
+    pub app: App,
+    pub domains: Vec<Domain>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Is the database reachable?
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- instances and their configuration ---
+
+    /// Find or create the instance `name`; `key` becomes its signing key if it has none.
+    async fn ensure_instance(&self, name: &str, key: SigningKeyRecord) -> StoreResult<Instance>;
+    async fn instance_by_name(&self, name: &str) -> StoreResult<Option<Instance>>;
+    async fn signing_keys(&self, instance: InstanceId) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Create or update an app and replace its domains, in one transaction.
+    async fn apply_app(&self, instance: InstanceId, spec: &AppSpec) -> StoreResult<()>;
+    async fn app(&self, instance: InstanceId, app_id: &str) -> StoreResult<Option<App>>;
+    async fn app_domains(&self, instance: InstanceId, app_id: &str) -> StoreResult<Vec<Domain>>;
+    /// The domain `domain_id` of any app of the instance, with its app.
+    async fn signup_domain(
+        &self,
+        instance: InstanceId,
+        domain_id: &str,
+    ) -> StoreResult<Option<(App, Domain)>>;
+
+    // --- signup ---
+
+    /// Account + pending user + activation secret + outbox message, atomically. An email that
+    /// exists already is never duplicated (a unique index on the canonical email decides).
+    /// `Err(Unique("username"))` when the username is taken by someone else.
+    async fn create_signup(
+        &self,
+        instance: InstanceId,
+        signup: &NewSignup,
+    ) -> StoreResult<SignupOutcome>;
+    /// Redeem an activation secret once: consume it, activate the user, void the user's other
+    /// activation secrets.
+    async fn activate_signup(
+        &self,
+        instance: InstanceId,
+        secret_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<ActivatedSignup, RedeemError>>;
+
+    // --- login and sessions ---
+
+    async fn login_record(
+        &self,
+        instance: InstanceId,
+        lookup: &LoginLookup,
+    ) -> StoreResult<Option<LoginRecord>>;
+    async fn set_password_hash(
+        &self,
+        instance: InstanceId,
+        user_key: i64,
+        hash: &str,
+    ) -> StoreResult<()>;
+    async fn create_session(
+        &self,
+        instance: InstanceId,
+        session: &SessionRecord,
+    ) -> StoreResult<()>;
+    async fn session(&self, instance: InstanceId, id: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Returns whether a live session was revoked by this call.
+    async fn revoke_session(
+        &self,
+        instance: InstanceId,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+
+    // --- outbox ---
+
+    /// Write a message on its own (when no other change goes with it).
+    async fn enqueue(&self, instance: InstanceId, message: &NewOutboxMessage) -> StoreResult<()>;
+    /// Lease up to `limit` due messages for `lease`; a crashed worker's lease runs out and the
+    /// messages become due again.
+    async fn claim_outbox(
+        &self,
+        now: OffsetDateTime,
+        lease: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxMessage>>;
+    /// Delivered: keep the row for the record, drop its sealed payload.
+    async fn outbox_delivered(&self, id: i64, now: OffsetDateTime) -> StoreResult<()>;
+    /// Failed: try again at `retry_at`, or dead-letter when `None`.
+    async fn outbox_failed(
+        &self,
+        id: i64,
+        attempts: u32,
+        retry_at: Option<OffsetDateTime>,
+        error: &str,
+    ) -> StoreResult<()>;
+    async fn outbox_counts(&self) -> StoreResult<OutboxCounts>;
+
+    // --- rate limits ---
+
+    /// Count one hit on `key` in the window that started at `window_start`; returns the hits
+    /// so far, including this one. Atomic under concurrency. Expired windows are pruned.
+    async fn rate_limit_hit(
+        &self,
+        key: &str,
+        window_start: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> StoreResult<u32>;
+}

@@ -1,0 +1,279 @@
+//! `Onramp`: the core's entry point. It holds the ports (store, clock, token generator, hashing
+//! pool, seal key) and the settings; the use cases are its methods, one module each.
+
+use crate::clock::Clock;
+use crate::error::CoreError;
+use crate::hasher::{HashError, PasswordHasher};
+use crate::model::*;
+use crate::password::PasswordPolicy;
+use crate::ports::Store;
+use crate::seal::SealKey;
+use crate::session::{KeyRing, generate_key};
+use crate::token::TokenGenerator;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use time::{Duration, OffsetDateTime};
+use tokio::sync::Notify;
+
+/// A fixed-window limit: at most `max` hits per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+impl Limit {
+    pub const fn per_minutes(max: u32, minutes: i64) -> Self {
+        Self {
+            max,
+            window: Duration::minutes(minutes),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    pub enabled: bool,
+    pub signup_per_client: Limit,
+    pub signup_per_email: Limit,
+    pub signup_per_instance: Limit,
+    pub login_per_client: Limit,
+    pub login_per_identifier: Limit,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            signup_per_client: Limit::per_minutes(30, 10),
+            signup_per_email: Limit::per_minutes(5, 60),
+            signup_per_instance: Limit::per_minutes(6000, 1),
+            login_per_client: Limit::per_minutes(60, 10),
+            login_per_identifier: Limit::per_minutes(10, 10),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub password: PasswordPolicy,
+    pub activation_ttl: Duration,
+    pub session_ttl: Duration,
+    /// Origin of links that point at onramp itself, e.g. `http://localhost:8080`.
+    pub public_url: String,
+    /// Right-hand side of generated Message-IDs.
+    pub message_id_domain: String,
+    pub rate_limits: RateLimits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            password: PasswordPolicy::default(),
+            activation_ttl: Duration::hours(24),
+            session_ttl: Duration::hours(1),
+            public_url: "http://localhost:8080".into(),
+            message_id_domain: "localhost".into(),
+            rate_limits: RateLimits::default(),
+        }
+    }
+}
+
+/// What an outbox mail carries; sealed in the store, rendered by the delivery worker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MailPayload {
+    /// Template folder name, e.g. `signup_activation`.
+    pub template: String,
+    pub to: String,
+    pub language: String,
+    pub message_id: String,
+    pub vars: serde_json::Value,
+}
+
+pub struct Onramp {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) tokens: Arc<dyn TokenGenerator>,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) seal: SealKey,
+    pub(crate) settings: Settings,
+    keys: RwLock<HashMap<InstanceId, Arc<KeyRing>>>,
+    outbox_wake: Arc<Notify>,
+}
+
+impl Onramp {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        tokens: Arc<dyn TokenGenerator>,
+        hasher: PasswordHasher,
+        seal: SealKey,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            tokens,
+            hasher,
+            seal,
+            settings,
+            keys: RwLock::new(HashMap::new()),
+            outbox_wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    pub fn seal_key(&self) -> &SealKey {
+        &self.seal
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Signalled after every commit that wrote an outbox message.
+    pub fn outbox_wake(&self) -> Arc<Notify> {
+        self.outbox_wake.clone()
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// Find or create an instance (with a signing key on creation).
+    pub async fn ensure_instance(&self, name: &str) -> Result<Instance, CoreError> {
+        let key =
+            generate_key(self.tokens.public_id("key"), self.now()).map_err(CoreError::Internal)?;
+        Ok(self.store.ensure_instance(name, key).await?)
+    }
+
+    pub async fn instance(&self, name: &str) -> Result<Instance, CoreError> {
+        self.store
+            .instance_by_name(name)
+            .await?
+            .ok_or(CoreError::InstanceNotFound)
+    }
+
+    /// The instance's signing keys, loaded once and cached.
+    pub async fn key_ring(&self, instance: &Instance) -> Result<Arc<KeyRing>, CoreError> {
+        if let Some(ring) = self
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&instance.id)
+        {
+            return Ok(ring.clone());
+        }
+        let records = self.store.signing_keys(instance.id).await?;
+        let ring = Arc::new(KeyRing::new(instance.clone(), records).map_err(CoreError::Internal)?);
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(instance.id, ring.clone());
+        Ok(ring)
+    }
+
+    /// The app schema of seed 004: the app, its domains and the schema version.
+    pub async fn app_schema(
+        &self,
+        instance: &Instance,
+        app_id: &str,
+    ) -> Result<(App, Vec<Domain>), CoreError> {
+        let app = self
+            .store
+            .app(instance.id, app_id)
+            .await?
+            .ok_or(CoreError::AppNotFound)?;
+        let domains = self.store.app_domains(instance.id, app_id).await?;
+        Ok((app, domains))
+    }
+
+    /// Seal a mail for the outbox.
+    pub(crate) fn outbox_mail(
+        &self,
+        template: &str,
+        to: &str,
+        language: &str,
+        vars: serde_json::Value,
+    ) -> Result<NewOutboxMessage, CoreError> {
+        let message_id = format!(
+            "<{}@{}>",
+            self.uuid().simple(),
+            self.settings.message_id_domain
+        );
+        let payload = MailPayload {
+            template: template.into(),
+            to: to.into(),
+            language: language.into(),
+            message_id: message_id.clone(),
+            vars,
+        };
+        let plain = serde_json::to_vec(&payload).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let mut nonce = [0u8; 24];
+        self.tokens.bytes(&mut nonce);
+        let sealed = self
+            .seal
+            .seal(nonce, &plain)
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        Ok(NewOutboxMessage {
+            kind: format!("mail:{template}"),
+            recipient: to.into(),
+            message_id,
+            sealed_payload: sealed,
+            created_at: self.now(),
+        })
+    }
+
+    pub(crate) fn uuid(&self) -> uuid::Uuid {
+        let mut bytes = [0u8; 16];
+        self.tokens.bytes(&mut bytes);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+
+    pub(crate) fn wake_outbox(&self) {
+        self.outbox_wake.notify_one();
+    }
+
+    /// Count a hit against `limit` under `key`; `RateLimited` once over.
+    pub(crate) async fn limit(&self, key: &str, limit: Limit) -> Result<(), CoreError> {
+        if !self.settings.rate_limits.enabled {
+            return Ok(());
+        }
+        let now = self.now();
+        let window = limit.window.whole_seconds().max(1);
+        let start_secs = now.unix_timestamp() - now.unix_timestamp().rem_euclid(window);
+        let start = OffsetDateTime::from_unix_timestamp(start_secs)
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let hits = self.store.rate_limit_hit(key, start, now).await?;
+        if hits > limit.max {
+            let retry_after_secs = u64::try_from(start_secs + window - now.unix_timestamp())
+                .unwrap_or(1)
+                .max(1);
+            return Err(CoreError::RateLimited { retry_after_secs });
+        }
+        Ok(())
+    }
+}
+
+impl From<HashError> for CoreError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => CoreError::Busy {
+                retry_after_secs: 1,
+            },
+            HashError::Failed(m) => CoreError::Internal(m),
+        }
+    }
+}

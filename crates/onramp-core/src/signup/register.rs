@@ -1,0 +1,320 @@
+//! `register`: validate, hash once, write account + pending user + activation secret + mail in
+//! one transaction. An email that exists already gets an "account exists" mail and an answer
+//! that looks exactly like a new signup.
+
+use crate::country::CountryCode;
+use crate::email::EmailAddress;
+use crate::error::{CoreError, FieldError};
+use crate::model::*;
+use crate::password::Password;
+use crate::ports::StoreError;
+use crate::service::Onramp;
+use crate::token::secret_hash;
+use crate::username::Username;
+use serde_json::json;
+
+/// The fields of `POST /v1/auth/signup`, as received.
+#[derive(Debug, Clone, Default)]
+pub struct SignupInput {
+    pub domain_id: String,
+    pub account_title: String,
+    pub name: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub email: String,
+    pub country_id: String,
+    /// Who is asking, for rate limits.
+    pub client: Option<String>,
+}
+
+#[derive(Debug)]
+struct SignupCommand {
+    domain_id: String,
+    account_title: String,
+    name: String,
+    username: Option<Username>,
+    password: Option<Password>,
+    email: EmailAddress,
+    country: CountryCode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignupAccepted {
+    /// What the response carries: the emailed token, or an opaque reference when the app keeps
+    /// tokens out of responses. Looks the same whether or not the email was new.
+    pub token: String,
+}
+
+const MAX_TEXT: usize = 200;
+const GENERATED_USERNAME_TRIES: usize = 5;
+
+fn required_text(field: &str, value: &str, errors: &mut Vec<FieldError>) -> String {
+    let v = value.trim();
+    if v.is_empty() {
+        errors.push(FieldError::new(field, "required", "is required"));
+    } else if v.chars().count() > MAX_TEXT {
+        errors.push(FieldError::new(
+            field,
+            "too_long",
+            &format!("must be at most {MAX_TEXT} characters"),
+        ));
+    } else if v.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            field,
+            "invalid_characters",
+            "must not contain control characters",
+        ));
+    }
+    v.to_owned()
+}
+
+fn blank_to_none(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.trim().is_empty())
+}
+
+impl Onramp {
+    fn validate_signup(&self, input: &SignupInput) -> Result<SignupCommand, CoreError> {
+        let mut errors = Vec::new();
+        let domain_id = required_text("domain_id", &input.domain_id, &mut errors);
+        let account_title = required_text("account_title", &input.account_title, &mut errors);
+        let name = required_text("name", &input.name, &mut errors);
+        let email = EmailAddress::parse(&input.email)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let country = CountryCode::parse("country_id", &input.country_id)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let username = blank_to_none(&input.username)
+            .map(Username::parse)
+            .transpose()
+            .map_err(|e| errors.push(e))
+            .ok()
+            .flatten();
+        let password = match blank_to_none(&input.password) {
+            None => None,
+            Some(raw) => {
+                let mut context = vec![name.as_str()];
+                if let Some(u) = blank_to_none(&input.username) {
+                    context.push(u);
+                }
+                if let Some(e) = &email {
+                    context.push(e.local_part());
+                }
+                if blank_to_none(&input.username).is_some_and(|u| u.trim() == raw.trim()) {
+                    errors.push(FieldError::new(
+                        "password",
+                        "password_equals_username",
+                        "must not be the username",
+                    ));
+                    None
+                } else {
+                    self.settings
+                        .password
+                        .check("password", raw, &context)
+                        .map_err(|e| errors.push(e))
+                        .ok()
+                }
+            }
+        };
+        match (email, country) {
+            (Some(email), Some(country)) if errors.is_empty() => Ok(SignupCommand {
+                domain_id,
+                account_title,
+                name,
+                username,
+                password,
+                email,
+                country,
+            }),
+            _ => Err(CoreError::Validation(errors)),
+        }
+    }
+
+    fn generated_username(&self, name: &str, attempt: usize) -> Result<Username, CoreError> {
+        let base = Username::base_from_name(name);
+        let candidate = if attempt == 0 && base.len() >= crate::username::MIN_USERNAME_CHARS {
+            base
+        } else {
+            let digits = if attempt == 0 {
+                2.max(crate::username::MIN_USERNAME_CHARS.saturating_sub(base.len()))
+            } else {
+                4
+            };
+            format!("{base}{}", self.tokens.numeric_code(digits))
+        };
+        Username::parse(&candidate)
+            .map_err(|e| CoreError::Internal(format!("generated username invalid: {}", e.code)))
+    }
+
+    #[tracing::instrument(skip_all, fields(instance = %instance.name, domain_id = %input.domain_id))]
+    pub async fn register_signup(
+        &self,
+        instance: &Instance,
+        input: SignupInput,
+    ) -> Result<SignupAccepted, CoreError> {
+        let cmd = self.validate_signup(&input)?;
+        let limits = &self.settings.rate_limits;
+        if let Some(client) = &input.client {
+            self.limit(
+                &format!("signup:client:{}:{client}", instance.id.0),
+                limits.signup_per_client,
+            )
+            .await?;
+        }
+        self.limit(
+            &format!("signup:instance:{}", instance.id.0),
+            limits.signup_per_instance,
+        )
+        .await?;
+        self.limit(
+            &format!("signup:email:{}:{}", instance.id.0, cmd.email.canonical()),
+            limits.signup_per_email,
+        )
+        .await?;
+
+        let (app, domain) = self
+            .store
+            .signup_domain(instance.id, &cmd.domain_id)
+            .await?
+            .ok_or_else(|| {
+                CoreError::field(
+                    "domain_id",
+                    "unknown_domain",
+                    "is not a signup domain of this instance",
+                )
+            })?;
+        if !domain.allow_signup {
+            return Err(CoreError::field(
+                "domain_id",
+                "signup_not_allowed",
+                "does not allow signup",
+            ));
+        }
+
+        // One hash per request, on every path (the "exists" path included, for equal timing).
+        let password_generated = cmd.password.is_none();
+        let password = cmd
+            .password
+            .clone()
+            .unwrap_or_else(|| Password::for_verification(&self.tokens.password()));
+        let password_hash = self.hasher.hash(&password).await?;
+
+        let token = self.tokens.secret_token();
+        let now = self.now();
+        let account_id = self.tokens.public_id("act");
+        let user_id = self.tokens.public_id("usr");
+        let link = activation_link(&app.signup_url, &token);
+
+        for attempt in 0..GENERATED_USERNAME_TRIES {
+            let username = match &cmd.username {
+                Some(u) => u.clone(),
+                None => self.generated_username(&cmd.name, attempt)?,
+            };
+            let mut vars = json!({
+                "name": cmd.name,
+                "app_name": app.name,
+                "account_title": cmd.account_title,
+                "link": link,
+                "token": token,
+                "username": username.as_str(),
+                "username_generated": cmd.username.is_none(),
+                "password_generated": password_generated,
+                "expires_hours": self.settings.activation_ttl.whole_hours(),
+            });
+            if password_generated {
+                vars["password"] = json!(password.expose());
+            }
+            let signup = NewSignup {
+                account: NewAccount {
+                    public_id: account_id.clone(),
+                    title: cmd.account_title.clone(),
+                    country: cmd.country.as_str().into(),
+                    app_id: app.id.clone(),
+                    domain_id: domain.id.clone(),
+                    version_id: app.schema_version.clone(),
+                },
+                user: NewUser {
+                    public_id: user_id.clone(),
+                    uuid: self.uuid(),
+                    email: cmd.email.as_entered().into(),
+                    email_canonical: cmd.email.canonical().into(),
+                    username: Some(username.as_str().into()),
+                    username_canonical: Some(username.canonical().into()),
+                    name: cmd.name.clone(),
+                    language: "en".into(),
+                    status: UserStatus::Pending,
+                    password_hash: password_hash.clone(),
+                },
+                verification: NewVerification {
+                    purpose: Purpose::Activation,
+                    secret_hash: secret_hash(&token),
+                    expires_at: now + self.settings.activation_ttl,
+                },
+                message: self.outbox_mail(
+                    "signup_activation",
+                    cmd.email.as_entered(),
+                    "en",
+                    vars,
+                )?,
+            };
+            match self.store.create_signup(instance.id, &signup).await {
+                Ok(SignupOutcome::Created | SignupOutcome::ReplacedPending) => {
+                    self.wake_outbox();
+                    let token = if app.activation_token_in_response {
+                        token
+                    } else {
+                        self.tokens.secret_token()
+                    };
+                    return Ok(SignupAccepted { token });
+                }
+                Ok(SignupOutcome::EmailExists { email, name }) => {
+                    let vars =
+                        json!({ "name": name, "app_name": app.name, "login_url": app.signup_url });
+                    let message = self.outbox_mail("account_exists", &email, "en", vars)?;
+                    self.store.enqueue(instance.id, &message).await?;
+                    self.wake_outbox();
+                    // A token of the same shape that activates nothing.
+                    return Ok(SignupAccepted {
+                        token: self.tokens.secret_token(),
+                    });
+                }
+                Err(StoreError::Unique("username")) if cmd.username.is_none() => continue,
+                Err(StoreError::Unique("username")) => return Err(CoreError::UsernameTaken),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CoreError::Internal(
+            "could not find a free generated username".into(),
+        ))
+    }
+}
+
+/// The activation link: the app's sign-up URL with the token as a query parameter (for
+/// server-side pages) and in a fragment of the form `#&token=…`, which the seed's own snippet
+/// `new URLSearchParams(window.location.hash).get('token')` reads verbatim (`URLSearchParams`
+/// does not strip the leading `#`, so `#token=…` would give it the key `#token`).
+pub fn activation_link(signup_url: &str, token: &str) -> String {
+    match url::Url::parse(signup_url) {
+        Ok(mut url) => {
+            url.query_pairs_mut().append_pair("token", token);
+            url.set_fragment(Some(&format!("&token={token}")));
+            url.to_string()
+        }
+        // Configuration validates sign-up URLs; this is a fallback that still works.
+        Err(_) => format!("{signup_url}?token={token}#&token={token}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_link_carries_the_token_in_query_and_fragment() {
+        let link = activation_link("http://localhost:3000/activate?lang=en", "abc123");
+        assert_eq!(
+            link,
+            "http://localhost:3000/activate?lang=en&token=abc123#&token=abc123"
+        );
+    }
+}
