@@ -27,6 +27,8 @@ pub struct AppSpec {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Apply pending migrations; refuse a database migrated by a newer onramp.
+    async fn migrate(&self) -> StoreResult<()>;
     /// Is the database reachable?
     async fn ping(&self) -> StoreResult<()>;
 

@@ -1,0 +1,221 @@
+//! Wiring: configuration in, a running service out. Builds the store, the core, the outbox
+//! worker and the HTTP router, and applies the configured instances and apps (idempotently).
+
+use crate::config::Config;
+use crate::delivery::{Worker, WorkerConfig, mail};
+use crate::http;
+use crate::metrics::Metrics;
+use anyhow::Context;
+use onramp_core::clock::{Clock, SystemClock};
+use onramp_core::hasher::{HashParams, HasherConfig, PasswordHasher};
+use onramp_core::model::{App, DEFAULT_INSTANCE, Domain};
+use onramp_core::password::PasswordPolicy;
+use onramp_core::ports::AppSpec;
+use onramp_core::seal::SealKey;
+use onramp_core::service::{Limit, RateLimits};
+use onramp_core::token::{OsTokenGenerator, TokenGenerator};
+use onramp_core::{Onramp, Settings};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub onramp: Arc<Onramp>,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Time and randomness, injectable for tests.
+pub struct Ports {
+    pub clock: Arc<dyn Clock>,
+    pub tokens: Arc<dyn TokenGenerator>,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            tokens: Arc::new(OsTokenGenerator),
+        }
+    }
+}
+
+pub struct Service {
+    pub state: AppState,
+    pub worker: Worker,
+}
+
+impl Service {
+    pub async fn build(config: Config, ports: Ports) -> anyhow::Result<Self> {
+        let store = onramp_store::connect(
+            &config.database_url(),
+            &onramp_store::StoreOptions {
+                max_connections: config.database.max_connections,
+                acquire_timeout: std::time::Duration::from_secs(
+                    config.database.acquire_timeout_secs,
+                ),
+            },
+        )
+        .await
+        .context("opening the database")?;
+        store.migrate().await.context("migrating the database")?;
+        let seal = seal_key(&config, ports.tokens.as_ref())?;
+        let hasher = PasswordHasher::new(HasherConfig {
+            params: HashParams {
+                m_cost: config.hashing.memory_kib,
+                t_cost: config.hashing.iterations,
+                p_cost: config.hashing.parallelism,
+            },
+            threads: config.hashing.threads,
+            queue: config.hashing.queue,
+        })?;
+        let onramp = Arc::new(Onramp::new(
+            store,
+            ports.clock,
+            ports.tokens,
+            hasher,
+            seal,
+            settings(&config),
+        ));
+        apply_config(&onramp, &config).await?;
+        let metrics = Arc::new(Metrics::new());
+        let worker = Worker::new(
+            onramp.clone(),
+            mail::transport(&config.mail, &config.data_dir)?,
+            metrics.clone(),
+            WorkerConfig {
+                from: config.mail.from.clone(),
+                max_attempts: config.outbox.max_attempts,
+                retry_base: time::Duration::seconds(config.outbox.retry_base_secs),
+                poll_interval: std::time::Duration::from_millis(config.outbox.poll_interval_ms),
+                lease: time::Duration::minutes(5),
+                batch: 32,
+            },
+        )?;
+        Ok(Self {
+            state: AppState {
+                onramp,
+                config: Arc::new(config),
+                metrics,
+            },
+            worker,
+        })
+    }
+
+    pub fn router(&self) -> axum::Router {
+        http::router(self.state.clone())
+    }
+}
+
+fn settings(config: &Config) -> Settings {
+    let r = &config.rate_limits;
+    Settings {
+        password: PasswordPolicy {
+            min_chars: config.passwords.min_length,
+            max_chars: config.passwords.max_length,
+        },
+        activation_ttl: time::Duration::hours(config.tokens.activation_ttl_hours),
+        session_ttl: time::Duration::minutes(config.tokens.session_ttl_minutes),
+        public_url: config.public_url.clone(),
+        message_id_domain: message_id_domain(&config.mail.from),
+        rate_limits: RateLimits {
+            enabled: r.enabled,
+            signup_per_client: Limit::per_minutes(r.signup_per_client_per_10min, 10),
+            signup_per_email: Limit::per_minutes(r.signup_per_email_per_hour, 60),
+            signup_per_instance: Limit::per_minutes(r.signup_per_instance_per_minute, 1),
+            login_per_client: Limit::per_minutes(r.login_per_client_per_10min, 10),
+            login_per_identifier: Limit::per_minutes(r.login_per_identifier_per_10min, 10),
+        },
+    }
+}
+
+/// The domain of the From address, for Message-IDs.
+fn message_id_domain(from: &str) -> String {
+    from.rsplit('@')
+        .next()
+        .map(|d| d.trim_end_matches('>').trim().to_owned())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The configured key, or the one in `{data_dir}/secret.key` (created on first start, 0600).
+fn seal_key(config: &Config, tokens: &dyn TokenGenerator) -> anyhow::Result<SealKey> {
+    let hex = match &config.secret_key {
+        Some(k) => k.0.clone(),
+        None => {
+            let path = config.data_dir.join("secret.key");
+            if !path.exists() {
+                std::fs::create_dir_all(&config.data_dir)
+                    .with_context(|| format!("creating {}", config.data_dir.display()))?;
+                let mut bytes = [0u8; 32];
+                tokens.bytes(&mut bytes);
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                write_private(&path, hex.as_bytes())
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .trim()
+                .to_owned()
+        }
+    };
+    let mut key = [0u8; 32];
+    if hex.len() != 64 {
+        anyhow::bail!("secret key must be 64 hex characters");
+    }
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).context("secret key must be hex")?;
+    }
+    Ok(SealKey::from_bytes(key))
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}
+
+/// Create the configured instances and apps; running it twice changes nothing.
+pub async fn apply_config(onramp: &Onramp, config: &Config) -> anyhow::Result<()> {
+    onramp.ensure_instance(DEFAULT_INSTANCE).await?;
+    for inst in &config.instances {
+        let instance = onramp.ensure_instance(&inst.name).await?;
+        for app in &inst.apps {
+            let domains: Vec<Domain> = app
+                .domains
+                .iter()
+                .map(|d| Domain {
+                    id: d.id.clone(),
+                    title: d.title.clone(),
+                    description: d.description.clone(),
+                    help: d.help.clone(),
+                    allow_signup: d.allow_signup,
+                })
+                .collect();
+            let spec = AppSpec {
+                app: App {
+                    id: app.id.clone(),
+                    name: app.name.clone(),
+                    signup_url: app.signup_url.clone(),
+                    activation_token_in_response: app.activation_token_in_response,
+                    schema_version: schema_version(&app.id, &domains),
+                },
+                domains,
+            };
+            onramp.store().apply_app(instance.id, &spec).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `ver_…`: a digest of the app's schema, so it changes exactly when the schema does.
+fn schema_version(app_id: &str, domains: &[Domain]) -> String {
+    let doc = serde_json::json!({ "app": app_id, "domains": domains });
+    let digest = Sha256::digest(doc.to_string().as_bytes());
+    let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    format!("ver_{hex}")
+}

@@ -1,0 +1,462 @@
+//! Configuration: defaults, then a TOML file (`--config` / `ONRAMP_CONFIG`), then `ONRAMP_*`
+//! environment variables (`__` for nesting). Unknown keys are an error at start. Secrets are
+//! `Secret` values whose `Debug` hides them.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// A configuration value that must not be printed.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// Defaults to `sqlite://{data_dir}/onramp.sqlite3`.
+    pub database_url: Option<Secret>,
+    pub base_domain: String,
+    pub public_url: String,
+    /// 64 hex characters; seals outbox payloads. Defaults to a key generated into
+    /// `{data_dir}/secret.key` on first start. Nodes sharing a database must share it.
+    pub secret_key: Option<Secret>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    pub mail: MailConfig,
+    pub passwords: PasswordConfig,
+    pub hashing: HashingConfig,
+    pub tokens: TokenConfig,
+    pub rate_limits: RateLimitConfig,
+    pub outbox: OutboxConfig,
+    pub database: DatabaseConfig,
+    pub instances: Vec<InstanceConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./onramp-data"),
+            database_url: None,
+            base_domain: "localhost".into(),
+            public_url: "http://localhost:8080".into(),
+            secret_key: None,
+            trusted_proxies: Vec::new(),
+            mail: MailConfig::default(),
+            passwords: PasswordConfig::default(),
+            hashing: HashingConfig::default(),
+            tokens: TokenConfig::default(),
+            rate_limits: RateLimitConfig::default(),
+            outbox: OutboxConfig::default(),
+            database: DatabaseConfig::default(),
+            instances: vec![InstanceConfig {
+                name: "default".into(),
+                apps: Vec::new(),
+            }],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransportKind {
+    /// One `.eml` per message under `{data_dir}/mail/`.
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    pub transport: MailTransportKind,
+    pub from: String,
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://…` (TLS), `smtp://host:25` (plain).
+    pub smtp_url: Option<Secret>,
+    /// Seconds before an SMTP conversation is abandoned (and retried later).
+    pub timeout_secs: u64,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            transport: MailTransportKind::File,
+            from: "onramp <no-reply@localhost>".into(),
+            smtp_url: None,
+            timeout_secs: 15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    pub min_length: usize,
+    pub max_length: usize,
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        Self {
+            min_length: 8,
+            max_length: 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HashingConfig {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// 0: one per core.
+    pub threads: usize,
+    /// Jobs that may wait before requests get 503.
+    pub queue: usize,
+}
+
+impl Default for HashingConfig {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+            threads: 0,
+            queue: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    pub activation_ttl_hours: i64,
+    pub session_ttl_minutes: i64,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            activation_ttl_hours: 24,
+            session_ttl_minutes: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    pub signup_per_client_per_10min: u32,
+    pub signup_per_email_per_hour: u32,
+    pub signup_per_instance_per_minute: u32,
+    pub login_per_client_per_10min: u32,
+    pub login_per_identifier_per_10min: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            signup_per_client_per_10min: 30,
+            signup_per_email_per_hour: 5,
+            signup_per_instance_per_minute: 6000,
+            login_per_client_per_10min: 60,
+            login_per_identifier_per_10min: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Attempts before a message is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay; doubles each attempt, capped at an hour.
+    pub retry_base_secs: i64,
+    /// How often the worker looks for due messages when nothing wakes it.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            retry_base_secs: 5,
+            poll_interval_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout_secs: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceConfig {
+    pub name: String,
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    pub id: String,
+    pub name: String,
+    /// Base of activation links.
+    pub signup_url: String,
+    /// Seed 004 returns the emailed token from signup (default `true`, for compatibility);
+    /// `false` returns an opaque reference so only the mailbox owner can activate.
+    #[serde(default = "yes")]
+    pub activation_token_in_response: bool,
+    #[serde(default)]
+    pub domains: Vec<DomainConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DomainConfig {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub help: String,
+    #[serde(default = "yes")]
+    pub allow_signup: bool,
+}
+
+impl Config {
+    /// Load defaults <- `file` (if given; it must exist) <- `ONRAMP_*` environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                anyhow::bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(
+            Env::prefixed("ONRAMP_")
+                .split("__")
+                .ignore(&["config", "log"]),
+        );
+        let config: Config = figment
+            .extract()
+            .map_err(|e| anyhow::anyhow!(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parse a TOML document on top of the defaults (no environment); for tests and tools.
+    pub fn from_toml(doc: &str) -> anyhow::Result<Self> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(doc))
+            .extract()
+            .map_err(|e| anyhow::anyhow!(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.0.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir.join("onramp.sqlite3").display()
+            ),
+        }
+    }
+
+    /// Checks serde cannot express.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(format!(
+                "listen: {:?} is not an address like 127.0.0.1:8080",
+                self.listen
+            ));
+        }
+        if url::Url::parse(&self.public_url)
+            .map(|u| u.host().is_none())
+            .unwrap_or(true)
+        {
+            problems.push(format!(
+                "public_url: {:?} is not an absolute URL",
+                self.public_url
+            ));
+        }
+        if let Some(key) = &self.secret_key {
+            if key.0.len() != 64 || !key.0.chars().all(|c| c.is_ascii_hexdigit()) {
+                problems.push("secret_key: must be 64 hex characters (32 bytes)".into());
+            }
+        }
+        if self.mail.transport == MailTransportKind::Smtp && self.mail.smtp_url.is_none() {
+            problems.push("mail.smtp_url: required when mail.transport = \"smtp\"".into());
+        }
+        if self.passwords.min_length < 8 {
+            problems.push("passwords.min_length: must be at least 8".into());
+        }
+        if self.passwords.max_length < 64 || self.passwords.max_length < self.passwords.min_length {
+            problems
+                .push("passwords.max_length: must be at least 64 and at least min_length".into());
+        }
+        if self.hashing.memory_kib < 19_456 || self.hashing.iterations < 2 {
+            // Allowed (tests and small devices), but said out loud.
+            tracing::warn!(
+                "hashing parameters are below OWASP's Argon2id minimum (m=19456 KiB, t=2)"
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        for inst in &self.instances {
+            if !is_instance_name(&inst.name) {
+                problems.push(format!(
+                    "instances: {:?} is not a valid instance name (a-z, 0-9, '-')",
+                    inst.name
+                ));
+            }
+            if !names.insert(&inst.name) {
+                problems.push(format!("instances: {:?} is declared twice", inst.name));
+            }
+            let mut domain_ids = std::collections::HashSet::new();
+            for app in &inst.apps {
+                if url::Url::parse(&app.signup_url)
+                    .map(|u| u.host().is_none())
+                    .unwrap_or(true)
+                {
+                    problems.push(format!(
+                        "instances.apps[{}].signup_url: {:?} is not an absolute URL",
+                        app.id, app.signup_url
+                    ));
+                }
+                for d in &app.domains {
+                    if !domain_ids.insert(&d.id) {
+                        problems.push(format!(
+                            "instance {:?}: domain id {:?} is used twice",
+                            inst.name, d.id
+                        ));
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "))
+        }
+    }
+}
+
+/// Instance names are DNS labels: they become `{name}.{base_domain}`.
+pub fn is_instance_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+fn describe(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.database_url(), "sqlite://./onramp-data/onramp.sqlite3");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = Config::from_toml("listne = \"127.0.0.1:1\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listne"), "{err}");
+        let err = Config::from_toml("[mail]\ntransprt = \"file\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("transprt"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let c = Config::from_toml("database_url = \"sqlite://x?password=hunter2\"").unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_architecture_example_keys_for_this_build_parse() {
+        let doc = r#"
+            listen = "127.0.0.1:8080"
+            data_dir = "./onramp-data"
+            database_url = "sqlite://./onramp-data/onramp.sqlite3"
+            base_domain = "localhost"
+            public_url = "http://localhost:8080"
+            [mail]
+            transport = "file"
+            from = "onramp <no-reply@localhost>"
+            [[instances]]
+            name = "default"
+            [[instances.apps]]
+            id = "app_demo"
+            name = "Demo"
+            signup_url = "http://localhost:3000/activate"
+            [[instances.apps.domains]]
+            id = "dom_1234567890"
+            title = "Acme"
+            description = "Acme customers"
+            help = "Pick the domain of your company"
+            allow_signup = true
+        "#;
+        let c = Config::from_toml(doc).unwrap();
+        assert_eq!(c.instances[0].apps[0].domains[0].id, "dom_1234567890");
+        assert!(c.instances[0].apps[0].activation_token_in_response);
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let err = Config::from_toml("listen = \"nowhere\"\n[mail]\ntransport = \"smtp\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen") && err.contains("smtp_url"), "{err}");
+    }
+}

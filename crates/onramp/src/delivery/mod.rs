@@ -1,0 +1,144 @@
+//! Delivery: the outbox worker claims due messages, opens their sealed payload, renders the
+//! template, hands the mail to the transport, and records the outcome. Retries back off
+//! exponentially; after `max_attempts` a message is dead-lettered. Requests never send.
+
+pub mod mail;
+pub mod templates;
+
+use crate::metrics::Metrics;
+use mail::{MailTransport, SendError, build_message};
+use onramp_core::model::OutboxMessage;
+use onramp_core::{MailPayload, Onramp};
+use std::sync::Arc;
+use templates::Templates;
+use time::Duration;
+
+pub struct WorkerConfig {
+    pub from: String,
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub poll_interval: std::time::Duration,
+    pub lease: Duration,
+    pub batch: u32,
+}
+
+pub struct Worker {
+    onramp: Arc<Onramp>,
+    transport: Box<dyn MailTransport>,
+    templates: Templates,
+    metrics: Arc<Metrics>,
+    config: WorkerConfig,
+}
+
+const MAX_RETRY_DELAY: Duration = Duration::hours(1);
+
+impl Worker {
+    pub fn new(
+        onramp: Arc<Onramp>,
+        transport: Box<dyn MailTransport>,
+        metrics: Arc<Metrics>,
+        config: WorkerConfig,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            onramp,
+            transport,
+            templates: Templates::new()?,
+            metrics,
+            config,
+        })
+    }
+
+    /// Claim one batch of due messages and deliver it; returns how many were claimed.
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let store = self.onramp.store();
+        let batch = store
+            .claim_outbox(self.onramp.now(), self.config.lease, self.config.batch)
+            .await?;
+        let claimed = batch.len();
+        for message in batch {
+            let attempts = message.attempts + 1;
+            match self.deliver(&message).await {
+                Ok(()) => {
+                    store
+                        .outbox_delivered(message.id, self.onramp.now())
+                        .await?;
+                    self.metrics.outbox_delivered.inc();
+                }
+                Err(e) => {
+                    self.metrics.outbox_failures.inc();
+                    let retry_at = match &e {
+                        SendError::Transient(_) if attempts < self.config.max_attempts => {
+                            let factor = 1i32
+                                .checked_shl(attempts.saturating_sub(1).min(20))
+                                .unwrap_or(i32::MAX);
+                            let delay = (self.config.retry_base * factor).min(MAX_RETRY_DELAY);
+                            Some(self.onramp.now() + delay)
+                        }
+                        _ => None,
+                    };
+                    if retry_at.is_none() {
+                        tracing::error!(id = message.id, kind = %message.kind, error = %e, "outbox message dead-lettered");
+                    } else {
+                        tracing::warn!(id = message.id, kind = %message.kind, attempts, error = %e, "outbox delivery failed; will retry");
+                    }
+                    store
+                        .outbox_failed(message.id, attempts, retry_at, &e.to_string())
+                        .await?;
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Deliver until nothing is due (for tests and `onramp outbox drain`-like use).
+    pub async fn drain(&self) -> anyhow::Result<usize> {
+        let mut total = 0;
+        for _ in 0..1000 {
+            let n = self.run_once().await?;
+            total += n;
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    async fn deliver(&self, message: &OutboxMessage) -> Result<(), SendError> {
+        let plain = self
+            .onramp
+            .seal_key()
+            .open(&message.sealed_payload)
+            .map_err(|e| SendError::Permanent(e.to_string()))?;
+        let payload: MailPayload = serde_json::from_slice(&plain)
+            .map_err(|e| SendError::Permanent(format!("payload unreadable: {e}")))?;
+        let rendered = self
+            .templates
+            .render(&payload.template, &payload.language, &payload.vars)
+            .map_err(|e| SendError::Permanent(format!("template {}: {e}", payload.template)))?;
+        let mail = build_message(
+            &self.config.from,
+            &payload.to,
+            &payload.message_id,
+            &rendered,
+        )?;
+        self.transport.send(&mail).await
+    }
+
+    /// Run until `shutdown` resolves: wake on every enqueue, and poll for retries.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let wake = self.onramp.outbox_wake();
+        tokio::pin!(shutdown);
+        loop {
+            match self.run_once().await {
+                Ok(n) if n as u32 == self.config.batch => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "outbox worker pass failed"),
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Email templates: one folder per message and language (`subject.txt`, `body.txt`,
+//! `body.html`), embedded in the binary and rendered with minijinja (HTML auto-escaped).
+
+use minijinja::{AutoEscape, Environment};
+
+macro_rules! embed {
+    ($($name:literal / $lang:literal),* $(,)?) => {
+        &[$(
+            ($name, $lang, [
+                include_str!(concat!("../../templates/mail/", $name, "/", $lang, "/subject.txt")),
+                include_str!(concat!("../../templates/mail/", $name, "/", $lang, "/body.txt")),
+                include_str!(concat!("../../templates/mail/", $name, "/", $lang, "/body.html")),
+            ]),
+        )*]
+    };
+}
+
+/// (message, language, [subject, text, html])
+type Embedded = &'static [(&'static str, &'static str, [&'static str; 3])];
+
+const TEMPLATES: Embedded = embed!["signup_activation" / "en", "account_exists" / "en",];
+
+pub const FALLBACK_LANGUAGE: &str = "en";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedMail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+const PARTS: [&str; 3] = ["subject.txt", "body.txt", "body.html"];
+
+impl Templates {
+    pub fn new() -> Result<Self, minijinja::Error> {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+        for (name, lang, parts) in TEMPLATES {
+            for (part, source) in PARTS.iter().zip(parts.iter()) {
+                env.add_template_owned(format!("{name}/{lang}/{part}"), *source)?;
+            }
+        }
+        Ok(Self { env })
+    }
+
+    /// The best language we have for `wanted` (a BCP 47 tag): exact, then its primary
+    /// subtag, then English.
+    pub fn language_for(&self, name: &str, wanted: &str) -> &'static str {
+        let wanted = wanted.to_ascii_lowercase();
+        let primary = wanted
+            .split(['-', '_'])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let have = |l: &str| {
+            TEMPLATES
+                .iter()
+                .find(|(n, lang, _)| *n == name && *lang == l)
+                .map(|(_, lang, _)| *lang)
+        };
+        have(&wanted)
+            .or_else(|| have(&primary))
+            .unwrap_or(FALLBACK_LANGUAGE)
+    }
+
+    pub fn render(
+        &self,
+        name: &str,
+        language: &str,
+        vars: &serde_json::Value,
+    ) -> Result<RenderedMail, minijinja::Error> {
+        let lang = self.language_for(name, language);
+        let part = |p: &str| -> Result<String, minijinja::Error> {
+            self.env
+                .get_template(&format!("{name}/{lang}/{p}"))?
+                .render(vars)
+        };
+        Ok(RenderedMail {
+            // A subject is one line, whatever a variable held.
+            subject: part("subject.txt")?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
+            text: part("body.txt")?,
+            html: part("body.html")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn activation_mail_states_generated_credentials_on_their_own_lines() {
+        let t = Templates::new().unwrap();
+        let m = t
+            .render(
+                "signup_activation",
+                "en",
+                &json!({"name": "June", "app_name": "Demo", "account_title": "Acme", "link": "http://x/#&token=t",
+                        "username": "june.doe", "password": "s3cretPw", "username_generated": true,
+                        "password_generated": true, "expires_hours": 24}),
+            )
+            .unwrap();
+        assert_eq!(m.subject, "Activate your Demo account");
+        assert!(
+            m.text.lines().any(|l| l == "Username: june.doe"),
+            "{}",
+            m.text
+        );
+        assert!(
+            m.text.lines().any(|l| l == "Password: s3cretPw"),
+            "{}",
+            m.text
+        );
+    }
+
+    #[test]
+    fn a_chosen_password_is_never_repeated() {
+        let t = Templates::new().unwrap();
+        let m = t
+            .render(
+                "signup_activation",
+                "en",
+                &json!({"username": "junedoe1", "password_generated": false}),
+            )
+            .unwrap();
+        assert!(!m.text.contains("Password:"), "{}", m.text);
+    }
+
+    #[test]
+    fn html_parts_escape_variables() {
+        let t = Templates::new().unwrap();
+        let m = t
+            .render(
+                "account_exists",
+                "en",
+                &json!({"name": "<script>x</script>"}),
+            )
+            .unwrap();
+        assert!(m.html.contains("&lt;script&gt;"));
+        assert!(m.text.contains("<script>"), "text parts are not HTML");
+    }
+
+    #[test]
+    fn languages_fall_back_to_english() {
+        let t = Templates::new().unwrap();
+        assert_eq!(t.language_for("account_exists", "en-GB"), "en");
+        assert_eq!(t.language_for("account_exists", "xx"), "en");
+    }
+}

@@ -1,0 +1,169 @@
+//! The HTTP surfaces. Each surface module parses its own wire format into core calls and renders
+//! outcomes and errors in its own format; what they share (instance resolution, client address,
+//! body limit, metrics, the ops endpoints) lives here.
+
+pub mod openapi;
+pub mod ops;
+pub mod v1;
+
+use crate::app::AppState;
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use std::net::{IpAddr, SocketAddr};
+
+/// Bodies over this are refused with 413 before any parsing or hashing (SECURITY.md 9).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(v1::routes())
+        .merge(ops::routes())
+        .fallback(v1::error::not_found)
+        .method_not_allowed_fallback(v1::error::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    state
+        .metrics
+        .requests
+        .get_or_create(&crate::metrics::RequestLabels {
+            method,
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// The instance a request addresses: `{instance}.{base_domain}` names one; any other host
+/// means `default`. Links never come from this header; only the choice of directory does.
+pub fn instance_name(headers: &HeaderMap, base_domain: &str) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let host = match host.rsplit_once(':') {
+        Some((h, port))
+            if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(']')
+                || host.starts_with('[') && host.ends_with(']') =>
+        {
+            if host.starts_with('[') {
+                host.as_str()
+            } else {
+                h
+            }
+        }
+        _ => host.as_str(),
+    };
+    let suffix = format!(".{}", base_domain.to_ascii_lowercase());
+    match host.strip_suffix(&suffix) {
+        Some(label) if crate::config::is_instance_name(label) => label.to_owned(),
+        _ => onramp_core::model::DEFAULT_INSTANCE.to_owned(),
+    }
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the nearest
+/// untrusted address in `X-Forwarded-For`.
+pub fn client_addr(
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+    trusted: &[IpAddr],
+) -> Option<IpAddr> {
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted.contains(ip))
+            .unwrap_or(peer),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn host(h: &str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert("host", HeaderValue::from_str(h).unwrap());
+        m
+    }
+
+    #[test]
+    fn instances_are_named_by_the_first_label_under_the_base_domain() {
+        assert_eq!(
+            instance_name(&host("acme.localhost:8080"), "localhost"),
+            "acme"
+        );
+        assert_eq!(
+            instance_name(&host("ACME.example.com"), "example.com"),
+            "acme"
+        );
+        assert_eq!(
+            instance_name(&host("localhost:8080"), "localhost"),
+            "default"
+        );
+        assert_eq!(
+            instance_name(&host("127.0.0.1:8080"), "localhost"),
+            "default"
+        );
+        assert_eq!(
+            instance_name(&host("a.b.localhost"), "localhost"),
+            "default"
+        );
+        assert_eq!(instance_name(&host("evil.com"), "localhost"), "default");
+        assert_eq!(instance_name(&host("[::1]:8080"), "localhost"), "default");
+        assert_eq!(instance_name(&HeaderMap::new(), "localhost"), "default");
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let mut ext = axum::http::Extensions::new();
+        ext.insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 5000))));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.2.3.4, 5.6.7.8"),
+        );
+        assert_eq!(
+            client_addr(&ext, &headers, &[]),
+            Some("10.0.0.1".parse().unwrap())
+        );
+        let trusted = ["10.0.0.1".parse().unwrap()];
+        assert_eq!(
+            client_addr(&ext, &headers, &trusted),
+            Some("5.6.7.8".parse().unwrap())
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! Operations endpoints: liveness, readiness, Prometheus metrics, the JWKS, the OpenAPI document.
+
+use super::v1::error::V1Error;
+use crate::app::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/openapi.json", get(openapi))
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "alive")))]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// The database answers.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, description = "ready"), (status = 503, description = "database unreachable")))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.onramp.store().ping().await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus metrics", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    if let Ok(counts) = state.onramp.store().outbox_counts().await {
+        m.outbox_pending
+            .set(i64::try_from(counts.pending).unwrap_or(i64::MAX));
+        m.outbox_dead
+            .set(i64::try_from(counts.dead).unwrap_or(i64::MAX));
+    }
+    m.hash_queue_depth
+        .set(i64::try_from(state.onramp.hasher().queue_depth()).unwrap_or(i64::MAX));
+    match m.encode() {
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// The signing keys of the addressed instance, as a JWKS.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "ops", responses((status = 200, description = "JSON Web Key Set")))]
+pub async fn jwks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, V1Error> {
+    let name = super::instance_name(&headers, &state.config.base_domain);
+    let instance = state.onramp.instance(&name).await?;
+    let ring = state.onramp.key_ring(&instance).await?;
+    Ok(Json(json!({ "keys": ring.jwks() })))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI 3.1 document")))]
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::document(),
+    )
+        .into_response()
+}

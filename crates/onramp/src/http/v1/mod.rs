@@ -1,0 +1,104 @@
+//! onramp's native API (seed 004): `/v1/apps/{app_id}/schema`, `/v1/auth/signup`,
+//! `/v1/auth/signup-activation`, `/v1/auth/login`, `/v1/auth/logout`, `/v1/auth/session`.
+
+pub mod error;
+pub mod schema;
+pub mod session;
+pub mod signup;
+
+use crate::app::AppState;
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use error::V1Error;
+use onramp_core::model::Instance;
+use serde::de::DeserializeOwned;
+use std::net::IpAddr;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/apps/{app_id}/schema", get(schema::app_schema))
+        .route("/v1/auth/signup", post(signup::signup))
+        .route("/v1/auth/signup-activation", post(signup::activate))
+        .route("/v1/auth/login", post(session::login))
+        .route("/v1/auth/logout", post(session::logout))
+        .route("/v1/auth/session", get(session::current))
+}
+
+/// The addressed instance (from `Host`), or a `/v1` 404.
+pub struct V1Instance(pub Instance);
+
+impl FromRequestParts<AppState> for V1Instance {
+    type Rejection = V1Error;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let name = super::instance_name(&parts.headers, &state.config.base_domain);
+        Ok(Self(state.onramp.instance(&name).await?))
+    }
+}
+
+/// The client's address, for rate limits.
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(super::client_addr(
+            &parts.extensions,
+            &parts.headers,
+            &state.config.trusted_proxies,
+        )))
+    }
+}
+
+/// A JSON body whose every rejection is a `/v1` error with a stable code.
+pub struct V1Json<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for V1Json<T> {
+    type Rejection = V1Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> V1Error {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => V1Error::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the body as JSON with Content-Type: application/json.",
+        ),
+        JsonRejection::JsonSyntaxError(_) => V1Error::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "The body is not valid JSON.",
+        ),
+        JsonRejection::JsonDataError(e) => {
+            V1Error::new(StatusCode::BAD_REQUEST, "malformed_request", &e.body_text())
+        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => V1Error::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("The body must be at most {} bytes.", super::BODY_LIMIT),
+        ),
+        other => V1Error::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            &other.body_text(),
+        ),
+    }
+}

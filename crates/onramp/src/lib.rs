@@ -1,0 +1,10 @@
+//! The onramp service: configuration, wiring, the HTTP surfaces and delivery. `main.rs` only
+//! parses the command line and calls `cli::run`.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod http;
+pub mod metrics;
+pub mod telemetry;
