@@ -38,11 +38,7 @@ impl EmailAddress {
             _ => return Err(invalid()),
         };
         if local.chars().any(|c| {
-            c.is_whitespace()
-                || matches!(
-                    c,
-                    '<' | '>' | '(' | ')' | ',' | ';' | ':' | '\\' | '"' | '[' | ']'
-                )
+            c.is_whitespace() || matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | ':' | '\\' | '"' | '[' | ']')
         }) || local.starts_with('.')
             || local.ends_with('.')
             || local.contains("..")
@@ -54,11 +50,7 @@ impl EmailAddress {
         }
         // UTS #46 mapping and validation; the domain must have a dot-separated label structure.
         let ascii_domain = idna::domain_to_ascii_strict(domain).map_err(|_| invalid())?;
-        if !ascii_domain.contains('.')
-            || ascii_domain
-                .split('.')
-                .any(|l| l.is_empty() || l.len() > 63)
-        {
+        if !ascii_domain.contains('.') || ascii_domain.split('.').any(|l| l.is_empty() || l.len() > 63) {
             return Err(invalid());
         }
         let canonical_local: String = local.nfkc().collect::<String>().to_lowercase();
@@ -66,10 +58,7 @@ impl EmailAddress {
         if canonical.len() > MAX_TOTAL {
             return Err(FieldError::new("email", "email_too_long", "is too long"));
         }
-        Ok(Self {
-            as_entered: cleaned,
-            canonical,
-        })
+        Ok(Self { as_entered: cleaned, canonical })
     }
 
     /// The address as the person typed it (less surrounding space and invisible characters).
@@ -89,10 +78,7 @@ impl EmailAddress {
 
     /// Rebuild from stored columns (already validated when first parsed).
     pub fn from_stored(as_entered: String, canonical: String) -> Self {
-        Self {
-            as_entered,
-            canonical,
-        }
+        Self { as_entered, canonical }
     }
 }
 
@@ -115,11 +101,7 @@ mod tests {
             "alice@ＥＸＡＭＰＬＥ.com",
         ];
         for f in forms {
-            assert_eq!(
-                EmailAddress::parse(f).unwrap().canonical(),
-                "alice@example.com",
-                "{f:?}"
-            );
+            assert_eq!(EmailAddress::parse(f).unwrap().canonical(), "alice@example.com", "{f:?}");
         }
     }
 
@@ -159,12 +141,7 @@ mod tests {
     #[test]
     fn length_limits_hold() {
         let local = "a".repeat(65);
-        assert_eq!(
-            EmailAddress::parse(&format!("{local}@example.com"))
-                .unwrap_err()
-                .code,
-            "email_too_long"
-        );
+        assert_eq!(EmailAddress::parse(&format!("{local}@example.com")).unwrap_err().code, "email_too_long");
         let long_domain = format!("{}.com", ["abcdefghij"; 25].join("."));
         assert!(EmailAddress::parse(&format!("a@{long_domain}")).is_err());
         assert!(EmailAddress::parse(&format!("{}@example.com", "a".repeat(64))).is_ok());

@@ -17,11 +17,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &str, code: &'static str, message: &str) -> Self {
-        Self {
-            field: field.to_owned(),
-            code,
-            message: message.to_owned(),
-        }
+        Self { field: field.to_owned(), code, message: message.to_owned() }
     }
 
     /// The same error reported under another field name (surfaces name fields differently).
@@ -101,9 +97,7 @@ impl CoreError {
             Self::TokenExpired => "The token has expired; sign up again for a new one.".into(),
             Self::TokenUsed => "The token was already used.".into(),
             Self::InvalidCredentials => "Wrong username, email or password.".into(),
-            Self::NotActivated => {
-                "Activate the account from the email we sent before logging in.".into()
-            }
+            Self::NotActivated => "Activate the account from the email we sent before logging in.".into(),
             Self::AccountDisabled => "The account is disabled.".into(),
             Self::SessionInvalid => "The session is not valid; log in again.".into(),
             Self::RateLimited { .. } => "Too many requests; try again later.".into(),

@@ -23,11 +23,7 @@ pub struct HashParams {
 
 impl Default for HashParams {
     fn default() -> Self {
-        Self {
-            m_cost: 19_456,
-            t_cost: 2,
-            p_cost: 1,
-        }
+        Self { m_cost: 19_456, t_cost: 2, p_cost: 1 }
     }
 }
 
@@ -42,11 +38,7 @@ pub struct HasherConfig {
 
 impl Default for HasherConfig {
     fn default() -> Self {
-        Self {
-            params: HashParams::default(),
-            threads: 0,
-            queue: 64,
-        }
+        Self { params: HashParams::default(), threads: 0, queue: 64 }
     }
 }
 
@@ -66,15 +58,8 @@ pub struct Verified {
 }
 
 enum Job {
-    Hash {
-        password: Password,
-        reply: oneshot::Sender<Result<String, HashError>>,
-    },
-    Verify {
-        phc: String,
-        password: Password,
-        reply: oneshot::Sender<Result<Verified, HashError>>,
-    },
+    Hash { password: Password, reply: oneshot::Sender<Result<String, HashError>> },
+    Verify { phc: String, password: Password, reply: oneshot::Sender<Result<Verified, HashError>> },
 }
 
 /// A handle to the hashing pool; clones share it. The threads end when the last handle drops.
@@ -94,9 +79,7 @@ struct Inner {
 impl PasswordHasher {
     pub fn new(config: HasherConfig) -> Result<Self, HashError> {
         let threads = if config.threads == 0 {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
         } else {
             config.threads
         };
@@ -114,19 +97,9 @@ impl PasswordHasher {
         // unknown user takes as long to refuse as a wrong password.
         let mut secret = [0u8; 16];
         OsRng.fill_bytes(&mut secret);
-        let dummy_phc = hash_with(
-            params,
-            &secret,
-            &mut vec![Block::default(); params.m_cost as usize],
-        )?;
+        let dummy_phc = hash_with(params, &secret, &mut vec![Block::default(); params.m_cost as usize])?;
         Ok(Self {
-            inner: Arc::new(Inner {
-                jobs,
-                params,
-                threads,
-                in_flight: AtomicUsize::new(0),
-                dummy_phc,
-            }),
+            inner: Arc::new(Inner { jobs, params, threads, in_flight: AtomicUsize::new(0), dummy_phc }),
         })
     }
 
@@ -146,20 +119,13 @@ impl PasswordHasher {
     /// Argon2id PHC string of `password`.
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Job::Hash {
-            password: password.clone(),
-            reply,
-        })?;
+        self.submit(Job::Hash { password: password.clone(), reply })?;
         self.wait(rx).await
     }
 
     pub async fn verify(&self, phc: &str, password: &Password) -> Result<Verified, HashError> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Job::Verify {
-            phc: phc.to_owned(),
-            password: password.clone(),
-            reply,
-        })?;
+        self.submit(Job::Verify { phc: phc.to_owned(), password: password.clone(), reply })?;
         self.wait(rx).await
     }
 
@@ -185,9 +151,7 @@ impl PasswordHasher {
     }
 
     async fn wait<T>(&self, rx: oneshot::Receiver<Result<T, HashError>>) -> Result<T, HashError> {
-        let result = rx
-            .await
-            .unwrap_or_else(|_| Err(HashError::Failed("hashing thread ended".into())));
+        let result = rx.await.unwrap_or_else(|_| Err(HashError::Failed("hashing thread ended".into())));
         self.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
         result
     }
@@ -210,27 +174,14 @@ fn worker(queue: Receiver<Job>, params: HashParams) {
             Job::Hash { password, reply } => {
                 let _ = reply.send(hash_with(params, password.expose().as_bytes(), &mut memory));
             }
-            Job::Verify {
-                phc,
-                password,
-                reply,
-            } => {
-                let _ = reply.send(verify_with(
-                    params,
-                    &phc,
-                    password.expose().as_bytes(),
-                    &mut memory,
-                ));
+            Job::Verify { phc, password, reply } => {
+                let _ = reply.send(verify_with(params, &phc, password.expose().as_bytes(), &mut memory));
             }
         }
     }
 }
 
-fn hash_with(
-    params: HashParams,
-    password: &[u8],
-    memory: &mut [Block],
-) -> Result<String, HashError> {
+fn hash_with(params: HashParams, password: &[u8], memory: &mut [Block]) -> Result<String, HashError> {
     let mut salt = [0u8; 16];
     OsRng.fill_bytes(&mut salt);
     let mut out = [0u8; 32];
@@ -261,14 +212,8 @@ fn verify_with(
         return Err(HashError::Failed("stored hash is not argon2id".into()));
     }
     let params = Params::try_from(&parsed).map_err(|e| bad(&e))?;
-    let stored = HashParams {
-        m_cost: params.m_cost(),
-        t_cost: params.t_cost(),
-        p_cost: params.p_cost(),
-    };
-    let expected = parsed
-        .hash
-        .ok_or_else(|| HashError::Failed("stored hash has no output".into()))?;
+    let stored = HashParams { m_cost: params.m_cost(), t_cost: params.t_cost(), p_cost: params.p_cost() };
+    let expected = parsed.hash.ok_or_else(|| HashError::Failed("stored hash has no output".into()))?;
     let mut salt_buf = [0u8; 64];
     let salt = parsed
         .salt
@@ -296,10 +241,7 @@ fn verify_with(
     let needs_rehash = stored.m_cost < configured.m_cost
         || stored.t_cost < configured.t_cost
         || stored.p_cost != configured.p_cost;
-    Ok(Verified {
-        matches,
-        needs_rehash,
-    })
+    Ok(Verified { matches, needs_rehash })
 }
 
 #[cfg(test)]
@@ -307,15 +249,7 @@ mod tests {
     use super::*;
 
     fn small() -> HasherConfig {
-        HasherConfig {
-            params: HashParams {
-                m_cost: 64,
-                t_cost: 1,
-                p_cost: 1,
-            },
-            threads: 1,
-            queue: 4,
-        }
+        HasherConfig { params: HashParams { m_cost: 64, t_cost: 1, p_cost: 1 }, threads: 1, queue: 4 }
     }
 
     #[tokio::test]
@@ -325,25 +259,13 @@ mod tests {
         let phc = h.hash(&pw).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{phc}");
         assert!(h.verify(&phc, &pw).await.unwrap().matches);
-        assert!(
-            !h.verify(&phc, &Password::for_verification("wrong horse"))
-                .await
-                .unwrap()
-                .matches
-        );
+        assert!(!h.verify(&phc, &Password::for_verification("wrong horse")).await.unwrap().matches);
     }
 
     #[tokio::test]
     async fn default_parameters_follow_owasp_minimums() {
-        let h = PasswordHasher::new(HasherConfig {
-            threads: 1,
-            ..Default::default()
-        })
-        .unwrap();
-        let phc = h
-            .hash(&Password::for_verification("some password"))
-            .await
-            .unwrap();
+        let h = PasswordHasher::new(HasherConfig { threads: 1, ..Default::default() }).unwrap();
+        let phc = h.hash(&Password::for_verification("some password")).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
         // 16-byte salt = 22 base64 characters.
         assert_eq!(phc.split('$').nth(4).unwrap().len(), 22);
@@ -355,11 +277,7 @@ mod tests {
         let pw = Password::for_verification("correct horse");
         let phc = weak.hash(&pw).await.unwrap();
         let strong = PasswordHasher::new(HasherConfig {
-            params: HashParams {
-                m_cost: 128,
-                t_cost: 2,
-                p_cost: 1,
-            },
+            params: HashParams { m_cost: 128, t_cost: 2, p_cost: 1 },
             ..small()
         })
         .unwrap();
@@ -370,11 +288,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_at_once() {
         let h = PasswordHasher::new(HasherConfig {
-            params: HashParams {
-                m_cost: 19_456,
-                t_cost: 4,
-                p_cost: 1,
-            },
+            params: HashParams { m_cost: 19_456, t_cost: 4, p_cost: 1 },
             threads: 1,
             queue: 1,
         })

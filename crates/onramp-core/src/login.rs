@@ -26,11 +26,7 @@ const MAX_PASSWORD_BYTES: usize = 4096;
 
 impl Onramp {
     #[tracing::instrument(skip_all, fields(instance = %instance.name))]
-    pub async fn login(
-        &self,
-        instance: &Instance,
-        input: LoginInput,
-    ) -> Result<LoggedIn, CoreError> {
+    pub async fn login(&self, instance: &Instance, input: LoginInput) -> Result<LoggedIn, CoreError> {
         let identifier = input.identifier.trim();
         if identifier.is_empty() {
             return Err(CoreError::field("username", "required", "is required"));
@@ -51,20 +47,12 @@ impl Onramp {
         };
         let limits = &self.settings.rate_limits;
         if let Some(client) = &input.client {
-            self.limit(
-                &format!("login:client:{}:{client}", instance.id.0),
-                limits.login_per_client,
-            )
-            .await?;
+            self.limit(&format!("login:client:{}:{client}", instance.id.0), limits.login_per_client).await?;
         }
         let id_key = match &lookup {
             LoginLookup::EmailCanonical(k) | LoginLookup::UsernameCanonical(k) => k,
         };
-        self.limit(
-            &format!("login:id:{}:{id_key}", instance.id.0),
-            limits.login_per_identifier,
-        )
-        .await?;
+        self.limit(&format!("login:id:{}:{id_key}", instance.id.0), limits.login_per_identifier).await?;
 
         let password = Password::for_verification(&input.password);
         let Some(user) = self.store.login_record(instance.id, &lookup).await? else {
@@ -82,12 +70,9 @@ impl Onramp {
         }
         if verified.needs_rehash {
             let fresh = self.hasher.hash(&password).await?;
-            self.store
-                .set_password_hash(instance.id, user.user_key, &fresh)
-                .await?;
+            self.store.set_password_hash(instance.id, user.user_key, &fresh).await?;
         }
-        self.start_session(instance, user.user_key, &user.public_id)
-            .await
+        self.start_session(instance, user.user_key, &user.public_id).await
     }
 
     /// Issue a session for a user who has proven who they are.
@@ -116,35 +101,16 @@ impl Onramp {
             iat: now.unix_timestamp(),
             exp: session.expires_at.unix_timestamp(),
         };
-        let token = self
-            .key_ring(instance)
-            .await?
-            .sign(&claims)
-            .map_err(CoreError::Internal)?;
+        let token = self.key_ring(instance).await?.sign(&claims).map_err(CoreError::Internal)?;
         Ok(LoggedIn { token, session })
     }
 
     /// The live session a bearer token stands for, or `SessionInvalid`.
-    pub async fn authenticate(
-        &self,
-        instance: &Instance,
-        token: &str,
-    ) -> Result<SessionRecord, CoreError> {
+    pub async fn authenticate(&self, instance: &Instance, token: &str) -> Result<SessionRecord, CoreError> {
         let now = self.now();
-        let claims = self
-            .key_ring(instance)
-            .await?
-            .verify(token, now)
-            .ok_or(CoreError::SessionInvalid)?;
-        let session = self
-            .store
-            .session(instance.id, &claims.sid)
-            .await?
-            .ok_or(CoreError::SessionInvalid)?;
-        if session.revoked_at.is_some()
-            || session.expires_at <= now
-            || session.user_public_id != claims.sub
-        {
+        let claims = self.key_ring(instance).await?.verify(token, now).ok_or(CoreError::SessionInvalid)?;
+        let session = self.store.session(instance.id, &claims.sid).await?.ok_or(CoreError::SessionInvalid)?;
+        if session.revoked_at.is_some() || session.expires_at <= now || session.user_public_id != claims.sub {
             return Err(CoreError::SessionInvalid);
         }
         Ok(session)
@@ -153,11 +119,7 @@ impl Onramp {
     #[tracing::instrument(skip_all, fields(instance = %instance.name))]
     pub async fn logout(&self, instance: &Instance, token: &str) -> Result<(), CoreError> {
         let session = self.authenticate(instance, token).await?;
-        if self
-            .store
-            .revoke_session(instance.id, &session.id, self.now())
-            .await?
-        {
+        if self.store.revoke_session(instance.id, &session.id, self.now()).await? {
             Ok(())
         } else {
             Err(CoreError::SessionInvalid)

@@ -139,6 +139,9 @@ pub struct NewSignup {
     pub user: NewUser,
     pub verification: NewVerification,
     pub message: NewOutboxMessage,
+    /// A pending registration of the same email whose live activation secret was issued after
+    /// this moment is left alone (and nothing is written): a burst of signups sends one mail.
+    pub replace_pending_issued_before: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +153,9 @@ pub enum SignupOutcome {
     ReplacedPending,
     /// The email belongs to an activated (or disabled) user; nothing was written.
     EmailExists { email: String, name: String },
+    /// The email belongs to a pending user who was sent an activation moments ago; nothing
+    /// was written.
+    PendingRecently,
 }
 
 /// What an activation returns (seed 004).
@@ -205,9 +211,7 @@ pub struct SigningKeyRecord {
 
 impl std::fmt::Debug for SigningKeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKeyRecord")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
+        f.debug_struct("SigningKeyRecord").field("kid", &self.kid).finish_non_exhaustive()
     }
 }
 

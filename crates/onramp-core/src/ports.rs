@@ -54,11 +54,7 @@ pub trait Store: Send + Sync + 'static {
     /// Account + pending user + activation secret + outbox message, atomically. An email that
     /// exists already is never duplicated (a unique index on the canonical email decides).
     /// `Err(Unique("username"))` when the username is taken by someone else.
-    async fn create_signup(
-        &self,
-        instance: InstanceId,
-        signup: &NewSignup,
-    ) -> StoreResult<SignupOutcome>;
+    async fn create_signup(&self, instance: InstanceId, signup: &NewSignup) -> StoreResult<SignupOutcome>;
     /// Redeem an activation secret once: consume it, activate the user, void the user's other
     /// activation secrets.
     async fn activate_signup(
@@ -75,25 +71,11 @@ pub trait Store: Send + Sync + 'static {
         instance: InstanceId,
         lookup: &LoginLookup,
     ) -> StoreResult<Option<LoginRecord>>;
-    async fn set_password_hash(
-        &self,
-        instance: InstanceId,
-        user_key: i64,
-        hash: &str,
-    ) -> StoreResult<()>;
-    async fn create_session(
-        &self,
-        instance: InstanceId,
-        session: &SessionRecord,
-    ) -> StoreResult<()>;
+    async fn set_password_hash(&self, instance: InstanceId, user_key: i64, hash: &str) -> StoreResult<()>;
+    async fn create_session(&self, instance: InstanceId, session: &SessionRecord) -> StoreResult<()>;
     async fn session(&self, instance: InstanceId, id: &str) -> StoreResult<Option<SessionRecord>>;
     /// Returns whether a live session was revoked by this call.
-    async fn revoke_session(
-        &self,
-        instance: InstanceId,
-        id: &str,
-        now: OffsetDateTime,
-    ) -> StoreResult<bool>;
+    async fn revoke_session(&self, instance: InstanceId, id: &str, now: OffsetDateTime) -> StoreResult<bool>;
 
     // --- outbox ---
 

@@ -27,11 +27,7 @@ impl SealKey {
     pub fn seal(&self, nonce: [u8; 24], plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
         let cipher = XChaCha20Poly1305::new((&self.0).into());
         let mut out = nonce.to_vec();
-        out.extend(
-            cipher
-                .encrypt(XNonce::from_slice(&nonce), plaintext)
-                .map_err(|_| SealError)?,
-        );
+        out.extend(cipher.encrypt(XNonce::from_slice(&nonce), plaintext).map_err(|_| SealError)?);
         Ok(out)
     }
 

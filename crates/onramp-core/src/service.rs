@@ -25,10 +25,7 @@ pub struct Limit {
 
 impl Limit {
     pub const fn per_minutes(max: u32, minutes: i64) -> Self {
-        Self {
-            max,
-            window: Duration::minutes(minutes),
-        }
+        Self { max, window: Duration::minutes(minutes) }
     }
 }
 
@@ -59,6 +56,8 @@ impl Default for RateLimits {
 pub struct Settings {
     pub password: PasswordPolicy,
     pub activation_ttl: Duration,
+    /// The least time between two activation mails to one pending address.
+    pub resend_interval: Duration,
     pub session_ttl: Duration,
     /// Origin of links that point at onramp itself, e.g. `http://localhost:8080`.
     pub public_url: String,
@@ -72,6 +71,7 @@ impl Default for Settings {
         Self {
             password: PasswordPolicy::default(),
             activation_ttl: Duration::hours(24),
+            resend_interval: Duration::seconds(60),
             session_ttl: Duration::hours(1),
             public_url: "http://localhost:8080".into(),
             message_id_domain: "localhost".into(),
@@ -154,34 +154,22 @@ impl Onramp {
 
     /// Find or create an instance (with a signing key on creation).
     pub async fn ensure_instance(&self, name: &str) -> Result<Instance, CoreError> {
-        let key =
-            generate_key(self.tokens.public_id("key"), self.now()).map_err(CoreError::Internal)?;
+        let key = generate_key(self.tokens.public_id("key"), self.now()).map_err(CoreError::Internal)?;
         Ok(self.store.ensure_instance(name, key).await?)
     }
 
     pub async fn instance(&self, name: &str) -> Result<Instance, CoreError> {
-        self.store
-            .instance_by_name(name)
-            .await?
-            .ok_or(CoreError::InstanceNotFound)
+        self.store.instance_by_name(name).await?.ok_or(CoreError::InstanceNotFound)
     }
 
     /// The instance's signing keys, loaded once and cached.
     pub async fn key_ring(&self, instance: &Instance) -> Result<Arc<KeyRing>, CoreError> {
-        if let Some(ring) = self
-            .keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&instance.id)
-        {
+        if let Some(ring) = self.keys.read().unwrap_or_else(|e| e.into_inner()).get(&instance.id) {
             return Ok(ring.clone());
         }
         let records = self.store.signing_keys(instance.id).await?;
         let ring = Arc::new(KeyRing::new(instance.clone(), records).map_err(CoreError::Internal)?);
-        self.keys
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(instance.id, ring.clone());
+        self.keys.write().unwrap_or_else(|e| e.into_inner()).insert(instance.id, ring.clone());
         Ok(ring)
     }
 
@@ -191,11 +179,7 @@ impl Onramp {
         instance: &Instance,
         app_id: &str,
     ) -> Result<(App, Vec<Domain>), CoreError> {
-        let app = self
-            .store
-            .app(instance.id, app_id)
-            .await?
-            .ok_or(CoreError::AppNotFound)?;
+        let app = self.store.app(instance.id, app_id).await?.ok_or(CoreError::AppNotFound)?;
         let domains = self.store.app_domains(instance.id, app_id).await?;
         Ok((app, domains))
     }
@@ -208,11 +192,7 @@ impl Onramp {
         language: &str,
         vars: serde_json::Value,
     ) -> Result<NewOutboxMessage, CoreError> {
-        let message_id = format!(
-            "<{}@{}>",
-            self.uuid().simple(),
-            self.settings.message_id_domain
-        );
+        let message_id = format!("<{}@{}>", self.uuid().simple(), self.settings.message_id_domain);
         let payload = MailPayload {
             template: template.into(),
             to: to.into(),
@@ -223,10 +203,7 @@ impl Onramp {
         let plain = serde_json::to_vec(&payload).map_err(|e| CoreError::Internal(e.to_string()))?;
         let mut nonce = [0u8; 24];
         self.tokens.bytes(&mut nonce);
-        let sealed = self
-            .seal
-            .seal(nonce, &plain)
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let sealed = self.seal.seal(nonce, &plain).map_err(|e| CoreError::Internal(e.to_string()))?;
         Ok(NewOutboxMessage {
             kind: format!("mail:{template}"),
             recipient: to.into(),
@@ -246,6 +223,15 @@ impl Onramp {
         self.outbox_wake.notify_one();
     }
 
+    /// Count a hit under `key`; `false` once over `limit` (for sends that are skipped, not refused).
+    pub(crate) async fn within(&self, key: &str, limit: Limit) -> Result<bool, CoreError> {
+        match self.limit(key, limit).await {
+            Ok(()) => Ok(true),
+            Err(CoreError::RateLimited { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Count a hit against `limit` under `key`; `RateLimited` once over.
     pub(crate) async fn limit(&self, key: &str, limit: Limit) -> Result<(), CoreError> {
         if !self.settings.rate_limits.enabled {
@@ -258,9 +244,8 @@ impl Onramp {
             .map_err(|e| CoreError::Internal(e.to_string()))?;
         let hits = self.store.rate_limit_hit(key, start, now).await?;
         if hits > limit.max {
-            let retry_after_secs = u64::try_from(start_secs + window - now.unix_timestamp())
-                .unwrap_or(1)
-                .max(1);
+            let retry_after_secs =
+                u64::try_from(start_secs + window - now.unix_timestamp()).unwrap_or(1).max(1);
             return Err(CoreError::RateLimited { retry_after_secs });
         }
         Ok(())
@@ -270,9 +255,7 @@ impl Onramp {
 impl From<HashError> for CoreError {
     fn from(e: HashError) -> Self {
         match e {
-            HashError::Busy => CoreError::Busy {
-                retry_after_secs: 1,
-            },
+            HashError::Busy => CoreError::Busy { retry_after_secs: 1 },
             HashError::Failed(m) => CoreError::Internal(m),
         }
     }

@@ -30,11 +30,7 @@ pub struct Claims {
 pub fn generate_key(kid: String, now: OffsetDateTime) -> Result<SigningKeyRecord, String> {
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     let der = key.to_pkcs8_der().map_err(|e| e.to_string())?;
-    Ok(SigningKeyRecord {
-        kid,
-        pkcs8_der: der.as_bytes().to_vec(),
-        created_at: now,
-    })
+    Ok(SigningKeyRecord { kid, pkcs8_der: der.as_bytes().to_vec(), created_at: now })
 }
 
 struct Key {
@@ -68,8 +64,7 @@ impl KeyRing {
         let keys = records
             .into_iter()
             .map(|r| {
-                let signing =
-                    SigningKey::from_pkcs8_der(&r.pkcs8_der).map_err(|e| e.to_string())?;
+                let signing = SigningKey::from_pkcs8_der(&r.pkcs8_der).map_err(|e| e.to_string())?;
                 let x = URL_SAFE_NO_PAD.encode(signing.verifying_key().to_bytes());
                 Ok(Key {
                     encoding: EncodingKey::from_ed_der(&r.pkcs8_der),
@@ -103,9 +98,7 @@ impl KeyRing {
         // Expiry is checked below against the injected clock, not the system's.
         validation.validate_exp = false;
         validation.required_spec_claims.clear();
-        let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
-            .ok()?
-            .claims;
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).ok()?.claims;
         (claims.inst == self.instance.name && claims.exp > now.unix_timestamp()).then_some(claims)
     }
 
@@ -132,10 +125,7 @@ mod tests {
 
     fn ring(name: &str) -> KeyRing {
         let now = datetime!(2026-01-01 0:00 UTC);
-        let inst = Instance {
-            id: InstanceId(1),
-            name: name.into(),
-        };
+        let inst = Instance { id: InstanceId(1), name: name.into() };
         KeyRing::new(inst, vec![generate_key(format!("k-{name}"), now).unwrap()]).unwrap()
     }
 
@@ -166,10 +156,7 @@ mod tests {
         let now = datetime!(2026-01-01 0:00 UTC);
         let a = ring("a");
         let token = a.sign(&claims("a", now.unix_timestamp() + 60)).unwrap();
-        assert!(
-            a.verify(&token, now + time::Duration::seconds(61))
-                .is_none()
-        );
+        assert!(a.verify(&token, now + time::Duration::seconds(61)).is_none());
         let mut tampered = token.clone();
         tampered.replace_range(token.len() - 4.., "AAAA");
         assert!(a.verify(&tampered, now).is_none());

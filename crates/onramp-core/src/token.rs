@@ -24,9 +24,7 @@ pub struct OsTokenGenerator;
 
 fn pick(alphabet: &[u8], len: usize) -> String {
     let mut rng = OsRng;
-    (0..len)
-        .map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())]))
-        .collect()
+    (0..len).map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())])).collect()
 }
 
 impl TokenGenerator for OsTokenGenerator {
@@ -44,10 +42,7 @@ impl TokenGenerator for OsTokenGenerator {
 
     fn password(&self) -> String {
         // No look-alikes (0/O, 1/l/I) so a password read from an email can be typed.
-        pick(
-            b"23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ",
-            20,
-        )
+        pick(b"23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ", 20)
     }
 
     fn bytes(&self, out: &mut [u8]) {
@@ -75,17 +70,11 @@ mod tests {
 
     #[test]
     fn secret_hash_is_sha256_hex() {
-        assert_eq!(
-            secret_hash("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(secret_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]
     fn two_tokens_differ() {
-        assert_ne!(
-            OsTokenGenerator.secret_token(),
-            OsTokenGenerator.secret_token()
-        );
+        assert_ne!(OsTokenGenerator.secret_token(), OsTokenGenerator.secret_token());
     }
 }

@@ -17,9 +17,7 @@ pub const MAX_USERNAME_CHARS: usize = 64;
 /// The comparison key of a username: confusables map to one skeleton.
 pub fn username_key(input: &str) -> String {
     let lowered: String = input.trim().nfkc().collect::<String>().to_lowercase();
-    unicode_security::skeleton(&lowered)
-        .collect::<String>()
-        .to_lowercase()
+    unicode_security::skeleton(&lowered).collect::<String>().to_lowercase()
 }
 
 impl Username {
@@ -87,18 +85,12 @@ mod tests {
 
     #[test]
     fn usernames_may_not_look_like_emails() {
-        assert_eq!(
-            Username::parse("june@doe.com").unwrap_err().code,
-            "invalid_username"
-        );
+        assert_eq!(Username::parse("june@doe.com").unwrap_err().code, "invalid_username");
     }
 
     #[test]
     fn short_usernames_are_refused() {
-        assert_eq!(
-            Username::parse("junedoe").unwrap_err().code,
-            "username_too_short"
-        );
+        assert_eq!(Username::parse("junedoe").unwrap_err().code, "username_too_short");
         assert!(Username::parse("junedoe1").is_ok());
     }
 

@@ -17,10 +17,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self {
-            max_connections: 8,
-            acquire_timeout: std::time::Duration::from_secs(5),
-        }
+        Self { max_connections: 8, acquire_timeout: std::time::Duration::from_secs(5) }
     }
 }
 

@@ -24,10 +24,9 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
                 StoreError::Unique("other")
             }
         }
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
         _ => StoreError::Other(e.to_string()),
     }
 }

@@ -34,10 +34,7 @@ pub struct Ports {
 
 impl Default for Ports {
     fn default() -> Self {
-        Self {
-            clock: Arc::new(SystemClock),
-            tokens: Arc::new(OsTokenGenerator),
-        }
+        Self { clock: Arc::new(SystemClock), tokens: Arc::new(OsTokenGenerator) }
     }
 }
 
@@ -52,9 +49,7 @@ impl Service {
             &config.database_url(),
             &onramp_store::StoreOptions {
                 max_connections: config.database.max_connections,
-                acquire_timeout: std::time::Duration::from_secs(
-                    config.database.acquire_timeout_secs,
-                ),
+                acquire_timeout: std::time::Duration::from_secs(config.database.acquire_timeout_secs),
             },
         )
         .await
@@ -70,14 +65,7 @@ impl Service {
             threads: config.hashing.threads,
             queue: config.hashing.queue,
         })?;
-        let onramp = Arc::new(Onramp::new(
-            store,
-            ports.clock,
-            ports.tokens,
-            hasher,
-            seal,
-            settings(&config),
-        ));
+        let onramp = Arc::new(Onramp::new(store, ports.clock, ports.tokens, hasher, seal, settings(&config)));
         apply_config(&onramp, &config).await?;
         let metrics = Arc::new(Metrics::new());
         let worker = Worker::new(
@@ -89,18 +77,15 @@ impl Service {
                 max_attempts: config.outbox.max_attempts,
                 retry_base: time::Duration::seconds(config.outbox.retry_base_secs),
                 poll_interval: std::time::Duration::from_millis(config.outbox.poll_interval_ms),
-                lease: time::Duration::minutes(5),
-                batch: 32,
+                lease: time::Duration::seconds(i64::try_from(config.outbox.lease_secs).unwrap_or(60)),
+                // Sent one after another, a batch must end inside its lease even when every
+                // send runs into the timeout.
+                batch: u32::try_from(config.outbox.lease_secs / (config.mail.timeout_secs + 1))
+                    .unwrap_or(1)
+                    .clamp(1, 32),
             },
         )?;
-        Ok(Self {
-            state: AppState {
-                onramp,
-                config: Arc::new(config),
-                metrics,
-            },
-            worker,
-        })
+        Ok(Self { state: AppState { onramp, config: Arc::new(config), metrics }, worker })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -116,6 +101,7 @@ fn settings(config: &Config) -> Settings {
             max_chars: config.passwords.max_length,
         },
         activation_ttl: time::Duration::hours(config.tokens.activation_ttl_hours),
+        resend_interval: time::Duration::seconds(config.tokens.resend_interval_secs),
         session_ttl: time::Duration::minutes(config.tokens.session_ttl_minutes),
         public_url: config.public_url.clone(),
         message_id_domain: message_id_domain(&config.mail.from),

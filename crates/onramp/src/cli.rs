@@ -47,9 +47,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen.clone();
     let service = Service::build(config, Ports::default()).await?;
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "onramp listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -58,15 +57,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let worker = tokio::spawn(service.worker.run(async move {
         let _ = worker_stop.wait_for(|stop| *stop).await;
     }));
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-    })
-    .await?;
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+        })
+        .await?;
     let _ = stop_tx.send(true);
     let _ = worker.await;
     Ok(())

@@ -60,10 +60,7 @@ impl Default for Config {
             rate_limits: RateLimitConfig::default(),
             outbox: OutboxConfig::default(),
             database: DatabaseConfig::default(),
-            instances: vec![InstanceConfig {
-                name: "default".into(),
-                apps: Vec::new(),
-            }],
+            instances: vec![InstanceConfig { name: "default".into(), apps: Vec::new() }],
         }
     }
 }
@@ -107,10 +104,7 @@ pub struct PasswordConfig {
 
 impl Default for PasswordConfig {
     fn default() -> Self {
-        Self {
-            min_length: 8,
-            max_length: 1024,
-        }
+        Self { min_length: 8, max_length: 1024 }
     }
 }
 
@@ -128,13 +122,7 @@ pub struct HashingConfig {
 
 impl Default for HashingConfig {
     fn default() -> Self {
-        Self {
-            memory_kib: 19_456,
-            iterations: 2,
-            parallelism: 1,
-            threads: 0,
-            queue: 64,
-        }
+        Self { memory_kib: 19_456, iterations: 2, parallelism: 1, threads: 0, queue: 64 }
     }
 }
 
@@ -142,15 +130,14 @@ impl Default for HashingConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct TokenConfig {
     pub activation_ttl_hours: i64,
+    /// The least time between two activation mails to one pending address.
+    pub resend_interval_secs: i64,
     pub session_ttl_minutes: i64,
 }
 
 impl Default for TokenConfig {
     fn default() -> Self {
-        Self {
-            activation_ttl_hours: 24,
-            session_ttl_minutes: 60,
-        }
+        Self { activation_ttl_hours: 24, resend_interval_secs: 60, session_ttl_minutes: 60 }
     }
 }
 
@@ -187,15 +174,14 @@ pub struct OutboxConfig {
     pub retry_base_secs: i64,
     /// How often the worker looks for due messages when nothing wakes it.
     pub poll_interval_ms: u64,
+    /// How long a claimed message stays with its worker; a crashed worker's messages are
+    /// retried after this. Batches are sized to finish within it at the mail timeout.
+    pub lease_secs: u64,
 }
 
 impl Default for OutboxConfig {
     fn default() -> Self {
-        Self {
-            max_attempts: 10,
-            retry_base_secs: 5,
-            poll_interval_ms: 1000,
-        }
+        Self { max_attempts: 10, retry_base_secs: 5, poll_interval_ms: 1000, lease_secs: 60 }
     }
 }
 
@@ -208,10 +194,7 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            max_connections: 8,
-            acquire_timeout_secs: 5,
-        }
+        Self { max_connections: 8, acquire_timeout_secs: 5 }
     }
 }
 
@@ -265,14 +248,8 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(
-            Env::prefixed("ONRAMP_")
-                .split("__")
-                .ignore(&["config", "log"]),
-        );
-        let config: Config = figment
-            .extract()
-            .map_err(|e| anyhow::anyhow!(describe(e)))?;
+        figment = figment.merge(Env::prefixed("ONRAMP_").split("__").ignore(&["config", "log"]));
+        let config: Config = figment.extract().map_err(|e| anyhow::anyhow!(describe(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -290,10 +267,7 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.0.clone(),
-            None => format!(
-                "sqlite://{}",
-                self.data_dir.join("onramp.sqlite3").display()
-            ),
+            None => format!("sqlite://{}", self.data_dir.join("onramp.sqlite3").display()),
         }
     }
 
@@ -301,58 +275,44 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut problems = Vec::new();
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            problems.push(format!(
-                "listen: {:?} is not an address like 127.0.0.1:8080",
-                self.listen
-            ));
+            problems.push(format!("listen: {:?} is not an address like 127.0.0.1:8080", self.listen));
         }
-        if url::Url::parse(&self.public_url)
-            .map(|u| u.host().is_none())
-            .unwrap_or(true)
+        if url::Url::parse(&self.public_url).map(|u| u.host().is_none()).unwrap_or(true) {
+            problems.push(format!("public_url: {:?} is not an absolute URL", self.public_url));
+        }
+        if let Some(key) = &self.secret_key
+            && (key.0.len() != 64 || !key.0.chars().all(|c| c.is_ascii_hexdigit()))
         {
-            problems.push(format!(
-                "public_url: {:?} is not an absolute URL",
-                self.public_url
-            ));
-        }
-        if let Some(key) = &self.secret_key {
-            if key.0.len() != 64 || !key.0.chars().all(|c| c.is_ascii_hexdigit()) {
-                problems.push("secret_key: must be 64 hex characters (32 bytes)".into());
-            }
+            problems.push("secret_key: must be 64 hex characters (32 bytes)".into());
         }
         if self.mail.transport == MailTransportKind::Smtp && self.mail.smtp_url.is_none() {
             problems.push("mail.smtp_url: required when mail.transport = \"smtp\"".into());
+        }
+        if self.outbox.lease_secs <= self.mail.timeout_secs {
+            problems.push("outbox.lease_secs: must be longer than mail.timeout_secs".into());
         }
         if self.passwords.min_length < 8 {
             problems.push("passwords.min_length: must be at least 8".into());
         }
         if self.passwords.max_length < 64 || self.passwords.max_length < self.passwords.min_length {
-            problems
-                .push("passwords.max_length: must be at least 64 and at least min_length".into());
+            problems.push("passwords.max_length: must be at least 64 and at least min_length".into());
         }
         if self.hashing.memory_kib < 19_456 || self.hashing.iterations < 2 {
             // Allowed (tests and small devices), but said out loud.
-            tracing::warn!(
-                "hashing parameters are below OWASP's Argon2id minimum (m=19456 KiB, t=2)"
-            );
+            tracing::warn!("hashing parameters are below OWASP's Argon2id minimum (m=19456 KiB, t=2)");
         }
         let mut names = std::collections::HashSet::new();
         for inst in &self.instances {
             if !is_instance_name(&inst.name) {
-                problems.push(format!(
-                    "instances: {:?} is not a valid instance name (a-z, 0-9, '-')",
-                    inst.name
-                ));
+                problems
+                    .push(format!("instances: {:?} is not a valid instance name (a-z, 0-9, '-')", inst.name));
             }
             if !names.insert(&inst.name) {
                 problems.push(format!("instances: {:?} is declared twice", inst.name));
             }
             let mut domain_ids = std::collections::HashSet::new();
             for app in &inst.apps {
-                if url::Url::parse(&app.signup_url)
-                    .map(|u| u.host().is_none())
-                    .unwrap_or(true)
-                {
+                if url::Url::parse(&app.signup_url).map(|u| u.host().is_none()).unwrap_or(true) {
                     problems.push(format!(
                         "instances.apps[{}].signup_url: {:?} is not an absolute URL",
                         app.id, app.signup_url
@@ -360,10 +320,8 @@ impl Config {
                 }
                 for d in &app.domains {
                     if !domain_ids.insert(&d.id) {
-                        problems.push(format!(
-                            "instance {:?}: domain id {:?} is used twice",
-                            inst.name, d.id
-                        ));
+                        problems
+                            .push(format!("instance {:?}: domain id {:?} is used twice", inst.name, d.id));
                     }
                 }
             }
@@ -380,18 +338,13 @@ impl Config {
 pub fn is_instance_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
 
 fn describe(e: figment::Error) -> String {
-    e.into_iter()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
+    e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]
@@ -407,13 +360,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_with_their_name() {
-        let err = Config::from_toml("listne = \"127.0.0.1:1\"")
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_toml("listne = \"127.0.0.1:1\"").unwrap_err().to_string();
         assert!(err.contains("listne"), "{err}");
-        let err = Config::from_toml("[mail]\ntransprt = \"file\"")
-            .unwrap_err()
-            .to_string();
+        let err = Config::from_toml("[mail]\ntransprt = \"file\"").unwrap_err().to_string();
         assert!(err.contains("transprt"), "{err}");
     }
 
@@ -454,9 +403,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_explained() {
-        let err = Config::from_toml("listen = \"nowhere\"\n[mail]\ntransport = \"smtp\"")
-            .unwrap_err()
-            .to_string();
+        let err =
+            Config::from_toml("listen = \"nowhere\"\n[mail]\ntransport = \"smtp\"").unwrap_err().to_string();
         assert!(err.contains("listen") && err.contains("smtp_url"), "{err}");
     }
 }

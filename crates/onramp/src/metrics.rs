@@ -43,34 +43,18 @@ impl Metrics {
             hash_queue_depth: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "http_requests",
-            "HTTP requests by route and status",
-            requests,
-        );
+        registry.register("http_requests", "HTTP requests by route and status", requests);
         registry.register("signups", "Signups accepted", m.signups.clone());
         registry.register("activations", "Signups activated", m.activations.clone());
         registry.register("logins", "Successful logins", m.logins.clone());
-        registry.register(
-            "outbox_delivered",
-            "Outbox messages delivered",
-            m.outbox_delivered.clone(),
-        );
+        registry.register("outbox_delivered", "Outbox messages delivered", m.outbox_delivered.clone());
         registry.register(
             "outbox_failures",
             "Outbox delivery attempts that failed",
             m.outbox_failures.clone(),
         );
-        registry.register(
-            "outbox_pending",
-            "Outbox messages waiting for delivery",
-            m.outbox_pending.clone(),
-        );
-        registry.register(
-            "outbox_dead",
-            "Outbox messages dead-lettered",
-            m.outbox_dead.clone(),
-        );
+        registry.register("outbox_pending", "Outbox messages waiting for delivery", m.outbox_pending.clone());
+        registry.register("outbox_dead", "Outbox messages dead-lettered", m.outbox_dead.clone());
         registry.register(
             "hash_queue_depth",
             "Password hashing jobs queued or running",

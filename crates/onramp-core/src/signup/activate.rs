@@ -21,11 +21,7 @@ impl Onramp {
         if token.len() > MAX_TOKEN_LEN {
             return Err(CoreError::TokenNotFound);
         }
-        match self
-            .store
-            .activate_signup(instance.id, &secret_hash(token), self.now())
-            .await?
-        {
+        match self.store.activate_signup(instance.id, &secret_hash(token), self.now()).await? {
             Ok(done) => Ok(done),
             Err(RedeemError::NotFound) => Err(CoreError::TokenNotFound),
             Err(RedeemError::Expired) => Err(CoreError::TokenExpired),

@@ -47,23 +47,17 @@ pub struct SignupAccepted {
 
 const MAX_TEXT: usize = 200;
 const GENERATED_USERNAME_TRIES: usize = 5;
+/// "Someone tried to sign up with your address" mails per address.
+const ACCOUNT_EXISTS_MAILS: crate::service::Limit = crate::service::Limit::per_minutes(1, 10);
 
 fn required_text(field: &str, value: &str, errors: &mut Vec<FieldError>) -> String {
     let v = value.trim();
     if v.is_empty() {
         errors.push(FieldError::new(field, "required", "is required"));
     } else if v.chars().count() > MAX_TEXT {
-        errors.push(FieldError::new(
-            field,
-            "too_long",
-            &format!("must be at most {MAX_TEXT} characters"),
-        ));
+        errors.push(FieldError::new(field, "too_long", &format!("must be at most {MAX_TEXT} characters")));
     } else if v.chars().any(char::is_control) {
-        errors.push(FieldError::new(
-            field,
-            "invalid_characters",
-            "must not contain control characters",
-        ));
+        errors.push(FieldError::new(field, "invalid_characters", "must not contain control characters"));
     }
     v.to_owned()
 }
@@ -78,12 +72,8 @@ impl Onramp {
         let domain_id = required_text("domain_id", &input.domain_id, &mut errors);
         let account_title = required_text("account_title", &input.account_title, &mut errors);
         let name = required_text("name", &input.name, &mut errors);
-        let email = EmailAddress::parse(&input.email)
-            .map_err(|e| errors.push(e))
-            .ok();
-        let country = CountryCode::parse("country_id", &input.country_id)
-            .map_err(|e| errors.push(e))
-            .ok();
+        let email = EmailAddress::parse(&input.email).map_err(|e| errors.push(e)).ok();
+        let country = CountryCode::parse("country_id", &input.country_id).map_err(|e| errors.push(e)).ok();
         let username = blank_to_none(&input.username)
             .map(Username::parse)
             .transpose()
@@ -108,24 +98,14 @@ impl Onramp {
                     ));
                     None
                 } else {
-                    self.settings
-                        .password
-                        .check("password", raw, &context)
-                        .map_err(|e| errors.push(e))
-                        .ok()
+                    self.settings.password.check("password", raw, &context).map_err(|e| errors.push(e)).ok()
                 }
             }
         };
         match (email, country) {
-            (Some(email), Some(country)) if errors.is_empty() => Ok(SignupCommand {
-                domain_id,
-                account_title,
-                name,
-                username,
-                password,
-                email,
-                country,
-            }),
+            (Some(email), Some(country)) if errors.is_empty() => {
+                Ok(SignupCommand { domain_id, account_title, name, username, password, email, country })
+            }
             _ => Err(CoreError::Validation(errors)),
         }
     }
@@ -155,48 +135,28 @@ impl Onramp {
         let cmd = self.validate_signup(&input)?;
         let limits = &self.settings.rate_limits;
         if let Some(client) = &input.client {
-            self.limit(
-                &format!("signup:client:{}:{client}", instance.id.0),
-                limits.signup_per_client,
-            )
-            .await?;
+            self.limit(&format!("signup:client:{}:{client}", instance.id.0), limits.signup_per_client)
+                .await?;
         }
-        self.limit(
-            &format!("signup:instance:{}", instance.id.0),
-            limits.signup_per_instance,
-        )
-        .await?;
+        self.limit(&format!("signup:instance:{}", instance.id.0), limits.signup_per_instance).await?;
         self.limit(
             &format!("signup:email:{}:{}", instance.id.0, cmd.email.canonical()),
             limits.signup_per_email,
         )
         .await?;
 
-        let (app, domain) = self
-            .store
-            .signup_domain(instance.id, &cmd.domain_id)
-            .await?
-            .ok_or_else(|| {
-                CoreError::field(
-                    "domain_id",
-                    "unknown_domain",
-                    "is not a signup domain of this instance",
-                )
+        let (app, domain) =
+            self.store.signup_domain(instance.id, &cmd.domain_id).await?.ok_or_else(|| {
+                CoreError::field("domain_id", "unknown_domain", "is not a signup domain of this instance")
             })?;
         if !domain.allow_signup {
-            return Err(CoreError::field(
-                "domain_id",
-                "signup_not_allowed",
-                "does not allow signup",
-            ));
+            return Err(CoreError::field("domain_id", "signup_not_allowed", "does not allow signup"));
         }
 
         // One hash per request, on every path (the "exists" path included, for equal timing).
         let password_generated = cmd.password.is_none();
-        let password = cmd
-            .password
-            .clone()
-            .unwrap_or_else(|| Password::for_verification(&self.tokens.password()));
+        let password =
+            cmd.password.clone().unwrap_or_else(|| Password::for_verification(&self.tokens.password()));
         let password_hash = self.hasher.hash(&password).await?;
 
         let token = self.tokens.secret_token();
@@ -250,42 +210,37 @@ impl Onramp {
                     secret_hash: secret_hash(&token),
                     expires_at: now + self.settings.activation_ttl,
                 },
-                message: self.outbox_mail(
-                    "signup_activation",
-                    cmd.email.as_entered(),
-                    "en",
-                    vars,
-                )?,
+                message: self.outbox_mail("signup_activation", cmd.email.as_entered(), "en", vars)?,
+                replace_pending_issued_before: now - self.settings.resend_interval,
             };
             match self.store.create_signup(instance.id, &signup).await {
                 Ok(SignupOutcome::Created | SignupOutcome::ReplacedPending) => {
                     self.wake_outbox();
-                    let token = if app.activation_token_in_response {
-                        token
-                    } else {
-                        self.tokens.secret_token()
-                    };
+                    let token =
+                        if app.activation_token_in_response { token } else { self.tokens.secret_token() };
                     return Ok(SignupAccepted { token });
                 }
-                Ok(SignupOutcome::EmailExists { email, name }) => {
-                    let vars =
-                        json!({ "name": name, "app_name": app.name, "login_url": app.signup_url });
-                    let message = self.outbox_mail("account_exists", &email, "en", vars)?;
-                    self.store.enqueue(instance.id, &message).await?;
-                    self.wake_outbox();
+                Ok(SignupOutcome::PendingRecently) => {
                     // A token of the same shape that activates nothing.
-                    return Ok(SignupAccepted {
-                        token: self.tokens.secret_token(),
-                    });
+                    return Ok(SignupAccepted { token: self.tokens.secret_token() });
+                }
+                Ok(SignupOutcome::EmailExists { email, name }) => {
+                    // The owner hears of it, at most once per window (SECURITY.md 23).
+                    let key = format!("mail:account_exists:{}:{}", instance.id.0, cmd.email.canonical());
+                    if self.within(&key, ACCOUNT_EXISTS_MAILS).await? {
+                        let vars = json!({ "name": name, "app_name": app.name, "login_url": app.signup_url });
+                        let message = self.outbox_mail("account_exists", &email, "en", vars)?;
+                        self.store.enqueue(instance.id, &message).await?;
+                        self.wake_outbox();
+                    }
+                    return Ok(SignupAccepted { token: self.tokens.secret_token() });
                 }
                 Err(StoreError::Unique("username")) if cmd.username.is_none() => continue,
                 Err(StoreError::Unique("username")) => return Err(CoreError::UsernameTaken),
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(CoreError::Internal(
-            "could not find a free generated username".into(),
-        ))
+        Err(CoreError::Internal("could not find a free generated username".into()))
     }
 }
 
@@ -312,9 +267,6 @@ mod tests {
     #[test]
     fn the_link_carries_the_token_in_query_and_fragment() {
         let link = activation_link("http://localhost:3000/activate?lang=en", "abc123");
-        assert_eq!(
-            link,
-            "http://localhost:3000/activate?lang=en&token=abc123#&token=abc123"
-        );
+        assert_eq!(link, "http://localhost:3000/activate?lang=en&token=abc123#&token=abc123");
     }
 }

@@ -28,11 +28,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(10))
             .foreign_keys(true);
-        if let Some(parent) = connect
-            .get_filename()
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
+        if let Some(parent) = connect.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|e| StoreError::Unavailable(format!("{}: {e}", parent.display())))?;
         }
@@ -59,30 +55,21 @@ fn status(s: &str) -> UserStatus {
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR
-            .run(&self.writer)
-            .await
-            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+        MIGRATOR.run(&self.writer).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
-            .await
-            .map_err(db_err)
-            .map(|_| ())
+        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_err).map(|_| ())
     }
 
     async fn ensure_instance(&self, name: &str, key: SigningKeyRecord) -> StoreResult<Instance> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO instances (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(ts(key.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        sqlx::query("INSERT INTO instances (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING")
+            .bind(name)
+            .bind(ts(key.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         let id: i64 = sqlx::query_scalar("SELECT id FROM instances WHERE name = ?")
             .bind(name)
             .fetch_one(&mut *tx)
@@ -95,20 +82,19 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db_err)?;
         if has_key.is_none() {
-            sqlx::query("INSERT INTO signing_keys (instance_id, kid, pkcs8_der, created_at) VALUES (?, ?, ?, ?)")
-                .bind(id)
-                .bind(&key.kid)
-                .bind(&key.pkcs8_der)
-                .bind(ts(key.created_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            sqlx::query(
+                "INSERT INTO signing_keys (instance_id, kid, pkcs8_der, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(&key.kid)
+            .bind(&key.pkcs8_der)
+            .bind(ts(key.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)?;
-        Ok(Instance {
-            id: InstanceId(id),
-            name: name.into(),
-        })
+        Ok(Instance { id: InstanceId(id), name: name.into() })
     }
 
     async fn instance_by_name(&self, name: &str) -> StoreResult<Option<Instance>> {
@@ -118,27 +104,18 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.reader)
                 .await
                 .map_err(db_err)?;
-        Ok(id.map(|id| Instance {
-            id: InstanceId(id),
-            name: name.into(),
-        }))
+        Ok(id.map(|id| Instance { id: InstanceId(id), name: name.into() }))
     }
 
     async fn signing_keys(&self, instance: InstanceId) -> StoreResult<Vec<SigningKeyRecord>> {
-        let rows = sqlx::query(
-            "SELECT kid, pkcs8_der, created_at FROM signing_keys WHERE instance_id = ?",
-        )
-        .bind(instance.0)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+        let rows = sqlx::query("SELECT kid, pkcs8_der, created_at FROM signing_keys WHERE instance_id = ?")
+            .bind(instance.0)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
         Ok(rows
             .into_iter()
-            .map(|r| SigningKeyRecord {
-                kid: r.get(0),
-                pkcs8_der: r.get(1),
-                created_at: from_ts(r.get(2)),
-            })
+            .map(|r| SigningKeyRecord { kid: r.get(0), pkcs8_der: r.get(1), created_at: from_ts(r.get(2)) })
             .collect())
     }
 
@@ -264,11 +241,7 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn create_signup(
-        &self,
-        instance: InstanceId,
-        s: &NewSignup,
-    ) -> StoreResult<SignupOutcome> {
+    async fn create_signup(&self, instance: InstanceId, s: &NewSignup) -> StoreResult<SignupOutcome> {
         let now = ts(s.message.created_at);
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let existing = sqlx::query("SELECT id, status, email, name, account_id FROM users WHERE instance_id = ? AND email_canonical = ?")
@@ -279,15 +252,26 @@ impl Store for SqliteStore {
             .map_err(db_err)?;
         let (user_id, outcome) = match existing {
             Some(r) if status(r.get::<String, _>(1).as_str()) != UserStatus::Pending => {
-                return Ok(SignupOutcome::EmailExists {
-                    email: r.get(2),
-                    name: r.get(3),
-                });
+                return Ok(SignupOutcome::EmailExists { email: r.get(2), name: r.get(3) });
             }
             Some(r) => {
                 // An unverified earlier registration of this address: this one replaces it, and
-                // every secret issued to it dies (pre-hijacking defence, SECURITY.md 20).
+                // every secret issued to it dies (pre-hijacking defence, SECURITY.md 20) --
+                // unless it was sent its activation moments ago.
                 let user_id: i64 = r.get(0);
+                let recent: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM verifications WHERE user_id = ? AND purpose = ? AND consumed_at IS NULL
+                       AND voided_at IS NULL AND created_at > ? LIMIT 1",
+                )
+                .bind(user_id)
+                .bind(Purpose::Activation.as_str())
+                .bind(ts(s.replace_pending_issued_before))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                if recent.is_some() {
+                    return Ok(SignupOutcome::PendingRecently);
+                }
                 let account_id: Option<i64> = r.get(4);
                 sqlx::query(
                     "UPDATE users SET email = ?, username = ?, username_canonical = ?, name = ?, language = ?,
@@ -410,23 +394,24 @@ impl Store for SqliteStore {
         if v.get::<i64, _>(2) <= now {
             return Ok(Err(RedeemError::Expired));
         }
-        let consumed = sqlx::query(
-            "UPDATE verifications SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL",
-        )
-        .bind(now)
-        .bind(vid)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        let consumed =
+            sqlx::query("UPDATE verifications SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL")
+                .bind(now)
+                .bind(vid)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
         if consumed.rows_affected() != 1 {
             return Ok(Err(RedeemError::AlreadyUsed));
         }
-        sqlx::query("UPDATE users SET status = 'active', activated_at = ? WHERE id = ? AND status = 'pending'")
-            .bind(now)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE users SET status = 'active', activated_at = ? WHERE id = ? AND status = 'pending'",
+        )
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         sqlx::query(
             "UPDATE verifications SET voided_at = ? WHERE user_id = ? AND purpose = ? AND consumed_at IS NULL AND voided_at IS NULL",
         )
@@ -468,12 +453,8 @@ impl Store for SqliteStore {
                 k,
             ),
         };
-        let row = sqlx::query(sql)
-            .bind(instance.0)
-            .bind(key)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let row =
+            sqlx::query(sql).bind(instance.0).bind(key).fetch_optional(&self.reader).await.map_err(db_err)?;
         Ok(row.map(|r| LoginRecord {
             user_key: r.get(0),
             public_id: r.get(1),
@@ -482,12 +463,7 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn set_password_hash(
-        &self,
-        instance: InstanceId,
-        user_key: i64,
-        hash: &str,
-    ) -> StoreResult<()> {
+    async fn set_password_hash(&self, instance: InstanceId, user_key: i64, hash: &str) -> StoreResult<()> {
         sqlx::query("UPDATE users SET password_hash = ? WHERE instance_id = ? AND id = ?")
             .bind(hash)
             .bind(instance.0)
@@ -535,19 +511,16 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn revoke_session(
-        &self,
-        instance: InstanceId,
-        id: &str,
-        now: OffsetDateTime,
-    ) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE sessions SET revoked_at = ? WHERE instance_id = ? AND id = ? AND revoked_at IS NULL")
-            .bind(ts(now))
-            .bind(instance.0)
-            .bind(id)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+    async fn revoke_session(&self, instance: InstanceId, id: &str, now: OffsetDateTime) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = ? WHERE instance_id = ? AND id = ? AND revoked_at IS NULL",
+        )
+        .bind(ts(now))
+        .bind(instance.0)
+        .bind(id)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
     }
 

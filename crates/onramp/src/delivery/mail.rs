@@ -30,21 +30,14 @@ pub fn build_message(
     message_id: &str,
     mail: &RenderedMail,
 ) -> Result<Message, SendError> {
-    let from: Mailbox = from
-        .parse()
-        .map_err(|e| SendError::Permanent(format!("bad from address: {e}")))?;
-    let to: Mailbox = to
-        .parse()
-        .map_err(|e| SendError::Permanent(format!("bad recipient: {e}")))?;
+    let from: Mailbox = from.parse().map_err(|e| SendError::Permanent(format!("bad from address: {e}")))?;
+    let to: Mailbox = to.parse().map_err(|e| SendError::Permanent(format!("bad recipient: {e}")))?;
     Message::builder()
         .from(from)
         .to(to)
         .subject(mail.subject.clone())
         .message_id(Some(message_id.to_owned()))
-        .multipart(MultiPart::alternative_plain_html(
-            mail.text.clone(),
-            mail.html.clone(),
-        ))
+        .multipart(MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone()))
         .map_err(|e| SendError::Permanent(e.to_string()))
 }
 
@@ -64,13 +57,7 @@ fn file_stem(message_id: &str) -> String {
     message_id
         .chars()
         .filter(|c| !matches!(c, '<' | '>'))
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') { c } else { '_' })
         .collect()
 }
 
@@ -103,9 +90,7 @@ pub struct SmtpTransport {
 
 impl SmtpTransport {
     pub fn from_url(url: &str, timeout: std::time::Duration) -> anyhow::Result<Self> {
-        let inner = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
-            .timeout(Some(timeout))
-            .build();
+        let inner = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?.timeout(Some(timeout)).build();
         Ok(Self { inner })
     }
 }
@@ -122,21 +107,12 @@ impl MailTransport for SmtpTransport {
 }
 
 /// The transport the configuration names.
-pub fn transport(
-    config: &MailConfig,
-    data_dir: &std::path::Path,
-) -> anyhow::Result<Box<dyn MailTransport>> {
+pub fn transport(config: &MailConfig, data_dir: &std::path::Path) -> anyhow::Result<Box<dyn MailTransport>> {
     Ok(match config.transport {
         MailTransportKind::File => Box::new(FileTransport::new(data_dir.join("mail"))),
         MailTransportKind::Smtp => {
-            let url = config
-                .smtp_url
-                .as_ref()
-                .ok_or_else(|| anyhow::anyhow!("mail.smtp_url is required"))?;
-            Box::new(SmtpTransport::from_url(
-                &url.0,
-                std::time::Duration::from_secs(config.timeout_secs),
-            )?)
+            let url = config.smtp_url.as_ref().ok_or_else(|| anyhow::anyhow!("mail.smtp_url is required"))?;
+            Box::new(SmtpTransport::from_url(&url.0, std::time::Duration::from_secs(config.timeout_secs))?)
         }
     })
 }

@@ -39,38 +39,27 @@ impl Worker {
         metrics: Arc<Metrics>,
         config: WorkerConfig,
     ) -> anyhow::Result<Self> {
-        Ok(Self {
-            onramp,
-            transport,
-            templates: Templates::new()?,
-            metrics,
-            config,
-        })
+        Ok(Self { onramp, transport, templates: Templates::new()?, metrics, config })
     }
 
     /// Claim one batch of due messages and deliver it; returns how many were claimed.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
         let store = self.onramp.store();
-        let batch = store
-            .claim_outbox(self.onramp.now(), self.config.lease, self.config.batch)
-            .await?;
+        let batch = store.claim_outbox(self.onramp.now(), self.config.lease, self.config.batch).await?;
         let claimed = batch.len();
         for message in batch {
             let attempts = message.attempts + 1;
             match self.deliver(&message).await {
                 Ok(()) => {
-                    store
-                        .outbox_delivered(message.id, self.onramp.now())
-                        .await?;
+                    store.outbox_delivered(message.id, self.onramp.now()).await?;
                     self.metrics.outbox_delivered.inc();
                 }
                 Err(e) => {
                     self.metrics.outbox_failures.inc();
                     let retry_at = match &e {
                         SendError::Transient(_) if attempts < self.config.max_attempts => {
-                            let factor = 1i32
-                                .checked_shl(attempts.saturating_sub(1).min(20))
-                                .unwrap_or(i32::MAX);
+                            let factor =
+                                1i32.checked_shl(attempts.saturating_sub(1).min(20)).unwrap_or(i32::MAX);
                             let delay = (self.config.retry_base * factor).min(MAX_RETRY_DELAY);
                             Some(self.onramp.now() + delay)
                         }
@@ -81,9 +70,7 @@ impl Worker {
                     } else {
                         tracing::warn!(id = message.id, kind = %message.kind, attempts, error = %e, "outbox delivery failed; will retry");
                     }
-                    store
-                        .outbox_failed(message.id, attempts, retry_at, &e.to_string())
-                        .await?;
+                    store.outbox_failed(message.id, attempts, retry_at, &e.to_string()).await?;
                 }
             }
         }
@@ -115,12 +102,7 @@ impl Worker {
             .templates
             .render(&payload.template, &payload.language, &payload.vars)
             .map_err(|e| SendError::Permanent(format!("template {}: {e}", payload.template)))?;
-        let mail = build_message(
-            &self.config.from,
-            &payload.to,
-            &payload.message_id,
-            &rendered,
-        )?;
+        let mail = build_message(&self.config.from, &payload.to, &payload.message_id, &rendered)?;
         self.transport.send(&mail).await
     }
 

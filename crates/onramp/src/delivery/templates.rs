@@ -39,11 +39,7 @@ impl Templates {
     pub fn new() -> Result<Self, minijinja::Error> {
         let mut env = Environment::new();
         env.set_auto_escape_callback(|name| {
-            if name.ends_with(".html") {
-                AutoEscape::Html
-            } else {
-                AutoEscape::None
-            }
+            if name.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None }
         });
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
         for (name, lang, parts) in TEMPLATES {
@@ -58,20 +54,11 @@ impl Templates {
     /// subtag, then English.
     pub fn language_for(&self, name: &str, wanted: &str) -> &'static str {
         let wanted = wanted.to_ascii_lowercase();
-        let primary = wanted
-            .split(['-', '_'])
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let primary = wanted.split(['-', '_']).next().unwrap_or_default().to_owned();
         let have = |l: &str| {
-            TEMPLATES
-                .iter()
-                .find(|(n, lang, _)| *n == name && *lang == l)
-                .map(|(_, lang, _)| *lang)
+            TEMPLATES.iter().find(|(n, lang, _)| *n == name && *lang == l).map(|(_, lang, _)| *lang)
         };
-        have(&wanted)
-            .or_else(|| have(&primary))
-            .unwrap_or(FALLBACK_LANGUAGE)
+        have(&wanted).or_else(|| have(&primary)).unwrap_or(FALLBACK_LANGUAGE)
     }
 
     pub fn render(
@@ -82,9 +69,7 @@ impl Templates {
     ) -> Result<RenderedMail, minijinja::Error> {
         let lang = self.language_for(name, language);
         let part = |p: &str| -> Result<String, minijinja::Error> {
-            self.env
-                .get_template(&format!("{name}/{lang}/{p}"))?
-                .render(vars)
+            self.env.get_template(&format!("{name}/{lang}/{p}"))?.render(vars)
         };
         Ok(RenderedMail {
             // A subject is one line, whatever a variable held.
@@ -118,27 +103,15 @@ mod tests {
             )
             .unwrap();
         assert_eq!(m.subject, "Activate your Demo account");
-        assert!(
-            m.text.lines().any(|l| l == "Username: june.doe"),
-            "{}",
-            m.text
-        );
-        assert!(
-            m.text.lines().any(|l| l == "Password: s3cretPw"),
-            "{}",
-            m.text
-        );
+        assert!(m.text.lines().any(|l| l == "Username: june.doe"), "{}", m.text);
+        assert!(m.text.lines().any(|l| l == "Password: s3cretPw"), "{}", m.text);
     }
 
     #[test]
     fn a_chosen_password_is_never_repeated() {
         let t = Templates::new().unwrap();
         let m = t
-            .render(
-                "signup_activation",
-                "en",
-                &json!({"username": "junedoe1", "password_generated": false}),
-            )
+            .render("signup_activation", "en", &json!({"username": "junedoe1", "password_generated": false}))
             .unwrap();
         assert!(!m.text.contains("Password:"), "{}", m.text);
     }
@@ -146,13 +119,7 @@ mod tests {
     #[test]
     fn html_parts_escape_variables() {
         let t = Templates::new().unwrap();
-        let m = t
-            .render(
-                "account_exists",
-                "en",
-                &json!({"name": "<script>x</script>"}),
-            )
-            .unwrap();
+        let m = t.render("account_exists", "en", &json!({"name": "<script>x</script>"})).unwrap();
         assert!(m.html.contains("&lt;script&gt;"));
         assert!(m.text.contains("<script>"), "text parts are not HTML");
     }

@@ -23,10 +23,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::routes())
         .fallback(v1::error::not_found)
         .method_not_allowed_fallback(v1::error::method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            count_requests,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -43,11 +40,7 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     state
         .metrics
         .requests
-        .get_or_create(&crate::metrics::RequestLabels {
-            method,
-            route,
-            status: response.status().as_u16(),
-        })
+        .get_or_create(&crate::metrics::RequestLabels { method, route, status: response.status().as_u16() })
         .inc();
     response
 }
@@ -87,9 +80,7 @@ pub fn client_addr(
     headers: &HeaderMap,
     trusted: &[IpAddr],
 ) -> Option<IpAddr> {
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())?;
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())?;
     if !trusted.contains(&peer) {
         return Some(peer);
     }
@@ -100,13 +91,7 @@ pub fn client_addr(
         .flat_map(|v| v.split(','))
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    Some(
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !trusted.contains(ip))
-            .unwrap_or(peer),
-    )
+    Some(forwarded.into_iter().rev().find(|ip| !trusted.contains(ip)).unwrap_or(peer))
 }
 
 #[cfg(test)]
@@ -122,26 +107,11 @@ mod tests {
 
     #[test]
     fn instances_are_named_by_the_first_label_under_the_base_domain() {
-        assert_eq!(
-            instance_name(&host("acme.localhost:8080"), "localhost"),
-            "acme"
-        );
-        assert_eq!(
-            instance_name(&host("ACME.example.com"), "example.com"),
-            "acme"
-        );
-        assert_eq!(
-            instance_name(&host("localhost:8080"), "localhost"),
-            "default"
-        );
-        assert_eq!(
-            instance_name(&host("127.0.0.1:8080"), "localhost"),
-            "default"
-        );
-        assert_eq!(
-            instance_name(&host("a.b.localhost"), "localhost"),
-            "default"
-        );
+        assert_eq!(instance_name(&host("acme.localhost:8080"), "localhost"), "acme");
+        assert_eq!(instance_name(&host("ACME.example.com"), "example.com"), "acme");
+        assert_eq!(instance_name(&host("localhost:8080"), "localhost"), "default");
+        assert_eq!(instance_name(&host("127.0.0.1:8080"), "localhost"), "default");
+        assert_eq!(instance_name(&host("a.b.localhost"), "localhost"), "default");
         assert_eq!(instance_name(&host("evil.com"), "localhost"), "default");
         assert_eq!(instance_name(&host("[::1]:8080"), "localhost"), "default");
         assert_eq!(instance_name(&HeaderMap::new(), "localhost"), "default");
@@ -152,18 +122,9 @@ mod tests {
         let mut ext = axum::http::Extensions::new();
         ext.insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 5000))));
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("1.2.3.4, 5.6.7.8"),
-        );
-        assert_eq!(
-            client_addr(&ext, &headers, &[]),
-            Some("10.0.0.1".parse().unwrap())
-        );
+        headers.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4, 5.6.7.8"));
+        assert_eq!(client_addr(&ext, &headers, &[]), Some("10.0.0.1".parse().unwrap()));
         let trusted = ["10.0.0.1".parse().unwrap()];
-        assert_eq!(
-            client_addr(&ext, &headers, &trusted),
-            Some("5.6.7.8".parse().unwrap())
-        );
+        assert_eq!(client_addr(&ext, &headers, &trusted), Some("5.6.7.8".parse().unwrap()));
     }
 }

@@ -19,16 +19,10 @@ use utoipa::OpenApi;
         ops::jwks,
         ops::openapi,
     ),
-    components(schemas(
-        v1::error::V1ErrorBody,
-        v1::error::V1ErrorDetail,
-        v1::error::V1FieldError
-    ))
+    components(schemas(v1::error::V1ErrorBody, v1::error::V1ErrorDetail, v1::error::V1FieldError))
 )]
 pub struct ApiDoc;
 
 pub fn document() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|_| "{}".into())
+    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".into())
 }

@@ -31,11 +31,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable" })),
-            )
-                .into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable" }))).into_response()
         }
     }
 }
@@ -45,22 +41,14 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let m = &state.metrics;
     if let Ok(counts) = state.onramp.store().outbox_counts().await {
-        m.outbox_pending
-            .set(i64::try_from(counts.pending).unwrap_or(i64::MAX));
-        m.outbox_dead
-            .set(i64::try_from(counts.dead).unwrap_or(i64::MAX));
+        m.outbox_pending.set(i64::try_from(counts.pending).unwrap_or(i64::MAX));
+        m.outbox_dead.set(i64::try_from(counts.dead).unwrap_or(i64::MAX));
     }
-    m.hash_queue_depth
-        .set(i64::try_from(state.onramp.hasher().queue_depth()).unwrap_or(i64::MAX));
+    m.hash_queue_depth.set(i64::try_from(state.onramp.hasher().queue_depth()).unwrap_or(i64::MAX));
     match m.encode() {
-        Ok(body) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            body,
-        )
-            .into_response(),
+        Ok(body) => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+        }
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
@@ -80,9 +68,5 @@ pub async fn jwks(
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI 3.1 document")))]
 pub async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        super::openapi::document(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], super::openapi::document()).into_response()
 }

@@ -45,13 +45,7 @@ pub struct V1Error {
 
 impl V1Error {
     pub fn new(status: StatusCode, code: &str, message: &str) -> Self {
-        Self {
-            status,
-            code: code.into(),
-            message: message.into(),
-            fields: Vec::new(),
-            retry_after: None,
-        }
+        Self { status, code: code.into(), message: message.into(), fields: Vec::new(), retry_after: None }
     }
 }
 
@@ -91,13 +85,7 @@ impl From<CoreError> for V1Error {
                 .collect(),
             _ => Vec::new(),
         };
-        Self {
-            status,
-            code: e.code().into(),
-            message: e.public_message(),
-            fields,
-            retry_after,
-        }
+        Self { status, code: e.code().into(), message: e.public_message(), fields, retry_after }
     }
 }
 
@@ -112,10 +100,10 @@ impl IntoResponse for V1Error {
             },
         };
         let mut response = (self.status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
     }

@@ -34,10 +34,7 @@ pub struct V1Instance(pub Instance);
 impl FromRequestParts<AppState> for V1Instance {
     type Rejection = V1Error;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let name = super::instance_name(&parts.headers, &state.config.base_domain);
         Ok(Self(state.onramp.instance(&name).await?))
     }
@@ -49,15 +46,8 @@ pub struct ClientAddr(pub Option<IpAddr>);
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self(super::client_addr(
-            &parts.extensions,
-            &parts.headers,
-            &state.config.trusted_proxies,
-        )))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(super::client_addr(&parts.extensions, &parts.headers, &state.config.trusted_proxies)))
     }
 }
 
@@ -82,11 +72,9 @@ fn json_rejection(rejection: JsonRejection) -> V1Error {
             "unsupported_media_type",
             "Send the body as JSON with Content-Type: application/json.",
         ),
-        JsonRejection::JsonSyntaxError(_) => V1Error::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            "The body is not valid JSON.",
-        ),
+        JsonRejection::JsonSyntaxError(_) => {
+            V1Error::new(StatusCode::BAD_REQUEST, "malformed_json", "The body is not valid JSON.")
+        }
         JsonRejection::JsonDataError(e) => {
             V1Error::new(StatusCode::BAD_REQUEST, "malformed_request", &e.body_text())
         }
@@ -95,10 +83,6 @@ fn json_rejection(rejection: JsonRejection) -> V1Error {
             "payload_too_large",
             &format!("The body must be at most {} bytes.", super::BODY_LIMIT),
         ),
-        other => V1Error::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_request",
-            &other.body_text(),
-        ),
+        other => V1Error::new(StatusCode::BAD_REQUEST, "malformed_request", &other.body_text()),
     }
 }

@@ -42,16 +42,8 @@ pub async fn login(
     ClientAddr(client): ClientAddr,
     V1Json(body): V1Json<LoginRequest>,
 ) -> Result<Json<LoginResponse>, V1Error> {
-    let identifier = body
-        .username
-        .filter(|u| !u.trim().is_empty())
-        .or(body.email)
-        .unwrap_or_default();
-    let input = LoginInput {
-        identifier,
-        password: body.password,
-        client: client.map(|c| c.to_string()),
-    };
+    let identifier = body.username.filter(|u| !u.trim().is_empty()).or(body.email).unwrap_or_default();
+    let input = LoginInput { identifier, password: body.password, client: client.map(|c| c.to_string()) };
     let done = state.onramp.login(&instance, input).await?;
     state.metrics.logins.inc();
     Ok(Json(LoginResponse {
@@ -66,18 +58,11 @@ fn bearer(headers: &HeaderMap) -> Result<&str, V1Error> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
-            V1Error::new(
-                StatusCode::UNAUTHORIZED,
-                "missing_token",
-                "Send Authorization: Bearer <token>.",
-            )
+            V1Error::new(StatusCode::UNAUTHORIZED, "missing_token", "Send Authorization: Bearer <token>.")
         })
 }
 
@@ -109,16 +94,10 @@ pub async fn current(
     V1Instance(instance): V1Instance,
     headers: HeaderMap,
 ) -> Result<Json<SessionResponse>, V1Error> {
-    let session = state
-        .onramp
-        .authenticate(&instance, bearer(&headers)?)
-        .await?;
+    let session = state.onramp.authenticate(&instance, bearer(&headers)?).await?;
     Ok(Json(SessionResponse {
         session_id: session.id,
         user_id: session.user_public_id,
-        expires_at: session
-            .expires_at
-            .format(&Rfc3339)
-            .map_err(|e| CoreError::Internal(e.to_string()))?,
+        expires_at: session.expires_at.format(&Rfc3339).map_err(|e| CoreError::Internal(e.to_string()))?,
     }))
 }

@@ -61,9 +61,7 @@ pub async fn signup(
     };
     let accepted = state.onramp.register_signup(&instance, input).await?;
     state.metrics.signups.inc();
-    Ok(Json(SignupResponse {
-        token: accepted.token,
-    }))
+    Ok(Json(SignupResponse { token: accepted.token }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -91,17 +89,8 @@ pub async fn activate(
     V1Instance(instance): V1Instance,
     V1Json(body): V1Json<ActivationRequest>,
 ) -> Result<Json<ActivationResponse>, V1Error> {
-    let ActivatedSignup {
-        account_id,
-        user_id,
-        domain_id,
-        version_id,
-    } = state.onramp.activate_signup(&instance, &body.token).await?;
+    let ActivatedSignup { account_id, user_id, domain_id, version_id } =
+        state.onramp.activate_signup(&instance, &body.token).await?;
     state.metrics.activations.inc();
-    Ok(Json(ActivationResponse {
-        account_id,
-        user_id,
-        domain_id,
-        version_id,
-    }))
+    Ok(Json(ActivationResponse { account_id, user_id, domain_id, version_id }))
 }

@@ -1,0 +1,261 @@
+//! `TestApp`: the real router on a real socket (port 0), a fresh SQLite file per test, an
+//! injected clock, and the outbox worker driven by the test.
+
+use mail_parser::MessageParser;
+use onramp::app::{AppState, Ports, Service};
+use onramp::config::Config;
+use onramp::delivery::Worker;
+use onramp_core::clock::ManualClock;
+use onramp_core::token::OsTokenGenerator;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tempfile::TempDir;
+use time::macros::datetime;
+
+pub const DOMAIN: &str = "dom_1234567890";
+pub const CLOSED_DOMAIN: &str = "dom_closed";
+pub const SIGNUP_URL: &str = "http://localhost:3000/activate";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub worker: Worker,
+    pub state: AppState,
+    pub dir: TempDir,
+}
+
+/// A parsed mail from the file transport.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub message_id: String,
+}
+
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let doc = format!(
+        r#"
+        listen = "127.0.0.1:0"
+        data_dir = "{dir}"
+        [hashing]
+        memory_kib = 1024
+        iterations = 1
+        [outbox]
+        retry_base_secs = 10
+        max_attempts = 3
+
+        [[instances]]
+        name = "default"
+        [[instances.apps]]
+        id = "app_demo"
+        name = "Demo"
+        signup_url = "{SIGNUP_URL}"
+        [[instances.apps.domains]]
+        id = "{DOMAIN}"
+        title = "Acme"
+        description = "Acme customers"
+        help = "Pick the domain of your company"
+        [[instances.apps.domains]]
+        id = "{CLOSED_DOMAIN}"
+        title = "Closed"
+        allow_signup = false
+
+        [[instances]]
+        name = "acme"
+        [[instances.apps]]
+        id = "app_acme"
+        name = "Acme app"
+        signup_url = "http://acme.localhost:3000/activate"
+        activation_token_in_response = false
+        [[instances.apps.domains]]
+        id = "dom_acme"
+        title = "Acme only"
+        "#,
+        dir = dir.display()
+    );
+    Config::from_toml(&doc).expect("test config")
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        Self::spawn_in(dir, config).await
+    }
+
+    /// Start on an existing data directory (a "restart").
+    pub async fn spawn_in(dir: TempDir, config: Config) -> Self {
+        let clock = Arc::new(ManualClock::new(datetime!(2026-03-01 12:00 UTC)));
+        let service =
+            Service::build(config, Ports { clock: clock.clone(), tokens: Arc::new(OsTokenGenerator) })
+                .await
+                .expect("service builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = service.router();
+        tokio::spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                .await
+                .expect("serve");
+        });
+        Self {
+            addr,
+            client: reqwest::Client::new(),
+            clock,
+            worker: service.worker,
+            state: service.state,
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POST JSON to the default instance.
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request")
+    }
+
+    /// POST JSON with a `Host` naming an instance.
+    pub async fn post_to(&self, instance: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("host", format!("{instance}.localhost"))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    pub async fn signup(&self, body: &Value) -> reqwest::Response {
+        self.post("/v1/auth/signup", body).await
+    }
+
+    pub async fn activate(&self, token: &str) -> reqwest::Response {
+        self.post("/v1/auth/signup-activation", &json!({ "token": token })).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post("/v1/auth/login", &json!({ "username": username, "password": password })).await
+    }
+
+    /// Deliver everything due, then read every mail written so far.
+    pub async fn mails(&self) -> Vec<Mail> {
+        self.worker.drain().await.expect("outbox drains");
+        read_mails(&self.dir.path().join("mail"))
+    }
+
+    /// The mails to one address (as entered).
+    pub async fn mails_to(&self, to: &str) -> Vec<Mail> {
+        self.mails().await.into_iter().filter(|m| m.to.eq_ignore_ascii_case(to)).collect()
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.dir.path().join("onramp.sqlite3")
+    }
+
+    /// Run a read-only SQL count against the database file.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", self.sqlite_path().display()))
+            .await
+            .expect("open db");
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("count");
+        pool.close().await;
+        n
+    }
+}
+
+pub fn read_mails(dir: &std::path::Path) -> Vec<Mail> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    paths.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    paths.iter().map(|p| parse_mail(&std::fs::read(p).expect("read eml"))).collect()
+}
+
+pub fn parse_mail(raw: &[u8]) -> Mail {
+    let msg = MessageParser::default().parse(raw).expect("a parseable RFC 5322 message");
+    Mail {
+        to: msg.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_owned(),
+        subject: msg.subject().unwrap_or_default().to_owned(),
+        text: msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+        html: msg.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
+        message_id: msg.message_id().unwrap_or_default().to_owned(),
+    }
+}
+
+/// A valid signup body; override fields with `with`.
+pub fn signup_body(email: &str) -> Value {
+    json!({
+        "domain_id": DOMAIN,
+        "account_title": "Acme Corp",
+        "name": "June Doe",
+        "username": "junedoe1",
+        "password": "eomcpmdp2jp2ijvekklmlkm",
+        "email": email,
+        "country_id": "US"
+    })
+}
+
+pub fn with(mut body: Value, changes: Value) -> Value {
+    for (k, v) in changes.as_object().expect("object").iter() {
+        if v.is_null() {
+            body.as_object_mut().expect("object").remove(k);
+        } else {
+            body[k] = v.clone();
+        }
+    }
+    body
+}
+
+/// The activation link in a mail's text part.
+pub fn link_in(mail: &Mail) -> String {
+    mail.text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://") && w.contains("token="))
+        .expect("an activation link")
+        .to_owned()
+}
+
+/// The token in the link's query string.
+pub fn token_in(mail: &Mail) -> String {
+    let link = url::Url::parse(&link_in(mail)).expect("link parses");
+    link.query_pairs().find(|(k, _)| k == "token").map(|(_, v)| v.into_owned()).expect("token in query")
+}
+
+/// The value on the line `Label: value` of a mail's text part.
+pub fn line_value(mail: &Mail, label: &str) -> Option<String> {
+    mail.text.lines().find_map(|l| l.strip_prefix(&format!("{label}: ")).map(|v| v.trim().to_owned()))
+}
+
+pub async fn json(response: reqwest::Response) -> Value {
+    response.json().await.expect("json body")
+}
+
+/// Sign up, read the email, activate: an active user with `password`.
+pub async fn active_user(app: &TestApp, email: &str, username: &str, password: &str) -> Value {
+    let r =
+        app.signup(&with(signup_body(email), json!({ "username": username, "password": password }))).await;
+    assert_eq!(r.status(), 200);
+    let mail = app.mails_to(email).await.pop().expect("activation mail");
+    let r = app.activate(&token_in(&mail)).await;
+    assert_eq!(r.status(), 200);
+    json(r).await
+}

@@ -1,0 +1,180 @@
+//! `POST /v1/auth/login`, `POST /v1/auth/logout`, `GET /v1/auth/session`, the JWKS.
+
+use crate::helpers::*;
+use base64::Engine;
+use serde_json::json;
+
+async fn logged_in(app: &TestApp) -> (String, serde_json::Value) {
+    active_user(app, "login@acmecorp.com", "loginuser", "a fine passphrase").await;
+    let r = app.login("loginuser", "a fine passphrase").await;
+    assert_eq!(r.status(), 200);
+    let body = json(r).await;
+    (body["access_token"].as_str().unwrap().to_owned(), body)
+}
+
+async fn session_status(app: &TestApp, token: &str, host: Option<&str>) -> u16 {
+    let mut req = app.client.get(app.url("/v1/auth/session")).bearer_auth(token);
+    if let Some(h) = host {
+        req = req.header("host", h);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn an_active_user_logs_in_by_username_or_email() {
+    let app = TestApp::spawn().await;
+    let activated = active_user(&app, "both@acmecorp.com", "bothways", "a fine passphrase").await;
+    for id in ["bothways", "BothWays", "both@acmecorp.com", " BOTH@AcmeCorp.com "] {
+        let r = app.login(id, "a fine passphrase").await;
+        assert_eq!(r.status(), 200, "{id}");
+        let body = json(r).await;
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["expires_in"], 3600);
+        assert_eq!(body["user_id"], activated["user_id"]);
+    }
+    let r = app
+        .post("/v1/auth/login", &json!({ "email": "both@acmecorp.com", "password": "a fine passphrase" }))
+        .await;
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn the_session_token_is_an_eddsa_jwt_whose_key_is_in_the_jwks() {
+    let app = TestApp::spawn().await;
+    let (token, body) = logged_in(&app).await;
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let header: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[0]).unwrap())
+            .unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap())
+            .unwrap();
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(claims["sub"], body["user_id"]);
+    assert_eq!(claims["inst"], "default");
+    let jwks = json(app.get("/.well-known/jwks.json").await).await;
+    let key =
+        jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == header["kid"]).expect("kid in jwks");
+    assert_eq!(key["kty"], "OKP");
+    assert_eq!(key["crv"], "Ed25519");
+    // Verify the signature with the published key.
+    let decoding = jsonwebtoken::DecodingKey::from_ed_components(key["x"].as_str().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_audience(&["onramp"]);
+    validation.validate_exp = false;
+    jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).expect("signature verifies");
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
+    let app = TestApp::spawn().await;
+    active_user(&app, "same@acmecorp.com", "sameanswer", "a fine passphrase").await;
+    let wrong = app.login("sameanswer", "not the passphrase").await;
+    assert_eq!(wrong.status(), 401);
+    let unknown = app.login("nobodyhere", "not the passphrase").await;
+    assert_eq!(unknown.status(), 401);
+    assert_eq!(json(wrong).await, json(unknown).await);
+}
+
+#[tokio::test]
+async fn a_pending_user_cannot_log_in() {
+    let app = TestApp::spawn().await;
+    app.signup(&signup_body("pending@acmecorp.com")).await;
+    let r = app.login("junedoe1", "eomcpmdp2jp2ijvekklmlkm").await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(json(r).await["error"]["code"], "account_not_activated");
+    // and a wrong password for a pending user reveals nothing more than for anyone else
+    assert_eq!(app.login("junedoe1", "wrong password here").await.status(), 401);
+}
+
+#[tokio::test]
+async fn missing_fields_are_named() {
+    let app = TestApp::spawn().await;
+    let r = app.post("/v1/auth/login", &json!({ "password": "x" })).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(json(r).await["error"]["fields"][0]["field"], "username");
+    let r = app.post("/v1/auth/login", &json!({ "username": "someone" })).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(json(r).await["error"]["fields"][0]["field"], "password");
+}
+
+#[tokio::test]
+async fn logout_revokes_the_session_everywhere() {
+    let app = TestApp::spawn().await;
+    let (token, _) = logged_in(&app).await;
+    assert_eq!(session_status(&app, &token, None).await, 200);
+    let r = app.client.post(app.url("/v1/auth/logout")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(session_status(&app, &token, None).await, 401);
+    let again = app.client.post(app.url("/v1/auth/logout")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(again.status(), 401);
+    assert_eq!(json(again).await["error"]["code"], "session_invalid");
+}
+
+#[tokio::test]
+async fn requests_without_a_bearer_token_are_refused() {
+    let app = TestApp::spawn().await;
+    let r = app.client.post(app.url("/v1/auth/logout")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(json(r).await["error"]["code"], "missing_token");
+    assert_eq!(session_status(&app, "not.a.jwt", None).await, 401);
+}
+
+#[tokio::test]
+async fn a_session_expires_with_the_clock() {
+    let app = TestApp::spawn().await;
+    let (token, _) = logged_in(&app).await;
+    app.clock.advance(time::Duration::minutes(59));
+    assert_eq!(session_status(&app, &token, None).await, 200);
+    app.clock.advance(time::Duration::minutes(2));
+    assert_eq!(session_status(&app, &token, None).await, 401);
+}
+
+#[tokio::test]
+async fn a_session_of_one_instance_is_refused_by_another() {
+    let app = TestApp::spawn().await;
+    let (token, _) = logged_in(&app).await;
+    assert_eq!(session_status(&app, &token, Some("acme.localhost")).await, 401);
+    let jwks_default = json(app.get("/.well-known/jwks.json").await).await;
+    let jwks_acme = json(
+        app.client
+            .get(app.url("/.well-known/jwks.json"))
+            .header("host", "acme.localhost")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_ne!(jwks_default["keys"][0]["x"], jwks_acme["keys"][0]["x"]);
+}
+
+#[tokio::test]
+async fn failed_logins_are_rate_limited_per_identifier() {
+    let app = TestApp::spawn().await;
+    active_user(&app, "brute@acmecorp.com", "bruteforce", "a fine passphrase").await;
+    for _ in 0..10 {
+        assert_eq!(app.login("bruteforce", "guess guess guess").await.status(), 401);
+    }
+    let r = app.login("bruteforce", "a fine passphrase").await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn a_weaker_stored_hash_is_upgraded_at_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    let app = TestApp::spawn_in(dir, config.clone()).await;
+    active_user(&app, "rehash@acmecorp.com", "rehashme", "a fine passphrase").await;
+    let TestApp { dir, .. } = app;
+    let mut stronger = config;
+    stronger.hashing.memory_kib = 2048;
+    let app = TestApp::spawn_in(dir, stronger).await;
+    assert_eq!(app.login("rehashme", "a fine passphrase").await.status(), 200);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM users WHERE password_hash LIKE '$argon2id$v=19$m=2048,%'").await,
+        1
+    );
+    assert_eq!(app.login("rehashme", "a fine passphrase").await.status(), 200);
+}

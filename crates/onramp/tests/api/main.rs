@@ -1,0 +1,14 @@
+//! onramp's API tests: the real router over a real socket, a real SQLite file per test.
+
+// The workspace denies these outside tests; this whole crate is tests and their helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+mod smtp_sink;
+
+mod activation;
+mod login;
+mod ops;
+mod outbox;
+mod process;
+mod signup;

@@ -1,0 +1,127 @@
+//! The outbox: delivery over a real SMTP conversation, retries while SMTP is down, dead
+//! letters, and nothing lost across a restart.
+
+use crate::helpers::*;
+use crate::smtp_sink::SmtpSink;
+use onramp::config::{MailTransportKind, Secret};
+
+async fn smtp_app(sink: &SmtpSink) -> TestApp {
+    let url = sink.url();
+    TestApp::spawn_with(move |c| {
+        c.mail.transport = MailTransportKind::Smtp;
+        c.mail.smtp_url = Some(Secret(url));
+        c.mail.timeout_secs = 5;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn mail_goes_out_over_smtp_with_its_message_id() {
+    let sink = SmtpSink::start().await;
+    let app = smtp_app(&sink).await;
+    let token =
+        json(app.signup(&signup_body("smtp@acmecorp.com")).await).await["token"].as_str().unwrap().to_owned();
+    assert_eq!(app.worker.drain().await.unwrap(), 1);
+    let received = sink.received().await;
+    assert_eq!(received.len(), 1);
+    let mail = parse_mail(&received[0]);
+    assert_eq!(mail.to, "smtp@acmecorp.com");
+    assert_eq!(token_in(&mail), token);
+    let stored: String = {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", app.sqlite_path().display()))
+            .await
+            .unwrap();
+        sqlx::query_scalar("SELECT message_id FROM outbox").fetch_one(&pool).await.unwrap()
+    };
+    assert_eq!(format!("<{}>", mail.message_id), stored, "the Message-ID was fixed at enqueue time");
+}
+
+#[tokio::test]
+async fn while_smtp_is_down_signups_are_accepted_and_mail_waits_then_goes_out_once() {
+    let sink = SmtpSink::start().await;
+    sink.set_failing(true);
+    let app = smtp_app(&sink).await;
+    assert_eq!(app.signup(&signup_body("wait1@acmecorp.com")).await.status(), 200);
+    app.worker.drain().await.unwrap();
+    assert_eq!(
+        app.signup(&with(signup_body("wait2@acmecorp.com"), serde_json::json!({ "username": "waiter02" })))
+            .await
+            .status(),
+        200,
+        "the API keeps accepting signups"
+    );
+    app.worker.drain().await.unwrap();
+    assert!(sink.received().await.is_empty());
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND last_error IS NOT NULL").await,
+        2
+    );
+
+    // Not due yet: nothing is retried before its backoff ends.
+    assert_eq!(app.worker.run_once().await.unwrap(), 0);
+
+    sink.set_failing(false);
+    app.clock.advance(time::Duration::seconds(11));
+    app.worker.drain().await.unwrap();
+    let received = sink.received().await;
+    assert_eq!(received.len(), 2);
+    let mut to: Vec<String> = received.iter().map(|m| parse_mail(m).to).collect();
+    to.sort();
+    assert_eq!(to, ["wait1@acmecorp.com", "wait2@acmecorp.com"]);
+    assert_eq!(app.count("SELECT COUNT(*) FROM outbox WHERE status = 'delivered'").await, 2);
+    // Delivered once: another pass sends nothing.
+    app.clock.advance(time::Duration::hours(2));
+    app.worker.drain().await.unwrap();
+    assert_eq!(sink.received().await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_smtp_server_is_retried_too() {
+    // A port nothing listens on: take one, then close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = TestApp::spawn_with(move |c| {
+        c.mail.transport = MailTransportKind::Smtp;
+        c.mail.smtp_url = Some(Secret(format!("smtp://127.0.0.1:{port}")));
+    })
+    .await;
+    app.signup(&signup_body("down@acmecorp.com")).await;
+    app.worker.drain().await.unwrap();
+    assert_eq!(app.count("SELECT attempts FROM outbox").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").await, 1);
+}
+
+#[tokio::test]
+async fn a_message_is_dead_lettered_after_its_last_attempt() {
+    let sink = SmtpSink::start().await;
+    sink.set_failing(true);
+    let app = smtp_app(&sink).await; // max_attempts = 3, first retry after 10 s
+    app.signup(&signup_body("dead@acmecorp.com")).await;
+    for _ in 0..5 {
+        app.worker.drain().await.unwrap();
+        app.clock.advance(time::Duration::minutes(5));
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM outbox WHERE status = 'dead' AND attempts = 3").await, 1);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("onramp_outbox_dead 1"), "{metrics}");
+    assert!(metrics.contains("onramp_outbox_failures_total 3"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_committed_signup_is_delivered_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    let first = TestApp::spawn_in(dir, config.clone()).await;
+    let token = json(first.signup(&signup_body("restart@acmecorp.com")).await).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The process goes away before its worker ran.
+    let TestApp { dir, .. } = first;
+    assert!(read_mails(&dir.path().join("mail")).is_empty());
+
+    let second = TestApp::spawn_in(dir, config).await;
+    let mails = second.mails_to("restart@acmecorp.com").await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(token_in(&mails[0]), token);
+    assert_eq!(second.activate(&token).await.status(), 200);
+}

@@ -1,0 +1,230 @@
+//! The built binary, as an operator runs it.
+
+use crate::helpers::*;
+use crate::smtp_sink::SmtpSink;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn onramp() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_onramp"));
+    cmd.env("RUST_LOG", "info").env_remove("ONRAMP_CONFIG");
+    cmd
+}
+
+fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("onramp.toml");
+    let doc = format!(
+        r#"
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+{extra}
+[hashing]
+memory_kib = 1024
+iterations = 1
+[[instances]]
+name = "default"
+[[instances.apps]]
+id = "app_demo"
+name = "Demo"
+signup_url = "{SIGNUP_URL}"
+[[instances.apps.domains]]
+id = "{DOMAIN}"
+title = "Acme"
+"#,
+        data = dir.join("data").display()
+    );
+    std::fs::write(&path, doc).unwrap();
+    path
+}
+
+/// A server process that is killed when the test ends, however it ends.
+struct Server(Child);
+
+impl Server {
+    /// SIGKILL, and wait for it to be gone.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Start `onramp serve` and wait (bounded) for the address it reports.
+fn serve(config: &Path) -> (Server, String) {
+    let mut child = onramp()
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let child = Server(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split_whitespace().find_map(|w| w.strip_prefix("addr=")) {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("onramp reports its address");
+    (child, format!("http://{addr}"))
+}
+
+/// Poll (bounded) until `check` holds.
+async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(v) = check() {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn the_binary_signs_up_mails_activates_and_logs_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let (mut child, base) = serve(&config);
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{base}/v1/auth/signup"))
+        .json(&signup_body("proc@acmecorp.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mail_dir = dir.path().join("data/mail");
+    let mail = eventually("the activation .eml", || read_mails(&mail_dir).pop()).await;
+    let r = client
+        .post(format!("{base}/v1/auth/signup-activation"))
+        .json(&serde_json::json!({ "token": token_in(&mail) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .post(format!("{base}/v1/auth/login"))
+        .json(&serde_json::json!({ "username": "proc@acmecorp.com", "password": "eomcpmdp2jp2ijvekklmlkm" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    child.kill();
+}
+
+#[tokio::test]
+async fn kill_9_between_commit_and_send_loses_no_mail() {
+    let sink = SmtpSink::start().await;
+    sink.set_failing(true);
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[mail]\ntransport = \"smtp\"\nsmtp_url = \"{}\"\ntimeout_secs = 1\n[outbox]\nretry_base_secs = 1\npoll_interval_ms = 100\nlease_secs = 2\n",
+        sink.url()
+    );
+    let config = write_config(dir.path(), &extra);
+    let (mut child, base) = serve(&config);
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{base}/v1/auth/signup"))
+        .json(&signup_body("kill9@acmecorp.com"))
+        .send()
+        .await
+        .unwrap();
+    let token = json(r).await["token"].as_str().unwrap().to_owned();
+    // SIGKILL: no shutdown hook runs.
+    child.kill();
+    assert!(sink.received().await.is_empty());
+
+    sink.set_failing(false);
+    let (mut child, base) = serve(&config);
+    let received = {
+        let sink = sink.clone();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = sink.received().await;
+            if !got.is_empty() || Instant::now() > deadline {
+                break got;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    assert_eq!(received.len(), 1);
+    let mail = parse_mail(&received[0]);
+    assert_eq!(token_in(&mail), token);
+    let r = client
+        .post(format!("{base}/v1/auth/signup-activation"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // No second copy turns up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.received().await.len(), 1);
+    child.kill();
+}
+
+#[test]
+fn check_config_names_an_unknown_key_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "lisen = \"x\"");
+    let out = onramp().arg("check-config").arg("--config").arg(&config).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lisen"), "{stderr}");
+}
+
+#[test]
+fn check_config_accepts_a_good_file_and_hides_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "ab".repeat(32);
+    let config = write_config(dir.path(), &format!("secret_key = \"{key}\""));
+    let out = onramp().arg("check-config").arg("--config").arg(&config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("configuration is valid"));
+    assert!(!stdout.contains(&key), "{stdout}");
+}
+
+#[test]
+fn environment_variables_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let out = onramp()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config)
+        .env("ONRAMP_PUBLIC_URL", "https://signup.example.com")
+        .env("ONRAMP_MAIL__FROM", "Example <hello@example.com>")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("https://signup.example.com") && stdout.contains("hello@example.com"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn migrate_creates_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let out = onramp().arg("migrate").arg("--config").arg(&config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("data/onramp.sqlite3").exists());
+    // Twice is fine.
+    assert!(onramp().arg("migrate").arg("--config").arg(&config).output().unwrap().status.success());
+}
