@@ -1,0 +1,208 @@
+//! Signup throughput against the limit password hashing sets.
+//!
+//! `cargo run --release -p onramp --example bench -- [SECONDS] [DATABASE_URL]`
+//!
+//! Measures, in one run on this machine: Argon2id hashes/s with the default parameters on the
+//! service's own pool (the hash-bound limit), then drives real HTTP over loopback — signups for
+//! SECONDS (default 10), then activation of every token — and prints throughput, its ratio to
+//! the limit, and p50/p99 latency. Traffic goes to 127.0.0.1 only; every loop is bounded.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use onramp::app::{Ports, Service};
+use onramp::config::Config;
+use onramp_core::password::Password;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn report(what: &str, n: usize, elapsed: Duration, mut lat: Vec<Duration>) -> f64 {
+    lat.sort();
+    let rate = n as f64 / elapsed.as_secs_f64();
+    println!(
+        "{what:<12} {n:>7} in {:>6.2}s = {rate:>8.1}/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+        elapsed.as_secs_f64(),
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3
+    );
+    rate
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10).clamp(1, 120);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::from_toml(&format!(
+        r#"
+        listen = "127.0.0.1:0"
+        data_dir = "{}"
+        [rate_limits]
+        enabled = false
+        [[instances]]
+        name = "default"
+        [[instances.apps]]
+        id = "app_bench"
+        name = "Bench"
+        signup_url = "http://localhost:3000/activate"
+        [[instances.apps.domains]]
+        id = "dom_bench"
+        title = "Bench"
+        "#,
+        dir.path().display()
+    ))
+    .unwrap();
+    if let Some(url) = args.get(2) {
+        config.database_url = Some(onramp::config::Secret(url.clone()));
+    }
+    let service = Service::build(config, Ports::default()).await.unwrap();
+    let hasher = service.state.onramp.hasher().clone();
+    let threads = hasher.threads();
+    println!(
+        "onramp bench: {} cores, Argon2id m={} KiB t={} p={}, {} hash threads, database {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        hasher.params().m_cost,
+        hasher.params().t_cost,
+        hasher.params().p_cost,
+        threads,
+        service.state.config.database_url().split('?').next().unwrap_or_default(),
+    );
+
+    // 1. The hash-bound limit: the pool kept full for a few seconds.
+    let pw = Password::for_verification("a benchmark password");
+    let warm = Instant::now();
+    let _ = hasher.hash(&pw).await;
+    let first = warm.elapsed();
+    let started = Instant::now();
+    let mut hashes = 0usize;
+    while started.elapsed() < Duration::from_secs(3) {
+        let jobs: Vec<_> = (0..threads * 4)
+            .map(|_| {
+                let h = hasher.clone();
+                let pw = pw.clone();
+                tokio::spawn(async move { h.hash(&pw).await.is_ok() })
+            })
+            .collect();
+        for j in jobs {
+            hashes += usize::from(j.await.unwrap());
+        }
+    }
+    let limit = hashes as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "hash limit   {hashes:>7} in {:>6.2}s = {limit:>8.1}/s   (first hash {:.1} ms)",
+        started.elapsed().as_secs_f64(),
+        first.as_secs_f64() * 1e3
+    );
+
+    // 2. Serve on loopback with the outbox worker running, as `onramp serve` does.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = service.router();
+    tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(service.worker.run(async move {
+        let mut s = stopped;
+        let _ = s.wait_for(|v| *v).await;
+    }));
+    let client = reqwest::Client::new();
+
+    // Enough requests in flight to keep every hash thread busy, never enough to fill the queue.
+    let concurrency = threads * 3;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..concurrency)
+        .map(|c| {
+            let client = client.clone();
+            let url = format!("{base}/v1/auth/signup");
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                let mut i = 0usize;
+                while Instant::now() < deadline && i < 1_000_000 {
+                    let body = json!({
+                        "domain_id": "dom_bench", "account_title": "Bench", "name": "Bench User",
+                        "email": format!("u{c}-{i}@bench.example"), "country_id": "NL",
+                        "username": format!("bench{c}x{i}"), "password": "a long benchmark passphrase",
+                    });
+                    let t = Instant::now();
+                    let r = client.post(&url).json(&body).send().await.unwrap();
+                    let ok = r.status() == 200;
+                    let token = r
+                        .json::<serde_json::Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["token"].as_str().map(String::from));
+                    if ok {
+                        out.push((t.elapsed(), token.unwrap_or_default()));
+                    }
+                    i += 1;
+                }
+                out
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut tokens = Vec::new();
+    for c in clients {
+        for (lat, token) in c.await.unwrap() {
+            latencies.push(lat);
+            tokens.push(token);
+        }
+    }
+    let signups = report("signups", tokens.len(), started.elapsed(), latencies);
+    println!("ratio        signups/s / hash limit = {:.2}", signups / limit);
+
+    // 3. Activate every token.
+    let started = Instant::now();
+    let chunks: Vec<Vec<String>> =
+        tokens.chunks(tokens.len().div_ceil(concurrency.max(1)).max(1)).map(|c| c.to_vec()).collect();
+    let activators: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let client = client.clone();
+            let url = format!("{base}/v1/auth/signup-activation");
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                for token in chunk {
+                    let t = Instant::now();
+                    let r = client.post(&url).json(&json!({ "token": token })).send().await.unwrap();
+                    assert_eq!(r.status(), 200, "activation failed");
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for a in activators {
+        latencies.extend(a.await.unwrap());
+    }
+    report("activations", latencies.len(), started.elapsed(), latencies);
+
+    // 4. The outbox drains.
+    let drain = Instant::now();
+    loop {
+        let counts = service.state.onramp.store().outbox_counts().await.unwrap();
+        if counts.pending == 0 || drain.elapsed() > Duration::from_secs(60) {
+            println!(
+                "outbox       {} delivered, {} pending, {} dead ({:.2}s after the load)",
+                counts.sent,
+                counts.pending,
+                counts.dead,
+                drain.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(true);
+    let _ = worker.await;
+}
