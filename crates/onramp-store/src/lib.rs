@@ -1,11 +1,13 @@
-//! onramp's `Store` port on sqlx. One module per database (`sqlite` now; `postgres` is the
-//! sibling that issue 3 adds), each with its own migrations; nothing in here branches on the
-//! database inside a query function.
+//! onramp's `Store` port on sqlx. One module per database (`sqlite`, the embedded default, and
+//! `postgres`, for scale-out), each with its own migrations; nothing branches on the database
+//! inside a query function.
 
 use onramp_core::ports::{Store, StoreError};
 use std::sync::Arc;
 
+pub mod postgres;
 pub mod sqlite;
+pub mod testing;
 mod util;
 
 /// Pool and timeout settings shared by the backends.
@@ -13,11 +15,17 @@ mod util;
 pub struct StoreOptions {
     pub max_connections: u32,
     pub acquire_timeout: std::time::Duration,
+    /// PostgreSQL only: statements running longer are cancelled.
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 8, acquire_timeout: std::time::Duration::from_secs(5) }
+        Self {
+            max_connections: 8,
+            acquire_timeout: std::time::Duration::from_secs(5),
+            statement_timeout_ms: 10_000,
+        }
     }
 }
 
@@ -27,12 +35,10 @@ pub async fn connect(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>
         return Ok(Arc::new(sqlite::SqliteStore::connect(url, options).await?));
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        return Err(StoreError::Other(
-            "PostgreSQL is not supported by this build yet; use a sqlite:// database_url".into(),
-        ));
+        return Ok(Arc::new(postgres::PostgresStore::connect(url, options).await?));
     }
     Err(StoreError::Other(format!(
-        "database_url must start with sqlite:// (got {})",
+        "database_url must start with sqlite:// or postgres:// (got {})",
         url.split(':').next().unwrap_or_default()
     )))
 }

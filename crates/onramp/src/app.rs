@@ -50,6 +50,7 @@ impl Service {
             &onramp_store::StoreOptions {
                 max_connections: config.database.max_connections,
                 acquire_timeout: std::time::Duration::from_secs(config.database.acquire_timeout_secs),
+                statement_timeout_ms: config.database.statement_timeout_ms,
             },
         )
         .await

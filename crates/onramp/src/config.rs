@@ -24,7 +24,8 @@ impl std::fmt::Debug for Secret {
 pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
-    /// Defaults to `sqlite://{data_dir}/onramp.sqlite3`.
+    /// Defaults to `sqlite://{data_dir}/onramp.sqlite3`; `postgres://user:pass@host/db` (with
+    /// `?sslmode=require` or `verify-full` for TLS) for scale-out.
     pub database_url: Option<Secret>,
     pub base_domain: String,
     pub public_url: String,
@@ -190,11 +191,13 @@ impl Default for OutboxConfig {
 pub struct DatabaseConfig {
     pub max_connections: u32,
     pub acquire_timeout_secs: u64,
+    /// PostgreSQL: statements running longer are cancelled (and the request gets 503).
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { max_connections: 8, acquire_timeout_secs: 5 }
+        Self { max_connections: 8, acquire_timeout_secs: 5, statement_timeout_ms: 10_000 }
     }
 }
 

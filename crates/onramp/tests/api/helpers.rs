@@ -18,13 +18,51 @@ pub const DOMAIN: &str = "dom_1234567890";
 pub const CLOSED_DOMAIN: &str = "dom_closed";
 pub const SIGNUP_URL: &str = "http://localhost:3000/activate";
 
+/// Which store a test runs on. Every API test runs on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub const SQLITE: Db = Db::Sqlite;
+pub const POSTGRES: Db = Db::Postgres;
+
+/// What outlives one app process: the data directory and, on PostgreSQL, a database of the
+/// test's own (dropped when the test ends).
+pub struct TestEnv {
+    pub dir: TempDir,
+    pub pg: Option<onramp_store::testing::TestDatabase>,
+}
+
+impl TestEnv {
+    pub async fn new(db: Db) -> Self {
+        let pg = match db {
+            Db::Sqlite => None,
+            Db::Postgres => {
+                Some(onramp_store::testing::TestDatabase::create().await.unwrap_or_else(|e| panic!("{e}")))
+            }
+        };
+        Self { dir: tempfile::tempdir().expect("tempdir"), pg }
+    }
+
+    /// The test configuration, pointing at this environment's directory and database.
+    pub fn config(&self) -> Config {
+        let mut config = test_config(self.dir.path());
+        if let Some(pg) = &self.pg {
+            config.database_url = Some(onramp::config::Secret(pg.url.clone()));
+        }
+        config
+    }
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub worker: Worker,
     pub state: AppState,
-    pub dir: TempDir,
+    pub env: TestEnv,
 }
 
 /// A parsed mail from the file transport.
@@ -82,19 +120,19 @@ pub fn test_config(dir: &std::path::Path) -> Config {
 }
 
 impl TestApp {
-    pub async fn spawn() -> Self {
-        Self::spawn_with(|_| {}).await
+    pub async fn spawn(db: Db) -> Self {
+        Self::spawn_with(db, |_| {}).await
     }
 
-    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = test_config(dir.path());
+    pub async fn spawn_with(db: Db, adjust: impl FnOnce(&mut Config)) -> Self {
+        let env = TestEnv::new(db).await;
+        let mut config = env.config();
         adjust(&mut config);
-        Self::spawn_in(dir, config).await
+        Self::spawn_in(env, config).await
     }
 
-    /// Start on an existing data directory (a "restart").
-    pub async fn spawn_in(dir: TempDir, config: Config) -> Self {
+    /// Start on an existing environment (a "restart" when another app used it before).
+    pub async fn spawn_in(env: TestEnv, config: Config) -> Self {
         let clock = Arc::new(ManualClock::new(datetime!(2026-03-01 12:00 UTC)));
         let service =
             Service::build(config, Ports { clock: clock.clone(), tokens: Arc::new(OsTokenGenerator) })
@@ -114,7 +152,7 @@ impl TestApp {
             clock,
             worker: service.worker,
             state: service.state,
-            dir,
+            env,
         }
     }
 
@@ -157,7 +195,7 @@ impl TestApp {
     /// Deliver everything due, then read every mail written so far.
     pub async fn mails(&self) -> Vec<Mail> {
         self.worker.drain().await.expect("outbox drains");
-        read_mails(&self.dir.path().join("mail"))
+        read_mails(&self.env.dir.path().join("mail"))
     }
 
     /// The mails to one address (as entered).
@@ -166,17 +204,67 @@ impl TestApp {
     }
 
     pub fn sqlite_path(&self) -> PathBuf {
-        self.dir.path().join("onramp.sqlite3")
+        self.env.dir.path().join("onramp.sqlite3")
     }
 
-    /// Run a read-only SQL count against the database file.
+    /// A read-only query returning one integer, on whichever database the test runs on.
     pub async fn count(&self, sql: &str) -> i64 {
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", self.sqlite_path().display()))
-            .await
-            .expect("open db");
-        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("count");
-        pool.close().await;
-        n
+        match &self.env.pg {
+            None => {
+                let pool =
+                    sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", self.sqlite_path().display()))
+                        .await
+                        .expect("open db");
+                let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("count");
+                pool.close().await;
+                n
+            }
+            Some(pg) => {
+                let pool = sqlx::PgPool::connect(&pg.url).await.expect("open db");
+                let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.expect("count");
+                pool.close().await;
+                n
+            }
+        }
+    }
+
+    /// A read-only query returning one string.
+    pub async fn text(&self, sql: &str) -> String {
+        match &self.env.pg {
+            None => {
+                let pool =
+                    sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", self.sqlite_path().display()))
+                        .await
+                        .expect("open db");
+                sqlx::query_scalar(sql).fetch_one(&pool).await.expect("text")
+            }
+            Some(pg) => {
+                let pool = sqlx::PgPool::connect(&pg.url).await.expect("open db");
+                sqlx::query_scalar(sql).fetch_one(&pool).await.expect("text")
+            }
+        }
+    }
+
+    /// Everything the database holds, as bytes: the SQLite files, or a `pg_dump`.
+    pub fn database_dump(&self) -> Vec<u8> {
+        match &self.env.pg {
+            None => {
+                let mut bytes = std::fs::read(self.sqlite_path()).expect("db file");
+                let mut wal = self.sqlite_path().into_os_string();
+                wal.push("-wal");
+                bytes.extend(std::fs::read(&wal).unwrap_or_default());
+                bytes
+            }
+            Some(pg) => {
+                let out = std::process::Command::new("pg_dump")
+                    .arg("--data-only")
+                    .arg(&pg.url)
+                    .output()
+                    .expect("pg_dump must be installed (postgresql-client)");
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                out.stdout
+            }
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::helpers::*;
 use base64::Engine;
+use rstest::rstest;
 use serde_json::json;
 
 async fn logged_in(app: &TestApp) -> (String, serde_json::Value) {
@@ -20,9 +21,10 @@ async fn session_status(app: &TestApp, token: &str, host: Option<&str>) -> u16 {
     req.send().await.unwrap().status().as_u16()
 }
 
+#[rstest]
 #[tokio::test]
-async fn an_active_user_logs_in_by_username_or_email() {
-    let app = TestApp::spawn().await;
+async fn an_active_user_logs_in_by_username_or_email(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     let activated = active_user(&app, "both@acmecorp.com", "bothways", "a fine passphrase").await;
     for id in ["bothways", "BothWays", "both@acmecorp.com", " BOTH@AcmeCorp.com "] {
         let r = app.login(id, "a fine passphrase").await;
@@ -38,9 +40,10 @@ async fn an_active_user_logs_in_by_username_or_email() {
     assert_eq!(r.status(), 200);
 }
 
+#[rstest]
 #[tokio::test]
-async fn the_session_token_is_an_eddsa_jwt_whose_key_is_in_the_jwks() {
-    let app = TestApp::spawn().await;
+async fn the_session_token_is_an_eddsa_jwt_whose_key_is_in_the_jwks(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     let (token, body) = logged_in(&app).await;
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3);
@@ -66,9 +69,10 @@ async fn the_session_token_is_an_eddsa_jwt_whose_key_is_in_the_jwks() {
     jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).expect("signature verifies");
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
-    let app = TestApp::spawn().await;
+async fn a_wrong_password_and_an_unknown_user_get_the_same_answer(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     active_user(&app, "same@acmecorp.com", "sameanswer", "a fine passphrase").await;
     let wrong = app.login("sameanswer", "not the passphrase").await;
     assert_eq!(wrong.status(), 401);
@@ -77,9 +81,10 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
     assert_eq!(json(wrong).await, json(unknown).await);
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_pending_user_cannot_log_in() {
-    let app = TestApp::spawn().await;
+async fn a_pending_user_cannot_log_in(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     app.signup(&signup_body("pending@acmecorp.com")).await;
     let r = app.login("junedoe1", "eomcpmdp2jp2ijvekklmlkm").await;
     assert_eq!(r.status(), 403);
@@ -88,9 +93,10 @@ async fn a_pending_user_cannot_log_in() {
     assert_eq!(app.login("junedoe1", "wrong password here").await.status(), 401);
 }
 
+#[rstest]
 #[tokio::test]
-async fn missing_fields_are_named() {
-    let app = TestApp::spawn().await;
+async fn missing_fields_are_named(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     let r = app.post("/v1/auth/login", &json!({ "password": "x" })).await;
     assert_eq!(r.status(), 422);
     assert_eq!(json(r).await["error"]["fields"][0]["field"], "username");
@@ -99,9 +105,10 @@ async fn missing_fields_are_named() {
     assert_eq!(json(r).await["error"]["fields"][0]["field"], "password");
 }
 
+#[rstest]
 #[tokio::test]
-async fn logout_revokes_the_session_everywhere() {
-    let app = TestApp::spawn().await;
+async fn logout_revokes_the_session_everywhere(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     let (token, _) = logged_in(&app).await;
     assert_eq!(session_status(&app, &token, None).await, 200);
     let r = app.client.post(app.url("/v1/auth/logout")).bearer_auth(&token).send().await.unwrap();
@@ -112,18 +119,20 @@ async fn logout_revokes_the_session_everywhere() {
     assert_eq!(json(again).await["error"]["code"], "session_invalid");
 }
 
+#[rstest]
 #[tokio::test]
-async fn requests_without_a_bearer_token_are_refused() {
-    let app = TestApp::spawn().await;
+async fn requests_without_a_bearer_token_are_refused(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     let r = app.client.post(app.url("/v1/auth/logout")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(json(r).await["error"]["code"], "missing_token");
     assert_eq!(session_status(&app, "not.a.jwt", None).await, 401);
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_session_expires_with_the_clock() {
-    let app = TestApp::spawn().await;
+async fn a_session_expires_with_the_clock(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     let (token, _) = logged_in(&app).await;
     app.clock.advance(time::Duration::minutes(59));
     assert_eq!(session_status(&app, &token, None).await, 200);
@@ -131,9 +140,10 @@ async fn a_session_expires_with_the_clock() {
     assert_eq!(session_status(&app, &token, None).await, 401);
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_session_of_one_instance_is_refused_by_another() {
-    let app = TestApp::spawn().await;
+async fn a_session_of_one_instance_is_refused_by_another(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     let (token, _) = logged_in(&app).await;
     assert_eq!(session_status(&app, &token, Some("acme.localhost")).await, 401);
     let jwks_default = json(app.get("/.well-known/jwks.json").await).await;
@@ -149,9 +159,10 @@ async fn a_session_of_one_instance_is_refused_by_another() {
     assert_ne!(jwks_default["keys"][0]["x"], jwks_acme["keys"][0]["x"]);
 }
 
+#[rstest]
 #[tokio::test]
-async fn failed_logins_are_rate_limited_per_identifier() {
-    let app = TestApp::spawn().await;
+async fn failed_logins_are_rate_limited_per_identifier(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     active_user(&app, "brute@acmecorp.com", "bruteforce", "a fine passphrase").await;
     for _ in 0..10 {
         assert_eq!(app.login("bruteforce", "guess guess guess").await.status(), 401);
@@ -161,16 +172,17 @@ async fn failed_logins_are_rate_limited_per_identifier() {
     assert!(r.headers().contains_key("retry-after"));
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_weaker_stored_hash_is_upgraded_at_login() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path());
-    let app = TestApp::spawn_in(dir, config.clone()).await;
+async fn a_weaker_stored_hash_is_upgraded_at_login(#[values(SQLITE, POSTGRES)] db: Db) {
+    let env = TestEnv::new(db).await;
+    let config = env.config();
+    let app = TestApp::spawn_in(env, config.clone()).await;
     active_user(&app, "rehash@acmecorp.com", "rehashme", "a fine passphrase").await;
-    let TestApp { dir, .. } = app;
+    let TestApp { env, .. } = app;
     let mut stronger = config;
     stronger.hashing.memory_kib = 2048;
-    let app = TestApp::spawn_in(dir, stronger).await;
+    let app = TestApp::spawn_in(env, stronger).await;
     assert_eq!(app.login("rehashme", "a fine passphrase").await.status(), 200);
     assert_eq!(
         app.count("SELECT COUNT(*) FROM users WHERE password_hash LIKE '$argon2id$v=19$m=2048,%'").await,

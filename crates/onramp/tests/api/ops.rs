@@ -1,19 +1,22 @@
 //! Health, readiness, metrics, OpenAPI, the app schema, and unknown routes.
 
 use crate::helpers::*;
+use rstest::rstest;
 
+#[rstest]
 #[tokio::test]
-async fn health_and_readiness_answer() {
-    let app = TestApp::spawn().await;
+async fn health_and_readiness_answer(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     assert_eq!(json(app.get("/healthz").await).await["status"], "ok");
     let r = app.get("/readyz").await;
     assert_eq!(r.status(), 200);
     assert_eq!(json(r).await["status"], "ready");
 }
 
+#[rstest]
 #[tokio::test]
-async fn metrics_count_requests_signups_and_the_outbox() {
-    let app = TestApp::spawn().await;
+async fn metrics_count_requests_signups_and_the_outbox(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     app.signup(&signup_body("m@acmecorp.com")).await;
     let text = app.get("/metrics").await.text().await.unwrap();
     assert!(
@@ -29,9 +32,10 @@ async fn metrics_count_requests_signups_and_the_outbox() {
     assert!(text.contains("onramp_outbox_delivered_total 1"), "{text}");
 }
 
+#[rstest]
 #[tokio::test]
-async fn the_openapi_document_lists_every_endpoint() {
-    let app = TestApp::spawn().await;
+async fn the_openapi_document_lists_every_endpoint(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     let doc = json(app.get("/openapi.json").await).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
@@ -53,9 +57,10 @@ async fn the_openapi_document_lists_every_endpoint() {
     assert!(doc["components"]["schemas"]["SignupRequest"]["properties"]["domain_id"].is_object());
 }
 
+#[rstest]
 #[tokio::test]
-async fn the_app_schema_lists_domains_keyed_by_id() {
-    let app = TestApp::spawn().await;
+async fn the_app_schema_lists_domains_keyed_by_id(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     let r = app.get("/v1/apps/app_demo/schema").await;
     assert_eq!(r.status(), 200);
     let schema = json(r).await;
@@ -72,28 +77,30 @@ async fn the_app_schema_lists_domains_keyed_by_id() {
     assert_eq!(json(r).await["error"]["code"], "app_not_found");
 }
 
+#[rstest]
 #[tokio::test]
-async fn the_schema_version_changes_with_the_domains_and_only_then() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path());
-    let app = TestApp::spawn_in(dir, config.clone()).await;
+async fn the_schema_version_changes_with_the_domains_and_only_then(#[values(SQLITE, POSTGRES)] db: Db) {
+    let env = TestEnv::new(db).await;
+    let config = env.config();
+    let app = TestApp::spawn_in(env, config.clone()).await;
     let v1 = json(app.get("/v1/apps/app_demo/schema").await).await["version_id"].clone();
-    let TestApp { dir, .. } = app;
+    let TestApp { env, .. } = app;
     // Same configuration applied again: same version (config is applied idempotently).
-    let app = TestApp::spawn_in(dir, config.clone()).await;
+    let app = TestApp::spawn_in(env, config.clone()).await;
     assert_eq!(json(app.get("/v1/apps/app_demo/schema").await).await["version_id"], v1);
-    let TestApp { dir, .. } = app;
+    let TestApp { env, .. } = app;
     let mut changed = config;
     changed.instances[0].apps[0].domains[0].title = "Acme Inc".into();
-    let app = TestApp::spawn_in(dir, changed).await;
+    let app = TestApp::spawn_in(env, changed).await;
     let schema = json(app.get("/v1/apps/app_demo/schema").await).await;
     assert_ne!(schema["version_id"], v1);
     assert_eq!(schema["domains"][DOMAIN]["title"], "Acme Inc");
 }
 
+#[rstest]
 #[tokio::test]
-async fn unknown_routes_and_methods_answer_in_the_v1_error_format() {
-    let app = TestApp::spawn().await;
+async fn unknown_routes_and_methods_answer_in_the_v1_error_format(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     let r = app.get("/v1/nothing").await;
     assert_eq!(r.status(), 404);
     assert_eq!(json(r).await["error"]["code"], "not_found");

@@ -4,10 +4,11 @@
 use crate::helpers::*;
 use crate::smtp_sink::SmtpSink;
 use onramp::config::{MailTransportKind, Secret};
+use rstest::rstest;
 
-async fn smtp_app(sink: &SmtpSink) -> TestApp {
+async fn smtp_app(db: Db, sink: &SmtpSink) -> TestApp {
     let url = sink.url();
-    TestApp::spawn_with(move |c| {
+    TestApp::spawn_with(db, move |c| {
         c.mail.transport = MailTransportKind::Smtp;
         c.mail.smtp_url = Some(Secret(url));
         c.mail.timeout_secs = 5;
@@ -15,10 +16,11 @@ async fn smtp_app(sink: &SmtpSink) -> TestApp {
     .await
 }
 
+#[rstest]
 #[tokio::test]
-async fn mail_goes_out_over_smtp_with_its_message_id() {
+async fn mail_goes_out_over_smtp_with_its_message_id(#[values(SQLITE, POSTGRES)] db: Db) {
     let sink = SmtpSink::start().await;
-    let app = smtp_app(&sink).await;
+    let app = smtp_app(db, &sink).await;
     let token =
         json(app.signup(&signup_body("smtp@acmecorp.com")).await).await["token"].as_str().unwrap().to_owned();
     assert_eq!(app.worker.drain().await.unwrap(), 1);
@@ -27,20 +29,18 @@ async fn mail_goes_out_over_smtp_with_its_message_id() {
     let mail = parse_mail(&received[0]);
     assert_eq!(mail.to, "smtp@acmecorp.com");
     assert_eq!(token_in(&mail), token);
-    let stored: String = {
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", app.sqlite_path().display()))
-            .await
-            .unwrap();
-        sqlx::query_scalar("SELECT message_id FROM outbox").fetch_one(&pool).await.unwrap()
-    };
+    let stored = app.text("SELECT message_id FROM outbox").await;
     assert_eq!(format!("<{}>", mail.message_id), stored, "the Message-ID was fixed at enqueue time");
 }
 
+#[rstest]
 #[tokio::test]
-async fn while_smtp_is_down_signups_are_accepted_and_mail_waits_then_goes_out_once() {
+async fn while_smtp_is_down_signups_are_accepted_and_mail_waits_then_goes_out_once(
+    #[values(SQLITE, POSTGRES)] db: Db,
+) {
     let sink = SmtpSink::start().await;
     sink.set_failing(true);
-    let app = smtp_app(&sink).await;
+    let app = smtp_app(db, &sink).await;
     assert_eq!(app.signup(&signup_body("wait1@acmecorp.com")).await.status(), 200);
     app.worker.drain().await.unwrap();
     assert_eq!(
@@ -75,11 +75,12 @@ async fn while_smtp_is_down_signups_are_accepted_and_mail_waits_then_goes_out_on
     assert_eq!(sink.received().await.len(), 2);
 }
 
+#[rstest]
 #[tokio::test]
-async fn an_unreachable_smtp_server_is_retried_too() {
+async fn an_unreachable_smtp_server_is_retried_too(#[values(SQLITE, POSTGRES)] db: Db) {
     // A port nothing listens on: take one, then close it.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let app = TestApp::spawn_with(move |c| {
+    let app = TestApp::spawn_with(db, move |c| {
         c.mail.transport = MailTransportKind::Smtp;
         c.mail.smtp_url = Some(Secret(format!("smtp://127.0.0.1:{port}")));
     })
@@ -90,11 +91,12 @@ async fn an_unreachable_smtp_server_is_retried_too() {
     assert_eq!(app.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").await, 1);
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_message_is_dead_lettered_after_its_last_attempt() {
+async fn a_message_is_dead_lettered_after_its_last_attempt(#[values(SQLITE, POSTGRES)] db: Db) {
     let sink = SmtpSink::start().await;
     sink.set_failing(true);
-    let app = smtp_app(&sink).await; // max_attempts = 3, first retry after 10 s
+    let app = smtp_app(db, &sink).await; // max_attempts = 3, first retry after 10 s
     app.signup(&signup_body("dead@acmecorp.com")).await;
     for _ in 0..5 {
         app.worker.drain().await.unwrap();
@@ -106,20 +108,21 @@ async fn a_message_is_dead_lettered_after_its_last_attempt() {
     assert!(metrics.contains("onramp_outbox_failures_total 3"), "{metrics}");
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_committed_signup_is_delivered_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = test_config(dir.path());
-    let first = TestApp::spawn_in(dir, config.clone()).await;
+async fn a_committed_signup_is_delivered_after_a_restart(#[values(SQLITE, POSTGRES)] db: Db) {
+    let env = TestEnv::new(db).await;
+    let config = env.config();
+    let first = TestApp::spawn_in(env, config.clone()).await;
     let token = json(first.signup(&signup_body("restart@acmecorp.com")).await).await["token"]
         .as_str()
         .unwrap()
         .to_owned();
     // The process goes away before its worker ran.
-    let TestApp { dir, .. } = first;
-    assert!(read_mails(&dir.path().join("mail")).is_empty());
+    let TestApp { env, .. } = first;
+    assert!(read_mails(&env.dir.path().join("mail")).is_empty());
 
-    let second = TestApp::spawn_in(dir, config).await;
+    let second = TestApp::spawn_in(env, config).await;
     let mails = second.mails_to("restart@acmecorp.com").await;
     assert_eq!(mails.len(), 1);
     assert_eq!(token_in(&mails[0]), token);

@@ -1,11 +1,13 @@
 //! `POST /v1/auth/signup`.
 
 use crate::helpers::*;
+use rstest::rstest;
 use serde_json::json;
 
+#[rstest]
 #[tokio::test]
-async fn a_signup_answers_the_token_that_the_activation_email_carries() {
-    let app = TestApp::spawn().await;
+async fn a_signup_answers_the_token_that_the_activation_email_carries(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     let r = app.signup(&signup_body("junedoe@acmecorp.com")).await;
     assert_eq!(r.status(), 200);
     let body = json(r).await;
@@ -23,9 +25,10 @@ async fn a_signup_answers_the_token_that_the_activation_email_carries() {
     assert!(!mail.message_id.is_empty());
 }
 
+#[rstest]
 #[tokio::test]
-async fn the_seeds_own_snippet_reads_the_token_from_the_emailed_link() {
-    let app = TestApp::spawn().await;
+async fn the_seeds_own_snippet_reads_the_token_from_the_emailed_link(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     let token = json(app.signup(&signup_body("snippet@acmecorp.com")).await).await["token"]
         .as_str()
         .unwrap()
@@ -45,9 +48,12 @@ async fn the_seeds_own_snippet_reads_the_token_from_the_emailed_link() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), token);
 }
 
+#[rstest]
 #[tokio::test]
-async fn empty_username_and_password_are_generated_and_stated_in_the_email() {
-    let app = TestApp::spawn().await;
+async fn empty_username_and_password_are_generated_and_stated_in_the_email(
+    #[values(SQLITE, POSTGRES)] db: Db,
+) {
+    let app = TestApp::spawn(db).await;
     let body = with(signup_body("gen@acmecorp.com"), json!({ "username": "", "password": null }));
     assert_eq!(app.signup(&body).await.status(), 200);
     let mail = app.mails_to("gen@acmecorp.com").await.pop().unwrap();
@@ -63,9 +69,10 @@ async fn empty_username_and_password_are_generated_and_stated_in_the_email() {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }
 
+#[rstest]
 #[tokio::test]
-async fn generated_usernames_stay_unique() {
-    let app = TestApp::spawn().await;
+async fn generated_usernames_stay_unique(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     for email in ["a1@acmecorp.com", "a2@acmecorp.com", "a3@acmecorp.com"] {
         let body = with(signup_body(email), json!({ "username": null, "password": null, "name": "Jo Li" }));
         assert_eq!(app.signup(&body).await.status(), 200);
@@ -76,9 +83,10 @@ async fn generated_usernames_stay_unique() {
     assert!(names.iter().all(|n| n.starts_with("jo.li") && n.chars().count() >= 8), "{names:?}");
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_chosen_password_never_appears_in_the_email() {
-    let app = TestApp::spawn().await;
+async fn a_chosen_password_never_appears_in_the_email(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     app.signup(&signup_body("chosen@acmecorp.com")).await;
     let mail = app.mails_to("chosen@acmecorp.com").await.pop().unwrap();
     assert_eq!(line_value(&mail, "Username").as_deref(), Some("junedoe1"));
@@ -99,9 +107,12 @@ async fn field_errors(app: &TestApp, body: serde_json::Value) -> Vec<(String, St
         .collect()
 }
 
+#[rstest]
 #[tokio::test]
-async fn each_invalid_field_is_named_with_a_stable_code_and_nothing_is_written() {
-    let app = TestApp::spawn().await;
+async fn each_invalid_field_is_named_with_a_stable_code_and_nothing_is_written(
+    #[values(SQLITE, POSTGRES)] db: Db,
+) {
+    let app = TestApp::spawn(db).await;
     let base = signup_body("v@acmecorp.com");
     let cases = [
         (json!({ "domain_id": null }), ("domain_id", "required")),
@@ -136,9 +147,10 @@ async fn each_invalid_field_is_named_with_a_stable_code_and_nothing_is_written()
     assert_eq!(app.count("SELECT COUNT(*) FROM outbox").await, 0);
 }
 
+#[rstest]
 #[tokio::test]
-async fn malformed_bodies_get_clear_errors_in_the_v1_format() {
-    let app = TestApp::spawn().await;
+async fn malformed_bodies_get_clear_errors_in_the_v1_format(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     let url = app.url("/v1/auth/signup");
     let r = app
         .client
@@ -166,9 +178,10 @@ async fn malformed_bodies_get_clear_errors_in_the_v1_format() {
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_body_over_64_kib_is_refused_with_413_before_any_work() {
-    let app = TestApp::spawn().await;
+async fn a_body_over_64_kib_is_refused_with_413_before_any_work(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     let body = with(signup_body("big@acmecorp.com"), json!({ "account_title": "x".repeat(70 * 1024) }));
     let r = app.signup(&body).await;
     assert_eq!(r.status(), 413);
@@ -177,9 +190,12 @@ async fn a_body_over_64_kib_is_refused_with_413_before_any_work() {
     assert_eq!(app.state.onramp.hasher().queue_depth(), 0);
 }
 
+#[rstest]
 #[tokio::test]
-async fn an_existing_active_email_looks_like_a_new_signup_and_its_owner_is_told() {
-    let app = TestApp::spawn().await;
+async fn an_existing_active_email_looks_like_a_new_signup_and_its_owner_is_told(
+    #[values(SQLITE, POSTGRES)] db: Db,
+) {
+    let app = TestApp::spawn(db).await;
     active_user(&app, "owner@acmecorp.com", "owner001", "a long passphrase").await;
 
     let again = with(
@@ -209,9 +225,10 @@ async fn an_existing_active_email_looks_like_a_new_signup_and_its_owner_is_told(
     assert_eq!(app.login("owner@acmecorp.com", "another phrase").await.status(), 401);
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_new_signup_replaces_an_unverified_one_and_voids_its_token() {
-    let app = TestApp::spawn().await;
+async fn a_new_signup_replaces_an_unverified_one_and_voids_its_token(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     // Someone registers the address first, with a password of their own.
     let first = with(
         signup_body("victim@acmecorp.com"),
@@ -238,9 +255,10 @@ async fn a_new_signup_replaces_an_unverified_one_and_voids_its_token() {
     assert_eq!(app.login("victim@acmecorp.com", "squatters phrase").await.status(), 401);
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_username_in_use_is_a_conflict() {
-    let app = TestApp::spawn().await;
+async fn a_username_in_use_is_a_conflict(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     app.signup(&signup_body("one@acmecorp.com")).await;
     // Confusable spelling (Cyrillic 'е') of the same username.
     let r =
@@ -250,9 +268,10 @@ async fn a_username_in_use_is_a_conflict() {
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
 }
 
+#[rstest]
 #[tokio::test]
-async fn an_app_can_keep_the_activation_token_out_of_the_response() {
-    let app = TestApp::spawn().await;
+async fn an_app_can_keep_the_activation_token_out_of_the_response(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     let body = with(signup_body("ref@acme.example"), json!({ "domain_id": "dom_acme" }));
     let r = app.post_to("acme", "/v1/auth/signup", &body).await;
     assert_eq!(r.status(), 200);
@@ -266,9 +285,12 @@ async fn an_app_can_keep_the_activation_token_out_of_the_response() {
     assert_eq!(r.status(), 200);
 }
 
+#[rstest]
 #[tokio::test]
-async fn fifty_concurrent_signups_of_one_email_make_one_user_and_one_message() {
-    let app = TestApp::spawn_with(|c| c.rate_limits.enabled = false).await;
+async fn fifty_concurrent_signups_of_one_email_make_one_user_and_one_message(
+    #[values(SQLITE, POSTGRES)] db: Db,
+) {
+    let app = TestApp::spawn_with(db, |c| c.rate_limits.enabled = false).await;
     let requests = (0..50)
         .map(|i| {
             let body = with(signup_body("race@acmecorp.com"), json!({ "username": format!("racer{i:04}") }));
@@ -291,9 +313,10 @@ async fn fifty_concurrent_signups_of_one_email_make_one_user_and_one_message() {
     assert_eq!(app.activate(&token_in(&mails[0])).await.status(), 200);
 }
 
+#[rstest]
 #[tokio::test]
-async fn repeated_signups_of_one_email_are_rate_limited_with_retry_after() {
-    let app = TestApp::spawn().await; // 5 per email per hour by default
+async fn repeated_signups_of_one_email_are_rate_limited_with_retry_after(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await; // 5 per email per hour by default
     for _ in 0..5 {
         assert_eq!(app.signup(&signup_body("limit@acmecorp.com")).await.status(), 200);
     }
@@ -307,9 +330,10 @@ async fn repeated_signups_of_one_email_are_rate_limited_with_retry_after() {
     assert_eq!(app.signup(&signup_body("limit@acmecorp.com")).await.status(), 200);
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_saturated_hashing_pool_answers_503_with_retry_after_at_once() {
-    let app = TestApp::spawn_with(|c| {
+async fn a_saturated_hashing_pool_answers_503_with_retry_after_at_once(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, |c| {
         c.rate_limits.enabled = false;
         c.hashing.memory_kib = 19_456;
         c.hashing.iterations = 8;
@@ -342,9 +366,10 @@ async fn a_saturated_hashing_pool_answers_503_with_retry_after_at_once() {
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, ok as i64, "accepted ones complete");
 }
 
+#[rstest]
 #[tokio::test]
-async fn instances_are_isolated_by_host() {
-    let app = TestApp::spawn().await;
+async fn instances_are_isolated_by_host(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
     // dom_acme exists only in the acme instance.
     let body = with(signup_body("iso@acme.example"), json!({ "domain_id": "dom_acme" }));
     let r = app.signup(&body).await;
