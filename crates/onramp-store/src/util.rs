@@ -24,9 +24,20 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
                 StoreError::Unique("other")
             }
         }
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+        // PostgreSQL going away: connection exceptions (08), insufficient resources (53),
+        // operator intervention (57: shutdown, restart, statement timeout).
+        sqlx::Error::Database(d)
+            if d.code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("53") || c.starts_with("57")) =>
+        {
             StoreError::Unavailable(e.to_string())
         }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Other(e.to_string()),
     }
 }

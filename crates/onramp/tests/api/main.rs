@@ -7,6 +7,7 @@ mod helpers;
 mod smtp_sink;
 
 mod activation;
+mod cluster;
 mod login;
 mod ops;
 mod outbox;
