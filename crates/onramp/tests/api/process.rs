@@ -228,3 +228,106 @@ fn migrate_creates_the_database() {
     // Twice is fine.
     assert!(onramp().arg("migrate").arg("--config").arg(&config).output().unwrap().status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_a_node_under_load_loses_no_accepted_signup() {
+    let sink = SmtpSink::start().await;
+    let env = TestEnv::new(POSTGRES).await;
+    let pg_url = env.pg.as_ref().unwrap().url.clone();
+    let extra = format!(
+        "database_url = \"{pg_url}\"\nsecret_key = \"{key}\"\n\
+         [mail]\ntransport = \"smtp\"\nsmtp_url = \"{smtp}\"\ntimeout_secs = 1\n\
+         [outbox]\nretry_base_secs = 1\npoll_interval_ms = 100\nlease_secs = 2\n\
+         [rate_limits]\nenabled = false\n",
+        key = "7b".repeat(32),
+        smtp = sink.url()
+    );
+    let config = write_config(env.dir.path(), &extra);
+    let (node_a, base_a) = serve(&config);
+    let (_node_b, base_b) = serve(&config);
+    let bases = std::sync::Arc::new(std::sync::RwLock::new(vec![base_a, base_b]));
+
+    let until = Instant::now() + Duration::from_secs(6);
+    let lanes: Vec<_> = (0..2)
+        .map(|lane| {
+            let bases = bases.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+                let mut accepted = Vec::new();
+                let mut i = 0usize;
+                while Instant::now() < until && i < 10_000 {
+                    let base = bases.read().unwrap()[i % 2].clone();
+                    let email = format!("k{lane}-{i}@kill.example");
+                    let body = with(
+                        signup_body(&email),
+                        serde_json::json!({ "username": format!("kill{lane}x{i:05}") }),
+                    );
+                    // A request to the killed node fails outright: not accepted, nothing promised.
+                    if let Ok(r) = client.post(format!("{base}/v1/auth/signup")).json(&body).send().await
+                        && r.status() == 200
+                    {
+                        accepted.push(email);
+                    }
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                accepted
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut node_a = node_a;
+    node_a.kill(); // SIGKILL, mid-load
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_node_a2, base_a2) = serve(&config);
+    bases.write().unwrap()[0] = base_a2;
+
+    let mut accepted = std::collections::HashSet::new();
+    for lane in lanes {
+        accepted.extend(lane.await.unwrap());
+    }
+    assert!(accepted.len() > 50, "load ran: {}", accepted.len());
+
+    // Nothing accepted is lost, nothing is half-created.
+    let pool = sqlx::PgPool::connect(&pg_url).await.unwrap();
+    let emails: Vec<String> = sqlx::query_scalar("SELECT email FROM users").fetch_all(&pool).await.unwrap();
+    let stored: std::collections::HashSet<String> = emails.into_iter().collect();
+    let lost = accepted.difference(&stored).count();
+    assert_eq!(lost, 0, "{lost} of {} accepted signups are missing", accepted.len());
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM users WHERE account_id IS NULL)
+              + (SELECT COUNT(*) FROM accounts a WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.account_id = a.id))
+              + (SELECT COUNT(*) FROM users u WHERE NOT EXISTS (SELECT 1 FROM verifications v WHERE v.user_id = u.id))
+              + (SELECT COUNT(*) FROM users u WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.recipient = u.email))",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0, "half-created signups");
+
+    // Every activation mail goes out (the killed node's claimed ones once its lease ran out).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let delivered = loop {
+        let got: std::collections::HashSet<String> =
+            sink.received().await.iter().map(|m| parse_mail(m).to).collect();
+        if got.len() >= stored.len() || Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let missing: Vec<&String> = stored.difference(&delivered).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} activation mails never arrived, e.g. {:?}",
+        missing.len(),
+        stored.len(),
+        missing.iter().take(3).collect::<Vec<_>>()
+    );
+    assert_eq!(delivered.len(), stored.len());
+    // A message the killed node was sending may go out twice, but only with one Message-ID.
+    let received = sink.received().await;
+    let ids: std::collections::HashSet<String> = received.iter().map(|m| parse_mail(m).message_id).collect();
+    assert_eq!(ids.len(), stored.len());
+    pool.close().await;
+}
