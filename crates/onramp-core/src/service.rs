@@ -99,7 +99,36 @@ pub struct Onramp {
     pub(crate) seal: SealKey,
     pub(crate) settings: Settings,
     keys: RwLock<HashMap<InstanceId, Arc<KeyRing>>>,
+    /// Instances by name: every request resolves one.
+    instances: TtlCache<String, Instance>,
+    /// Signup domains with their apps, by (instance, domain id).
+    domains: TtlCache<(InstanceId, String), (App, Domain)>,
     outbox_wake: Arc<Notify>,
+}
+
+/// How long configuration read on the request path (instances, signup domains) is believed
+/// before it is looked up again. Configuration changes at start; this bounds how long a node
+/// takes to see a change made elsewhere.
+const CONFIG_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A read-mostly cache whose entries are believed for a while. Only found values go in.
+struct TtlCache<K, V> {
+    map: RwLock<HashMap<K, (V, std::time::Instant)>>,
+}
+
+impl<K: Eq + std::hash::Hash, V: Clone> TtlCache<K, V> {
+    fn new() -> Self {
+        Self { map: RwLock::new(HashMap::new()) }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        map.get(key).filter(|(_, at)| at.elapsed() < CONFIG_CACHE_TTL).map(|(v, _)| v.clone())
+    }
+
+    fn put(&self, key: K, value: V) {
+        self.map.write().unwrap_or_else(|e| e.into_inner()).insert(key, (value, std::time::Instant::now()));
+    }
 }
 
 impl Onramp {
@@ -119,6 +148,8 @@ impl Onramp {
             seal,
             settings,
             keys: RwLock::new(HashMap::new()),
+            instances: TtlCache::new(),
+            domains: TtlCache::new(),
             outbox_wake: Arc::new(Notify::new()),
         }
     }
@@ -158,8 +189,31 @@ impl Onramp {
         Ok(self.store.ensure_instance(name, key).await?)
     }
 
+    /// The active instance `name` (cached for a few seconds; unknown names are not cached).
     pub async fn instance(&self, name: &str) -> Result<Instance, CoreError> {
-        self.store.instance_by_name(name).await?.ok_or(CoreError::InstanceNotFound)
+        if let Some(instance) = self.instances.get(&name.to_owned()) {
+            return Ok(instance);
+        }
+        let instance = self.store.instance_by_name(name).await?.ok_or(CoreError::InstanceNotFound)?;
+        self.instances.put(name.to_owned(), instance.clone());
+        Ok(instance)
+    }
+
+    /// A signup domain and its app (cached like instances).
+    pub(crate) async fn signup_domain(
+        &self,
+        instance: &Instance,
+        domain_id: &str,
+    ) -> Result<Option<(App, Domain)>, CoreError> {
+        let key = (instance.id, domain_id.to_owned());
+        if let Some(found) = self.domains.get(&key) {
+            return Ok(Some(found));
+        }
+        let found = self.store.signup_domain(instance.id, domain_id).await?;
+        if let Some(found) = &found {
+            self.domains.put(key, found.clone());
+        }
+        Ok(found)
     }
 
     /// The instance's signing keys, loaded once and cached.

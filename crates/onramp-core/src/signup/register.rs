@@ -145,10 +145,9 @@ impl Onramp {
         )
         .await?;
 
-        let (app, domain) =
-            self.store.signup_domain(instance.id, &cmd.domain_id).await?.ok_or_else(|| {
-                CoreError::field("domain_id", "unknown_domain", "is not a signup domain of this instance")
-            })?;
+        let (app, domain) = self.signup_domain(instance, &cmd.domain_id).await?.ok_or_else(|| {
+            CoreError::field("domain_id", "unknown_domain", "is not a signup domain of this instance")
+        })?;
         if !domain.allow_signup {
             return Err(CoreError::field("domain_id", "signup_not_allowed", "does not allow signup"));
         }
