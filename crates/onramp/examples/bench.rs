@@ -35,6 +35,18 @@ fn report(what: &str, n: usize, elapsed: Duration, mut lat: Vec<Duration>) -> f6
     rate
 }
 
+/// The URL without its password or query.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        }
+        Err(_) => "(unparsable url)".into(),
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -72,7 +84,7 @@ async fn main() {
         hasher.params().t_cost,
         hasher.params().p_cost,
         threads,
-        service.state.config.database_url().split('?').next().unwrap_or_default(),
+        redacted(&service.state.config.database_url()),
     );
 
     // 1. The hash-bound limit: the pool kept full for a few seconds.
