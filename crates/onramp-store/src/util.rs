@@ -41,3 +41,61 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
         _ => StoreError::Other(e.to_string()),
     }
 }
+
+/// Row-to-model mappings shared by the backends: the SQL differs per database, the columns it
+/// selects (in this order) do not. Macros, because each backend's `Row` type differs.
+macro_rules! app_from {
+    ($r:expr, $at:expr) => {
+        onramp_core::model::App {
+            id: $r.get($at),
+            name: $r.get($at + 1),
+            signup_url: $r.get($at + 2),
+            activation_token_in_response: $r.get($at + 3),
+            schema_version: $r.get($at + 4),
+        }
+    };
+}
+
+/// Columns: id, title, description, help, allow_signup.
+macro_rules! domain_from {
+    ($r:expr, $at:expr) => {
+        onramp_core::model::Domain {
+            id: $r.get($at),
+            title: $r.get($at + 1),
+            description: $r.get($at + 2),
+            help: $r.get($at + 3),
+            allow_signup: $r.get($at + 4),
+        }
+    };
+}
+
+/// Columns: id, user_id, user_public_id, issued_at, expires_at, revoked_at.
+macro_rules! session_from {
+    ($r:expr) => {
+        onramp_core::model::SessionRecord {
+            id: $r.get(0),
+            user_key: $r.get(1),
+            user_public_id: $r.get(2),
+            issued_at: $crate::util::from_ts($r.get(3)),
+            expires_at: $crate::util::from_ts($r.get(4)),
+            revoked_at: $r.get::<Option<i64>, _>(5).map($crate::util::from_ts),
+        }
+    };
+}
+
+/// Columns: id, instance_id, kind, recipient, message_id, payload, attempts.
+macro_rules! outbox_from {
+    ($r:expr) => {
+        onramp_core::model::OutboxMessage {
+            id: $r.get(0),
+            instance_id: onramp_core::model::InstanceId($r.get(1)),
+            kind: $r.get(2),
+            recipient: $r.get(3),
+            message_id: $r.get(4),
+            sealed_payload: $r.get::<Option<Vec<u8>>, _>(5).unwrap_or_default(),
+            attempts: u32::try_from($r.get::<i64, _>(6)).unwrap_or(0),
+        }
+    };
+}
+
+pub(crate) use {app_from, domain_from, outbox_from, session_from};

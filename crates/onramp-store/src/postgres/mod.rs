@@ -4,7 +4,7 @@
 //! `FOR UPDATE SKIP LOCKED` and a lease, so many workers share it without doubling a message.
 
 use crate::StoreOptions;
-use crate::util::{db_err, from_ts, ts};
+use crate::util::{app_from, db_err, domain_from, from_ts, outbox_from, session_from, ts};
 use async_trait::async_trait;
 use onramp_core::model::*;
 use onramp_core::ports::{AppSpec, Store, StoreError, StoreResult};
@@ -331,13 +331,7 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(row.map(|r| App {
-            id: r.get(0),
-            name: r.get(1),
-            signup_url: r.get(2),
-            activation_token_in_response: r.get(3),
-            schema_version: r.get(4),
-        }))
+        Ok(row.map(|r| app_from!(r, 0)))
     }
 
     async fn app_domains(&self, instance: InstanceId, app_id: &str) -> StoreResult<Vec<Domain>> {
@@ -350,16 +344,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Domain {
-                id: r.get(0),
-                title: r.get(1),
-                description: r.get(2),
-                help: r.get(3),
-                allow_signup: r.get(4),
-            })
-            .collect())
+        Ok(rows.into_iter().map(|r| domain_from!(r, 0)).collect())
     }
 
     async fn signup_domain(
@@ -378,24 +363,7 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(row.map(|r| {
-            (
-                App {
-                    id: r.get(0),
-                    name: r.get(1),
-                    signup_url: r.get(2),
-                    activation_token_in_response: r.get(3),
-                    schema_version: r.get(4),
-                },
-                Domain {
-                    id: r.get(5),
-                    title: r.get(6),
-                    description: r.get(7),
-                    help: r.get(8),
-                    allow_signup: r.get(9),
-                },
-            )
-        }))
+        Ok(row.map(|r| (app_from!(r, 0), domain_from!(r, 5))))
     }
 
     async fn create_signup(&self, instance: InstanceId, s: &NewSignup) -> StoreResult<SignupOutcome> {
@@ -556,14 +524,7 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(row.map(|r| SessionRecord {
-            id: r.get(0),
-            user_key: r.get(1),
-            user_public_id: r.get(2),
-            issued_at: from_ts(r.get(3)),
-            expires_at: from_ts(r.get(4)),
-            revoked_at: r.get::<Option<i64>, _>(5).map(from_ts),
-        }))
+        Ok(row.map(|r| session_from!(r)))
     }
 
     async fn revoke_session(&self, instance: InstanceId, id: &str, now: OffsetDateTime) -> StoreResult<bool> {
@@ -604,18 +565,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        let mut out: Vec<OutboxMessage> = rows
-            .into_iter()
-            .map(|r| OutboxMessage {
-                id: r.get(0),
-                instance_id: InstanceId(r.get(1)),
-                kind: r.get(2),
-                recipient: r.get(3),
-                message_id: r.get(4),
-                sealed_payload: r.get::<Option<Vec<u8>>, _>(5).unwrap_or_default(),
-                attempts: u32::try_from(r.get::<i64, _>(6)).unwrap_or(0),
-            })
-            .collect();
+        let mut out: Vec<OutboxMessage> = rows.into_iter().map(|r| outbox_from!(r)).collect();
         out.sort_by_key(|m| m.id);
         Ok(out)
     }
