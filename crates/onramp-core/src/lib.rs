@@ -6,6 +6,7 @@ pub mod country;
 pub mod email;
 pub mod error;
 pub mod hasher;
+pub mod instance_name;
 pub mod login;
 pub mod model;
 pub mod password;

@@ -16,6 +16,20 @@ pub struct Instance {
 /// The instance used when the request's host names none.
 pub const DEFAULT_INSTANCE: &str = "default";
 
+/// The built-in instance that holds platform (dashboard) users.
+pub const PLATFORM_INSTANCE: &str = "platform";
+
+/// An instance as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceSummary {
+    pub name: String,
+    /// `active` or `disabled`.
+    pub status: String,
+    pub created_at: OffsetDateTime,
+    pub apps: i64,
+    pub users: i64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UserStatus {

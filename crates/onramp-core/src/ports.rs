@@ -36,7 +36,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Find or create the instance `name`; `key` becomes its signing key if it has none.
     async fn ensure_instance(&self, name: &str, key: SigningKeyRecord) -> StoreResult<Instance>;
+    /// The active instance `name`; a disabled one is `None`.
     async fn instance_by_name(&self, name: &str) -> StoreResult<Option<Instance>>;
+    /// Create a new instance with its first signing key; `Err(Unique("instance"))` when the
+    /// name is taken (active or not).
+    async fn create_instance(&self, name: &str, key: SigningKeyRecord) -> StoreResult<Instance>;
+    async fn list_instances(&self) -> StoreResult<Vec<InstanceSummary>>;
+    async fn instance_summary(&self, name: &str) -> StoreResult<Option<InstanceSummary>>;
+    /// Enable or disable; returns whether the instance exists.
+    async fn set_instance_active(&self, name: &str, active: bool) -> StoreResult<bool>;
     async fn signing_keys(&self, instance: InstanceId) -> StoreResult<Vec<SigningKeyRecord>>;
     /// Create or update an app and replace its domains, in one transaction.
     async fn apply_app(&self, instance: InstanceId, spec: &AppSpec) -> StoreResult<()>;

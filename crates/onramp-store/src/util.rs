@@ -16,7 +16,9 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             let what = format!("{} {}", d.message(), d.constraint().unwrap_or_default());
-            if what.contains("username") {
+            if what.contains("instances") {
+                StoreError::Unique("instance")
+            } else if what.contains("username") {
                 StoreError::Unique("username")
             } else if what.contains("email") {
                 StoreError::Unique("email")
@@ -98,4 +100,17 @@ macro_rules! outbox_from {
     };
 }
 
-pub(crate) use {app_from, domain_from, outbox_from, session_from};
+/// Columns: name, status, created_at, app count, user count.
+macro_rules! summary_from {
+    ($r:expr) => {
+        onramp_core::model::InstanceSummary {
+            name: $r.get(0),
+            status: $r.get(1),
+            created_at: $crate::util::from_ts($r.get(2)),
+            apps: $r.get(3),
+            users: $r.get(4),
+        }
+    };
+}
+
+pub(crate) use {app_from, domain_from, outbox_from, session_from, summary_from};

@@ -234,3 +234,28 @@ async fn rows_of_one_instance_are_invisible_to_another(#[values(SQLITE, POSTGRES
     assert!(f.store.session(b.id, &session.id).await.unwrap().is_none());
     assert!(!f.store.revoke_session(b.id, &session.id, NOW).await.unwrap());
 }
+
+#[rstest]
+#[tokio::test]
+async fn instances_are_created_once_listed_and_disabled(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let key = |k: &str| onramp_core::session::generate_key(k.into(), NOW).unwrap();
+    let joe = f.store.create_instance("joe", key("k1")).await.unwrap();
+    assert_eq!(f.store.signing_keys(joe.id).await.unwrap().len(), 1);
+    let again = f.store.create_instance("joe", key("k2")).await.unwrap_err();
+    assert!(matches!(again, onramp_core::ports::StoreError::Unique("instance")), "{again:?}");
+    instance(f.store.as_ref(), "default").await;
+
+    let names: Vec<String> = f.store.list_instances().await.unwrap().into_iter().map(|i| i.name).collect();
+    assert_eq!(names, ["default", "joe"]);
+    let summary = f.store.instance_summary("joe").await.unwrap().unwrap();
+    assert_eq!((summary.status.as_str(), summary.apps, summary.users), ("active", 0, 0));
+
+    assert!(f.store.set_instance_active("joe", false).await.unwrap());
+    assert!(f.store.instance_by_name("joe").await.unwrap().is_none(), "a disabled instance serves nothing");
+    assert_eq!(f.store.instance_summary("joe").await.unwrap().unwrap().status, "disabled");
+    assert!(f.store.create_instance("joe", key("k3")).await.is_err(), "its name stays taken");
+    assert!(f.store.set_instance_active("joe", true).await.unwrap());
+    assert_eq!(f.store.instance_by_name("joe").await.unwrap(), Some(joe));
+    assert!(!f.store.set_instance_active("nobody", false).await.unwrap());
+}

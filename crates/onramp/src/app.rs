@@ -8,7 +8,7 @@ use crate::metrics::Metrics;
 use anyhow::Context;
 use onramp_core::clock::{Clock, SystemClock};
 use onramp_core::hasher::{HashParams, HasherConfig, PasswordHasher};
-use onramp_core::model::{App, DEFAULT_INSTANCE, Domain};
+use onramp_core::model::{App, DEFAULT_INSTANCE, Domain, PLATFORM_INSTANCE};
 use onramp_core::password::PasswordPolicy;
 use onramp_core::ports::AppSpec;
 use onramp_core::seal::SealKey;
@@ -169,6 +169,7 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Create the configured instances and apps; running it twice changes nothing.
 pub async fn apply_config(onramp: &Onramp, config: &Config) -> anyhow::Result<()> {
     onramp.ensure_instance(DEFAULT_INSTANCE).await?;
+    onramp.ensure_instance(PLATFORM_INSTANCE).await?;
     for inst in &config.instances {
         let instance = onramp.ensure_instance(&inst.name).await?;
         for app in &inst.apps {

@@ -25,6 +25,25 @@ pub enum Command {
     Migrate,
     /// Load and validate the configuration, print it (secrets redacted), and exit.
     CheckConfig,
+    /// Manage instances (isolated user directories, reached at {name}.{base_domain}).
+    Instance {
+        #[command(subcommand)]
+        action: InstanceAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstanceAction {
+    /// Create an instance with its own signing key.
+    Create { name: String },
+    /// List every instance.
+    List,
+    /// Show one instance.
+    Show { name: String },
+    /// Stop serving an instance (its data stays; running nodes notice within seconds).
+    Disable { name: String },
+    /// Serve a disabled instance again.
+    Enable { name: String },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -41,7 +60,79 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve(config).await,
+        Command::Instance { action } => instance(config, action).await,
     }
+}
+
+async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> {
+    use onramp_core::clock::{Clock, SystemClock};
+    use onramp_core::instance_name;
+    use onramp_core::token::{OsTokenGenerator, TokenGenerator};
+    let store = onramp_store::connect(&config.database_url(), &Default::default()).await?;
+    store.migrate().await?;
+    match action {
+        InstanceAction::Create { name } => {
+            if !instance_name::is_valid(&name) {
+                anyhow::bail!(
+                    "{name:?} is not a valid instance name (lower-case letters, digits, inner '-'; at most 63)"
+                );
+            }
+            if instance_name::is_reserved(&name) {
+                anyhow::bail!("{name:?} is a reserved name");
+            }
+            let key =
+                onramp_core::session::generate_key(OsTokenGenerator.public_id("key"), SystemClock.now())
+                    .map_err(|e| anyhow::anyhow!(e))?;
+            match store.create_instance(&name, key).await {
+                Ok(_) => println!("created instance {name} (https://{name}.{})", config.base_domain),
+                Err(onramp_core::ports::StoreError::Unique(_)) => {
+                    anyhow::bail!("instance {name:?} already exists")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        InstanceAction::List => {
+            println!("{:<32} {:<9} {:>5} {:>8}  created", "name", "status", "apps", "users");
+            for i in store.list_instances().await? {
+                println!(
+                    "{:<32} {:<9} {:>5} {:>8}  {}",
+                    i.name,
+                    i.status,
+                    i.apps,
+                    i.users,
+                    i.created_at.date()
+                );
+            }
+        }
+        InstanceAction::Show { name } => {
+            let i = store
+                .instance_summary(&name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no instance {name:?}"))?;
+            println!(
+                "name:    {}\nstatus:  {}\napps:    {}\nusers:   {}\ncreated: {}",
+                i.name, i.status, i.apps, i.users, i.created_at
+            );
+        }
+        InstanceAction::Disable { name } | InstanceAction::Enable { name }
+            if instance_name::is_reserved(&name) =>
+        {
+            anyhow::bail!("{name:?} is built in and cannot be disabled or enabled");
+        }
+        InstanceAction::Disable { name } => {
+            if !store.set_instance_active(&name, false).await? {
+                anyhow::bail!("no instance {name:?}");
+            }
+            println!("disabled instance {name}");
+        }
+        InstanceAction::Enable { name } => {
+            if !store.set_instance_active(&name, true).await? {
+                anyhow::bail!("no instance {name:?}");
+            }
+            println!("enabled instance {name}");
+        }
+    }
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -339,11 +339,7 @@ impl Config {
 
 /// Instance names are DNS labels: they become `{name}.{base_domain}`.
 pub fn is_instance_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
+    onramp_core::instance_name::is_valid(name)
 }
 
 fn describe(e: figment::Error) -> String {

@@ -4,7 +4,7 @@
 //! `FOR UPDATE SKIP LOCKED` and a lease, so many workers share it without doubling a message.
 
 use crate::StoreOptions;
-use crate::util::{app_from, db_err, domain_from, from_ts, outbox_from, session_from, ts};
+use crate::util::{app_from, db_err, domain_from, from_ts, outbox_from, session_from, summary_from, ts};
 use async_trait::async_trait;
 use onramp_core::model::*;
 use onramp_core::ports::{AppSpec, Store, StoreError, StoreResult};
@@ -262,6 +262,66 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db_err)?;
         Ok(id.map(|id| Instance { id: InstanceId(id), name: name.into() }))
+    }
+
+    async fn create_instance(&self, name: &str, key: SigningKeyRecord) -> StoreResult<Instance> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO instances (name, created_at) VALUES ($1, $2) RETURNING id")
+                .bind(name)
+                .bind(ts(key.created_at))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO signing_keys (instance_id, kid, pkcs8_der, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(&key.kid)
+        .bind(&key.pkcs8_der)
+        .bind(ts(key.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Instance { id: InstanceId(id), name: name.into() })
+    }
+
+    async fn list_instances(&self) -> StoreResult<Vec<InstanceSummary>> {
+        let rows = sqlx::query(
+            "SELECT i.name, i.status, i.created_at,
+                    (SELECT COUNT(*) FROM apps a WHERE a.instance_id = i.id),
+                    (SELECT COUNT(*) FROM users u WHERE u.instance_id = i.id)
+             FROM instances i ORDER BY i.name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(rows.iter().map(|r| summary_from!(r)).collect())
+    }
+
+    async fn instance_summary(&self, name: &str) -> StoreResult<Option<InstanceSummary>> {
+        let row = sqlx::query(
+            "SELECT i.name, i.status, i.created_at,
+                    (SELECT COUNT(*) FROM apps a WHERE a.instance_id = i.id),
+                    (SELECT COUNT(*) FROM users u WHERE u.instance_id = i.id)
+             FROM instances i WHERE i.name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(row.map(|r| summary_from!(r)))
+    }
+
+    async fn set_instance_active(&self, name: &str, active: bool) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE instances SET status = $1 WHERE name = $2")
+            .bind(if active { "active" } else { "disabled" })
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn signing_keys(&self, instance: InstanceId) -> StoreResult<Vec<SigningKeyRecord>> {

@@ -2,6 +2,7 @@
 //! outcomes and errors in its own format; what they share (instance resolution, client address,
 //! body limit, metrics, the ops endpoints) lives here.
 
+pub mod fast_track;
 pub mod openapi;
 pub mod ops;
 pub mod v1;

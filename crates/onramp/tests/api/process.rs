@@ -331,3 +331,61 @@ async fn sigkill_of_a_node_under_load_loses_no_accepted_signup() {
     assert_eq!(ids.len(), stored.len());
     pool.close().await;
 }
+
+#[tokio::test]
+async fn instances_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let run = |args: &[&str]| {
+        let out = onramp().arg("--config").arg(&config).args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&["instance", "create", "joe"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("created instance joe"), "{out}");
+    let (ok, _, err) = run(&["instance", "create", "joe"]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    for bad in ["Joe", "-joe", "admin", "platform"] {
+        let (ok, _, err) = run(&["instance", "create", "--", bad]);
+        assert!(!ok, "{bad} was accepted");
+        assert!(err.contains("not a valid") || err.contains("reserved"), "{err}");
+    }
+
+    // A running node serves the new instance at joe.{base_domain}.
+    let (server, base) = serve(&config);
+    let client = reqwest::Client::new();
+    let jwks = |host: &'static str| {
+        let client = client.clone();
+        let url = format!("{base}/.well-known/jwks.json");
+        async move { client.get(url).header("host", host).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(jwks("joe.localhost").await, 200);
+    drop(server);
+
+    let (ok, out, _) = run(&["instance", "list"]);
+    assert!(ok);
+    for name in ["default", "joe", "platform"] {
+        assert!(out.lines().any(|l| l.starts_with(name)), "{out}");
+    }
+    let (ok, _, err) = run(&["instance", "disable", "joe"]);
+    assert!(ok, "{err}");
+    let (_, out, _) = run(&["instance", "show", "joe"]);
+    assert!(out.contains("status:  disabled"), "{out}");
+    let (server, base2) = serve(&config);
+    let r = client
+        .get(format!("{base2}/.well-known/jwks.json"))
+        .header("host", "joe.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "a disabled instance serves nothing");
+    drop(server);
+    let (ok, _, err) = run(&["instance", "disable", "default"]);
+    assert!(!ok && err.contains("built in"), "{err}");
+    let (ok, _, err) = run(&["instance", "show", "nobody"]);
+    assert!(!ok && err.contains("no instance"), "{err}");
+}
