@@ -251,7 +251,13 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("ONRAMP_").split("__").ignore(&["config", "log"]));
+        // ONRAMP_* variables that are not configuration keys: the config file's path, the log
+        // format, and the tests' PostgreSQL server.
+        figment = figment.merge(Env::prefixed("ONRAMP_").split("__").ignore(&[
+            "config",
+            "log_format",
+            "test_database_url",
+        ]));
         let config: Config = figment.extract().map_err(|e| anyhow::anyhow!(describe(e)))?;
         config.validate()?;
         Ok(config)

@@ -208,6 +208,9 @@ fn environment_variables_override_the_file() {
         .arg(&config)
         .env("ONRAMP_PUBLIC_URL", "https://signup.example.com")
         .env("ONRAMP_MAIL__FROM", "Example <hello@example.com>")
+        // ONRAMP_* variables that are not configuration keys do not count as unknown keys.
+        .env("ONRAMP_LOG_FORMAT", "json")
+        .env("ONRAMP_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -215,7 +218,11 @@ fn environment_variables_override_the_file() {
     assert!(
         stdout.contains("https://signup.example.com") && stdout.contains("hello@example.com"),
         "{stdout}"
-    );
+    ); // A misspelt variable is refused like a misspelt key.
+    let out =
+        onramp().arg("check-config").arg("--config").arg(&config).env("ONRAMP_LISTNE", "x").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listne"));
 }
 
 #[test]
