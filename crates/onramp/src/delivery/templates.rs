@@ -18,7 +18,22 @@ macro_rules! embed {
 /// (message, language, [subject, text, html])
 type Embedded = &'static [(&'static str, &'static str, [&'static str; 3])];
 
-const TEMPLATES: Embedded = embed!["signup_activation" / "en", "account_exists" / "en",];
+#[rustfmt::skip]
+const TEMPLATES: Embedded = embed![
+    "signup_activation" / "en",
+    "signup_activation" / "nl",
+    "signup_activation" / "de",
+    "signup_activation" / "fr",
+    "signup_activation" / "es",
+    "account_exists" / "en",
+    "account_exists" / "nl",
+    "account_exists" / "de",
+    "account_exists" / "fr",
+    "account_exists" / "es",
+];
+
+/// The languages every built-in message ships in.
+pub const LANGUAGES: [&str; 5] = ["en", "nl", "de", "fr", "es"];
 
 pub const FALLBACK_LANGUAGE: &str = "en";
 
@@ -122,6 +137,55 @@ mod tests {
         let m = t.render("account_exists", "en", &json!({"name": "<script>x</script>"})).unwrap();
         assert!(m.html.contains("&lt;script&gt;"));
         assert!(m.text.contains("<script>"), "text parts are not HTML");
+    }
+
+    fn full_vars() -> serde_json::Value {
+        json!({"name": "June", "app_name": "Demo", "account_title": "Acme", "link": "http://x/?token=t#&token=t",
+               "username": "june.doe", "password": "s3cretPw", "username_generated": true,
+               "password_generated": true, "expires_hours": 24, "login_url": "http://x/login"})
+    }
+
+    #[test]
+    fn every_message_ships_in_every_language() {
+        let t = Templates::new().unwrap();
+        for name in ["signup_activation", "account_exists"] {
+            let english = t.render(name, "en", &full_vars()).unwrap();
+            for lang in LANGUAGES {
+                assert_eq!(t.language_for(name, lang), lang, "{name}/{lang} missing");
+                let m = t.render(name, lang, &full_vars()).unwrap();
+                assert!(!m.subject.is_empty() && !m.subject.contains("{{"), "{name}/{lang}: {}", m.subject);
+                assert!(m.subject.contains("Demo"), "{name}/{lang}: {}", m.subject);
+                assert!(m.html.contains(&format!("lang=\"{lang}\"")), "{name}/{lang}");
+                if lang != "en" {
+                    assert_ne!(m.subject, english.subject, "{name}/{lang} is not translated");
+                    assert_ne!(m.text, english.text, "{name}/{lang} is not translated");
+                }
+                if name == "signup_activation" {
+                    // The link, the username and a generated password reach the reader in every language.
+                    assert!(m.text.contains("http://x/?token=t#&token=t"), "{name}/{lang}");
+                    // HTML-escaped (`/` as `&#x2f;`, `&` as `&amp;`), which mail clients decode.
+                    assert!(
+                        m.html.contains("href=") && m.html.contains("token=t#&amp;token=t"),
+                        "{name}/{lang}"
+                    );
+                    for part in [&m.text, &m.html] {
+                        assert!(part.contains("june.doe") && part.contains("s3cretPw"), "{name}/{lang}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn regional_tags_use_their_language() {
+        let t = Templates::new().unwrap();
+        assert_eq!(t.language_for("signup_activation", "nl-BE"), "nl");
+        assert_eq!(t.language_for("signup_activation", "de_CH"), "de");
+        assert_eq!(t.language_for("signup_activation", "fr-ca"), "fr");
+        assert_eq!(
+            t.render("account_exists", "es-MX", &full_vars()).unwrap().subject,
+            "Ya tienes una cuenta de Demo"
+        );
     }
 
     #[test]
