@@ -239,16 +239,7 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db_err)?;
         if has_key.is_none() {
-            sqlx::query(
-                "INSERT INTO signing_keys (instance_id, kid, pkcs8_der, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(id)
-            .bind(&key.kid)
-            .bind(&key.pkcs8_der)
-            .bind(ts(key.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            insert_signing_key(&mut tx, id, &key).await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(Instance { id: InstanceId(id), name: name.into() })
@@ -273,16 +264,7 @@ impl Store for PostgresStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO signing_keys (instance_id, kid, pkcs8_der, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(id)
-        .bind(&key.kid)
-        .bind(&key.pkcs8_der)
-        .bind(ts(key.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        insert_signing_key(&mut tx, id, &key).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Instance { id: InstanceId(id), name: name.into() })
     }
@@ -759,4 +741,20 @@ async fn insert_outbox(
     .await
     .map_err(db_err)
     .map(|_| ())
+}
+
+async fn insert_signing_key(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    instance_id: i64,
+    key: &SigningKeyRecord,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO signing_keys (instance_id, kid, pkcs8_der, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(instance_id)
+        .bind(&key.kid)
+        .bind(&key.pkcs8_der)
+        .bind(ts(key.created_at))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)
+        .map(|_| ())
 }

@@ -82,16 +82,7 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db_err)?;
         if has_key.is_none() {
-            sqlx::query(
-                "INSERT INTO signing_keys (instance_id, kid, pkcs8_der, created_at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(&key.kid)
-            .bind(&key.pkcs8_der)
-            .bind(ts(key.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            insert_signing_key(&mut tx, id, &key).await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(Instance { id: InstanceId(id), name: name.into() })
@@ -116,14 +107,7 @@ impl Store for SqliteStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db_err)?;
-        sqlx::query("INSERT INTO signing_keys (instance_id, kid, pkcs8_der, created_at) VALUES (?, ?, ?, ?)")
-            .bind(id)
-            .bind(&key.kid)
-            .bind(&key.pkcs8_der)
-            .bind(ts(key.created_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        insert_signing_key(&mut tx, id, &key).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Instance { id: InstanceId(id), name: name.into() })
     }
@@ -701,4 +685,20 @@ async fn insert_outbox(
     .await
     .map_err(db_err)
     .map(|_| ())
+}
+
+async fn insert_signing_key(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    instance_id: i64,
+    key: &SigningKeyRecord,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO signing_keys (instance_id, kid, pkcs8_der, created_at) VALUES (?, ?, ?, ?)")
+        .bind(instance_id)
+        .bind(&key.kid)
+        .bind(&key.pkcs8_der)
+        .bind(ts(key.created_at))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)
+        .map(|_| ())
 }
