@@ -38,6 +38,14 @@ pub enum CoreError {
     AppNotFound,
     #[error("the username is taken")]
     UsernameTaken,
+    /// The email belongs to a user already (where the surface must say so).
+    #[error("the email is taken")]
+    EmailTaken,
+    #[error("no instance name is free")]
+    InstanceNameUnavailable,
+    /// A provisioning step failed and was undone (or left for `onramp instance retry`).
+    #[error("provisioning failed")]
+    ProvisioningFailed,
     #[error("the token is not known")]
     TokenNotFound,
     #[error("the token has expired")]
@@ -72,6 +80,9 @@ impl CoreError {
             Self::InstanceNotFound => "instance_not_found",
             Self::AppNotFound => "app_not_found",
             Self::UsernameTaken => "username_taken",
+            Self::EmailTaken => "email_taken",
+            Self::InstanceNameUnavailable => "instance_name_unavailable",
+            Self::ProvisioningFailed => "provisioning_failed",
             Self::TokenNotFound => "token_not_found",
             Self::TokenExpired => "token_expired",
             Self::TokenUsed => "token_already_used",
@@ -93,6 +104,11 @@ impl CoreError {
             Self::InstanceNotFound => "No such instance.".into(),
             Self::AppNotFound => "No such app.".into(),
             Self::UsernameTaken => "That username is taken.".into(),
+            Self::EmailTaken => "An account with that email address exists already; log in instead.".into(),
+            Self::InstanceNameUnavailable => "No instance name is available for that email address.".into(),
+            Self::ProvisioningFailed => {
+                "The instance could not be set up and nothing was kept; try again later.".into()
+            }
             Self::TokenNotFound => "The token is not valid.".into(),
             Self::TokenExpired => "The token has expired; sign up again for a new one.".into(),
             Self::TokenUsed => "The token was already used.".into(),

@@ -11,6 +11,7 @@ pub mod login;
 pub mod model;
 pub mod password;
 pub mod ports;
+pub mod provision;
 pub mod seal;
 pub mod service;
 pub mod session;

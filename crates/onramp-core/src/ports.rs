@@ -38,12 +38,38 @@ pub trait Store: Send + Sync + 'static {
     async fn ensure_instance(&self, name: &str, key: SigningKeyRecord) -> StoreResult<Instance>;
     /// The active instance `name`; a disabled one is `None`.
     async fn instance_by_name(&self, name: &str) -> StoreResult<Option<Instance>>;
-    /// Create a new instance with its first signing key; `Err(Unique("instance"))` when the
-    /// name is taken (active or not).
-    async fn create_instance(&self, name: &str, key: SigningKeyRecord) -> StoreResult<Instance>;
+    /// Create a new instance with its signing key, roles and default app, in state
+    /// `provisioning`; `Err(Unique("instance"))` when an exact name is taken (active or not).
+    async fn create_instance(&self, new: &NewInstance) -> StoreResult<Instance>;
+    /// FastTrack's writes in one transaction (see `NewFastTrack`). `Err(Unique("email"))` when
+    /// the email is a platform user already. Concurrent calls never get the same name.
+    async fn provision_fast_track(&self, new: &NewFastTrack) -> StoreResult<Provisioned>;
+    /// Provisioning is complete: the instance becomes `active` with its database recorded, and
+    /// `message` (if any) is enqueued in the same transaction.
+    async fn finish_provisioning(
+        &self,
+        instance: InstanceId,
+        database: &str,
+        message: Option<&NewOutboxMessage>,
+    ) -> StoreResult<()>;
+    /// Leave the instance visibly `provisioning_failed`, with why.
+    async fn fail_provisioning(&self, instance: InstanceId, detail: &str) -> StoreResult<()>;
+    /// Delete an instance that never became active, with every row it has and the platform
+    /// user who owns it; returns whether there was one to delete.
+    async fn discard_instance(&self, instance: InstanceId) -> StoreResult<bool>;
+    /// Create the instance's own database (a SQLite file, a PostgreSQL schema), running
+    /// `init_sql` in it; an existing one is replaced. Returns where it is.
+    async fn create_instance_database(
+        &self,
+        instance: &Instance,
+        init_sql: Option<&str>,
+    ) -> StoreResult<String>;
+    /// Drop the instance's own database, if it exists.
+    async fn drop_instance_database(&self, instance: &Instance) -> StoreResult<()>;
     async fn list_instances(&self) -> StoreResult<Vec<InstanceSummary>>;
     async fn instance_summary(&self, name: &str) -> StoreResult<Option<InstanceSummary>>;
-    /// Enable or disable; returns whether the instance exists.
+    /// Enable or disable an active or disabled instance; returns whether there was one (an
+    /// instance being provisioned is neither).
     async fn set_instance_active(&self, name: &str, active: bool) -> StoreResult<bool>;
     async fn signing_keys(&self, instance: InstanceId) -> StoreResult<Vec<SigningKeyRecord>>;
     /// Create or update an app and replace its domains, in one transaction.
@@ -72,7 +98,18 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> StoreResult<Result<ActivatedSignup, RedeemError>>;
 
-    // --- login and sessions ---
+    // --- verifications, login and sessions ---
+
+    /// Redeem a single-use secret of `purpose`: consume it and return its user's key and
+    /// public id. A secret is redeemed at most once, however many callers race for it.
+    async fn redeem_secret(
+        &self,
+        instance: InstanceId,
+        purpose: Purpose,
+        secret_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<(i64, String), RedeemError>>;
+    async fn user_view(&self, instance: InstanceId, user_key: i64) -> StoreResult<Option<UserView>>;
 
     async fn login_record(
         &self,

@@ -37,6 +37,8 @@ pub struct RateLimits {
     pub signup_per_instance: Limit,
     pub login_per_client: Limit,
     pub login_per_identifier: Limit,
+    pub fast_track_per_client: Limit,
+    pub fast_track_per_email_domain: Limit,
 }
 
 impl Default for RateLimits {
@@ -48,6 +50,8 @@ impl Default for RateLimits {
             signup_per_instance: Limit::per_minutes(6000, 1),
             login_per_client: Limit::per_minutes(60, 10),
             login_per_identifier: Limit::per_minutes(10, 10),
+            fast_track_per_client: Limit::per_minutes(10, 60),
+            fast_track_per_email_domain: Limit::per_minutes(100, 60),
         }
     }
 }
@@ -59,6 +63,8 @@ pub struct Settings {
     /// The least time between two activation mails to one pending address.
     pub resend_interval: Duration,
     pub session_ttl: Duration,
+    /// How long a `fastTrackGuid` may be exchanged for a session.
+    pub fast_track_login_ttl: Duration,
     /// Origin of links that point at onramp itself, e.g. `http://localhost:8080`.
     pub public_url: String,
     /// Right-hand side of generated Message-IDs.
@@ -73,6 +79,7 @@ impl Default for Settings {
             activation_ttl: Duration::hours(24),
             resend_interval: Duration::seconds(60),
             session_ttl: Duration::hours(1),
+            fast_track_login_ttl: Duration::minutes(5),
             public_url: "http://localhost:8080".into(),
             message_id_domain: "localhost".into(),
             rate_limits: RateLimits::default(),
@@ -98,6 +105,7 @@ pub struct Onramp {
     pub(crate) hasher: PasswordHasher,
     pub(crate) seal: SealKey,
     pub(crate) settings: Settings,
+    pub(crate) provisioning: crate::provision::Provisioning,
     keys: RwLock<HashMap<InstanceId, Arc<KeyRing>>>,
     /// Instances by name: every request resolves one.
     instances: TtlCache<String, Instance>,
@@ -147,11 +155,18 @@ impl Onramp {
             hasher,
             seal,
             settings,
+            provisioning: crate::provision::Provisioning::default(),
             keys: RwLock::new(HashMap::new()),
             instances: TtlCache::new(),
             domains: TtlCache::new(),
             outbox_wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// How new instances are set up (init SQL, webhooks, failure policy).
+    pub fn with_provisioning(mut self, provisioning: crate::provision::Provisioning) -> Self {
+        self.provisioning = provisioning;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

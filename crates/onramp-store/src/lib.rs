@@ -6,6 +6,7 @@ use onramp_core::ports::{Store, StoreError};
 use std::sync::Arc;
 
 pub mod postgres;
+mod shared;
 pub mod sqlite;
 pub mod testing;
 mod util;
@@ -17,6 +18,9 @@ pub struct StoreOptions {
     pub acquire_timeout: std::time::Duration,
     /// PostgreSQL only: statements running longer are cancelled.
     pub statement_timeout_ms: u64,
+    /// SQLite only: where each instance's own database file goes (`{name}.sqlite3`); defaults
+    /// to `instances/` beside the main database file.
+    pub instances_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for StoreOptions {
@@ -25,6 +29,7 @@ impl Default for StoreOptions {
             max_connections: 8,
             acquire_timeout: std::time::Duration::from_secs(5),
             statement_timeout_ms: 10_000,
+            instances_dir: None,
         }
     }
 }

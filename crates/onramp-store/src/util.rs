@@ -100,7 +100,7 @@ macro_rules! outbox_from {
     };
 }
 
-/// Columns: name, status, created_at, app count, user count.
+/// Columns: `shared::SUMMARY_COLUMNS`.
 macro_rules! summary_from {
     ($r:expr) => {
         onramp_core::model::InstanceSummary {
@@ -109,6 +109,10 @@ macro_rules! summary_from {
             created_at: $crate::util::from_ts($r.get(2)),
             apps: $r.get(3),
             users: $r.get(4),
+            id: onramp_core::model::InstanceId($r.get(5)),
+            status_detail: $r.get(6),
+            owner_email: $r.get(7),
+            database: $r.get(8),
         }
     };
 }

@@ -235,27 +235,245 @@ async fn rows_of_one_instance_are_invisible_to_another(#[values(SQLITE, POSTGRES
     assert!(!f.store.revoke_session(b.id, &session.id, NOW).await.unwrap());
 }
 
+fn new_instance(naming: InstanceNaming, kid: &str) -> NewInstance {
+    NewInstance {
+        naming,
+        key: onramp_core::session::generate_key(kid.into(), NOW).unwrap(),
+        roles: vec![
+            RoleSpec { name: "admin".into(), description: "Admins".into() },
+            RoleSpec { name: "member".into(), description: "Members".into() },
+        ],
+        app: App {
+            id: "app_default".into(),
+            name: "Default".into(),
+            signup_url: "http://{instance}.localhost:8080".into(),
+            activation_token_in_response: false,
+            schema_version: "ver_default".into(),
+        },
+        created_at: NOW,
+    }
+}
+
 #[rstest]
 #[tokio::test]
 async fn instances_are_created_once_listed_and_disabled(#[values(SQLITE, POSTGRES)] db: Db) {
     let f = open(db).await;
-    let key = |k: &str| onramp_core::session::generate_key(k.into(), NOW).unwrap();
-    let joe = f.store.create_instance("joe", key("k1")).await.unwrap();
+    let joe =
+        f.store.create_instance(&new_instance(InstanceNaming::Exact("joe".into()), "k1")).await.unwrap();
     assert_eq!(f.store.signing_keys(joe.id).await.unwrap().len(), 1);
-    let again = f.store.create_instance("joe", key("k2")).await.unwrap_err();
+    let app = f.store.app(joe.id, "app_default").await.unwrap().unwrap();
+    assert_eq!(app.signup_url, "http://joe.localhost:8080", "the default app knows its instance's name");
+    let again =
+        f.store.create_instance(&new_instance(InstanceNaming::Exact("joe".into()), "k2")).await.unwrap_err();
     assert!(matches!(again, onramp_core::ports::StoreError::Unique("instance")), "{again:?}");
     instance(f.store.as_ref(), "default").await;
+
+    // Until provisioning finishes, the instance serves nothing and cannot be switched on.
+    assert_eq!(f.store.instance_summary("joe").await.unwrap().unwrap().status, "provisioning");
+    assert!(f.store.instance_by_name("joe").await.unwrap().is_none());
+    assert!(!f.store.set_instance_active("joe", true).await.unwrap());
+    f.store.finish_provisioning(joe.id, "sqlite:x", None).await.unwrap();
+    assert!(f.store.finish_provisioning(joe.id, "sqlite:x", None).await.is_err(), "only once");
 
     let names: Vec<String> = f.store.list_instances().await.unwrap().into_iter().map(|i| i.name).collect();
     assert_eq!(names, ["default", "joe"]);
     let summary = f.store.instance_summary("joe").await.unwrap().unwrap();
-    assert_eq!((summary.status.as_str(), summary.apps, summary.users), ("active", 0, 0));
+    assert_eq!((summary.status.as_str(), summary.apps, summary.users), ("active", 1, 0));
+    assert_eq!(
+        (summary.id, summary.database.as_deref(), summary.owner_email),
+        (joe.id, Some("sqlite:x"), None)
+    );
 
     assert!(f.store.set_instance_active("joe", false).await.unwrap());
     assert!(f.store.instance_by_name("joe").await.unwrap().is_none(), "a disabled instance serves nothing");
     assert_eq!(f.store.instance_summary("joe").await.unwrap().unwrap().status, "disabled");
-    assert!(f.store.create_instance("joe", key("k3")).await.is_err(), "its name stays taken");
+    assert!(
+        f.store.create_instance(&new_instance(InstanceNaming::Exact("joe".into()), "k3")).await.is_err(),
+        "its name stays taken"
+    );
+    assert!(!f.store.discard_instance(joe.id).await.is_ok_and(|d| d), "a live instance is never discarded");
     assert!(f.store.set_instance_active("joe", true).await.unwrap());
     assert_eq!(f.store.instance_by_name("joe").await.unwrap(), Some(joe));
     assert!(!f.store.set_instance_active("nobody", false).await.unwrap());
+}
+
+fn fast_track(email: &str, base: &str, n: usize) -> NewFastTrack {
+    let user = |tag: &str| NewUser {
+        public_id: format!("usr_{tag}{n}"),
+        uuid: uuid::Uuid::from_u128((n as u128) << 8 | u128::from(tag == "a")),
+        email: email.into(),
+        email_canonical: email.to_lowercase(),
+        username: None,
+        username_canonical: None,
+        name: "Joe Blow".into(),
+        language: "en".into(),
+        status: UserStatus::Active,
+        password_hash: format!("$argon2id$hash{n}"),
+    };
+    NewFastTrack {
+        instance: new_instance(InstanceNaming::FirstFree(base.into()), &format!("k{n}")),
+        owner: user("o"),
+        admin: user("a"),
+        profile: UserProfile {
+            first_name: Some("Joe".into()),
+            last_name: Some("Blow".into()),
+            company: Some("Acme".into()),
+            ..Default::default()
+        },
+        admin_role: "admin".into(),
+        login: NewVerification {
+            purpose: Purpose::FastTrackLogin,
+            secret_hash: format!("guid{n}"),
+            expires_at: NOW + Duration::minutes(5),
+        },
+    }
+}
+
+#[rstest]
+#[tokio::test]
+async fn fast_track_writes_owner_instance_and_admin_together(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let platform = instance(f.store.as_ref(), PLATFORM_INSTANCE).await;
+    let first = f.store.provision_fast_track(&fast_track("joe@a.example", "joe", 1)).await.unwrap();
+    assert_eq!(first.instance.name, "joe");
+    let second = f.store.provision_fast_track(&fast_track("joe@b.example", "joe", 2)).await.unwrap();
+    assert_eq!(second.instance.name, "joe-2", "a collision gets a suffix");
+    let taken = f.store.provision_fast_track(&fast_track("JOE@a.example", "joe", 3)).await.unwrap_err();
+    assert!(matches!(taken, onramp_core::ports::StoreError::Unique("email")), "{taken:?}");
+    let reserved = f.store.provision_fast_track(&fast_track("admin@a.example", "admin", 4)).await.unwrap();
+    assert_eq!(reserved.instance.name, "admin-2", "a reserved name is never taken");
+
+    // The owner lives in `platform`, the admin in the instance; same hash, profile, roles.
+    let owner = f.store.user_view(platform.id, first.owner_key).await.unwrap().unwrap();
+    let admin = f.store.user_view(first.instance.id, first.admin_key).await.unwrap().unwrap();
+    assert_eq!((owner.email.as_str(), owner.status), ("joe@a.example", UserStatus::Active));
+    assert_eq!(admin.roles, ["admin"]);
+    assert!(owner.roles.is_empty());
+    assert_eq!(admin.profile.company.as_deref(), Some("Acme"));
+    assert!(f.store.user_view(platform.id, first.admin_key).await.unwrap().is_none(), "no crossing");
+    let login = f
+        .store
+        .login_record(first.instance.id, &LoginLookup::EmailCanonical("joe@a.example".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(login.password_hash, "$argon2id$hash1");
+    let summary = f.store.instance_summary("joe").await.unwrap().unwrap();
+    assert_eq!(
+        (summary.status.as_str(), summary.owner_email.as_deref()),
+        ("provisioning", Some("joe@a.example"))
+    );
+
+    // The login secret: once, in its own instance only, never after it expires.
+    assert_eq!(
+        f.store.redeem_secret(second.instance.id, Purpose::FastTrackLogin, "guid1", NOW).await.unwrap(),
+        Err(RedeemError::NotFound)
+    );
+    assert_eq!(
+        f.store.redeem_secret(first.instance.id, Purpose::Activation, "guid1", NOW).await.unwrap(),
+        Err(RedeemError::NotFound),
+        "a secret of one purpose never serves another"
+    );
+    assert_eq!(
+        f.store
+            .redeem_secret(second.instance.id, Purpose::FastTrackLogin, "guid2", NOW + Duration::minutes(5))
+            .await
+            .unwrap(),
+        Err(RedeemError::Expired)
+    );
+    let redeemed =
+        f.store.redeem_secret(first.instance.id, Purpose::FastTrackLogin, "guid1", NOW).await.unwrap();
+    assert_eq!(redeemed, Ok((first.admin_key, admin.public_id.clone())));
+    assert_eq!(
+        f.store.redeem_secret(first.instance.id, Purpose::FastTrackLogin, "guid1", NOW).await.unwrap(),
+        Err(RedeemError::AlreadyUsed)
+    );
+
+    // Undo: the instance, its rows and its owner go; the name and the email are free again.
+    f.store.fail_provisioning(first.instance.id, "webhook said no").await.unwrap();
+    let failed = f.store.instance_summary("joe").await.unwrap().unwrap();
+    assert_eq!(
+        (failed.status.as_str(), failed.status_detail.as_deref()),
+        ("provisioning_failed", Some("webhook said no"))
+    );
+    assert!(f.store.discard_instance(first.instance.id).await.unwrap());
+    assert!(!f.store.discard_instance(first.instance.id).await.unwrap());
+    assert!(f.store.instance_summary("joe").await.unwrap().is_none());
+    assert!(f.store.user_view(platform.id, first.owner_key).await.unwrap().is_none(), "no orphaned owner");
+    let again = f.store.provision_fast_track(&fast_track("joe@a.example", "joe", 5)).await.unwrap();
+    assert_eq!(again.instance.name, "joe");
+    assert!(f.store.instance_summary("joe-2").await.unwrap().is_some(), "the other instance is untouched");
+}
+
+#[rstest]
+#[tokio::test]
+async fn concurrent_fast_tracks_of_one_base_get_distinct_names(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    instance(f.store.as_ref(), PLATFORM_INSTANCE).await;
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let store = f.store.clone();
+            tokio::spawn(async move {
+                store.provision_fast_track(&fast_track(&format!("joe@{n}.example"), "joe", n)).await
+            })
+        })
+        .collect();
+    let mut names = HashSet::new();
+    for t in tasks {
+        names.insert(t.await.unwrap().unwrap().instance.name);
+    }
+    assert_eq!(names.len(), 20);
+    let expected: HashSet<String> =
+        (0..20).map(|n| onramp_core::instance_name::candidate("joe", n)).collect();
+    assert_eq!(names, expected, "the first twenty candidates, each once");
+}
+
+#[rstest]
+#[tokio::test]
+async fn each_instance_gets_its_own_database_with_the_init_sql(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let joe =
+        f.store.create_instance(&new_instance(InstanceNaming::Exact("joe".into()), "k1")).await.unwrap();
+    let init = "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+                INSERT INTO notes (id, body) VALUES (1, 'hello');";
+    let location = f.store.create_instance_database(&joe, Some(init)).await.unwrap();
+    let count_notes = |location: String, url: String| async move {
+        match db {
+            Db::Sqlite => {
+                let path = location.strip_prefix("sqlite:").unwrap().to_owned();
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{path}")).await?;
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM notes").fetch_one(&pool).await
+            }
+            Db::Postgres => {
+                let schema = location.strip_prefix("postgres:schema:").unwrap().to_owned();
+                let pool = sqlx::PgPool::connect(&url).await?;
+                sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {schema}.notes"))
+                    .fetch_one(&pool)
+                    .await
+            }
+        }
+    };
+    assert_eq!(count_notes(location.clone(), f.url.clone()).await.unwrap(), 1);
+    // Again: replaced, not doubled.
+    let location = f.store.create_instance_database(&joe, Some(init)).await.unwrap();
+    assert_eq!(count_notes(location.clone(), f.url.clone()).await.unwrap(), 1);
+    f.store.drop_instance_database(&joe).await.unwrap();
+    assert!(count_notes(location, f.url.clone()).await.is_err(), "dropped");
+
+    // Init SQL that fails leaves no database behind.
+    let bad = f.store.create_instance_database(&joe, Some("CREATE TABLE x (; nonsense")).await.unwrap_err();
+    assert!(bad.to_string().contains("init SQL"), "{bad}");
+    match db {
+        Db::Sqlite => assert!(!f._dir.path().join("instances/joe.sqlite3").exists()),
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(&f.url).await.unwrap();
+            let schemas: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name LIKE 'instance_%'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            assert_eq!(schemas, 0);
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! Wiring: configuration in, a running service out. Builds the store, the core, the outbox
 //! worker and the HTTP router, and applies the configured instances and apps (idempotently).
 
-use crate::config::Config;
+use crate::config::{Config, OnFailure};
+use crate::delivery::webhooks::Webhooks;
 use crate::delivery::{Worker, WorkerConfig, mail};
 use crate::http;
 use crate::metrics::Metrics;
@@ -11,6 +12,7 @@ use onramp_core::hasher::{HashParams, HasherConfig, PasswordHasher};
 use onramp_core::model::{App, DEFAULT_INSTANCE, Domain, PLATFORM_INSTANCE};
 use onramp_core::password::PasswordPolicy;
 use onramp_core::ports::AppSpec;
+use onramp_core::provision::Provisioning;
 use onramp_core::seal::SealKey;
 use onramp_core::service::{Limit, RateLimits};
 use onramp_core::token::{OsTokenGenerator, TokenGenerator};
@@ -24,6 +26,7 @@ pub struct AppState {
     pub onramp: Arc<Onramp>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
+    pub pages: Arc<crate::http::pages::Pages>,
 }
 
 /// Time and randomness, injectable for tests.
@@ -45,16 +48,9 @@ pub struct Service {
 
 impl Service {
     pub async fn build(config: Config, ports: Ports) -> anyhow::Result<Self> {
-        let store = onramp_store::connect(
-            &config.database_url(),
-            &onramp_store::StoreOptions {
-                max_connections: config.database.max_connections,
-                acquire_timeout: std::time::Duration::from_secs(config.database.acquire_timeout_secs),
-                statement_timeout_ms: config.database.statement_timeout_ms,
-            },
-        )
-        .await
-        .context("opening the database")?;
+        let store = onramp_store::connect(&config.database_url(), &store_options(&config))
+            .await
+            .context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
         let seal = seal_key(&config, ports.tokens.as_ref())?;
         let hasher = PasswordHasher::new(HasherConfig {
@@ -66,7 +62,11 @@ impl Service {
             threads: config.hashing.threads,
             queue: config.hashing.queue,
         })?;
-        let onramp = Arc::new(Onramp::new(store, ports.clock, ports.tokens, hasher, seal, settings(&config)));
+        let provisioning = provisioning(&config, ports.clock.clone())?;
+        let onramp = Arc::new(
+            Onramp::new(store, ports.clock, ports.tokens, hasher, seal, settings(&config))
+                .with_provisioning(provisioning),
+        );
         apply_config(&onramp, &config).await?;
         let metrics = Arc::new(Metrics::new());
         let worker = Worker::new(
@@ -86,12 +86,37 @@ impl Service {
                     .clamp(1, 32),
             },
         )?;
-        Ok(Self { state: AppState { onramp, config: Arc::new(config), metrics }, worker })
+        let pages = Arc::new(crate::http::pages::Pages::new()?);
+        Ok(Self { state: AppState { onramp, config: Arc::new(config), metrics, pages }, worker })
     }
 
     pub fn router(&self) -> axum::Router {
         http::router(self.state.clone())
     }
+}
+
+pub fn store_options(config: &Config) -> onramp_store::StoreOptions {
+    onramp_store::StoreOptions {
+        max_connections: config.database.max_connections,
+        acquire_timeout: std::time::Duration::from_secs(config.database.acquire_timeout_secs),
+        statement_timeout_ms: config.database.statement_timeout_ms,
+        instances_dir: Some(config.data_dir.join("instances")),
+    }
+}
+
+fn provisioning(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Provisioning> {
+    let p = &config.provisioning;
+    let init_sql = match &p.init_sql_file {
+        Some(path) => {
+            Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
+    };
+    Ok(Provisioning {
+        init_sql,
+        hooks: Arc::new(Webhooks::new(p.webhooks.clone(), clock)?),
+        keep_failed: p.on_failure == OnFailure::Keep,
+    })
 }
 
 fn settings(config: &Config) -> Settings {
@@ -104,6 +129,7 @@ fn settings(config: &Config) -> Settings {
         activation_ttl: time::Duration::hours(config.tokens.activation_ttl_hours),
         resend_interval: time::Duration::seconds(config.tokens.resend_interval_secs),
         session_ttl: time::Duration::minutes(config.tokens.session_ttl_minutes),
+        fast_track_login_ttl: time::Duration::seconds(config.fast_track.login_ttl_secs),
         public_url: config.public_url.clone(),
         message_id_domain: message_id_domain(&config.mail.from),
         rate_limits: RateLimits {
@@ -113,6 +139,8 @@ fn settings(config: &Config) -> Settings {
             signup_per_instance: Limit::per_minutes(r.signup_per_instance_per_minute, 1),
             login_per_client: Limit::per_minutes(r.login_per_client_per_10min, 10),
             login_per_identifier: Limit::per_minutes(r.login_per_identifier_per_10min, 10),
+            fast_track_per_client: Limit::per_minutes(r.fast_track_per_client_per_hour, 60),
+            fast_track_per_email_domain: Limit::per_minutes(r.fast_track_per_email_domain_per_hour, 60),
         },
     }
 }

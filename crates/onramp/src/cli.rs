@@ -34,8 +34,11 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum InstanceAction {
-    /// Create an instance with its own signing key.
+    /// Create an instance: its signing key, roles, default app and own database, then the
+    /// provisioning webhooks.
     Create { name: String },
+    /// Complete an instance whose provisioning failed (status provisioning_failed).
+    Retry { name: String },
     /// List every instance.
     List,
     /// Show one instance.
@@ -65,37 +68,58 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> {
-    use onramp_core::clock::{Clock, SystemClock};
     use onramp_core::instance_name;
-    use onramp_core::token::{OsTokenGenerator, TokenGenerator};
-    let store = onramp_store::connect(&config.database_url(), &Default::default()).await?;
+    let store = onramp_store::connect(&config.database_url(), &crate::app::store_options(&config)).await?;
     store.migrate().await?;
     match action {
+        InstanceAction::Create { name } | InstanceAction::Retry { name }
+            if instance_name::is_reserved(&name) =>
+        {
+            anyhow::bail!("{name:?} is a reserved name");
+        }
         InstanceAction::Create { name } => {
-            if !instance_name::is_valid(&name) {
-                anyhow::bail!(
-                    "{name:?} is not a valid instance name (lower-case letters, digits, inner '-'; at most 63)"
-                );
-            }
-            if instance_name::is_reserved(&name) {
-                anyhow::bail!("{name:?} is a reserved name");
-            }
-            let key =
-                onramp_core::session::generate_key(OsTokenGenerator.public_id("key"), SystemClock.now())
-                    .map_err(|e| anyhow::anyhow!(e))?;
-            match store.create_instance(&name, key).await {
-                Ok(_) => println!("created instance {name} (https://{name}.{})", config.base_domain),
-                Err(onramp_core::ports::StoreError::Unique(_)) => {
+            let service = Service::build(config, Ports::default()).await?;
+            let onramp = &service.state.onramp;
+            match onramp.create_instance(&name).await {
+                Ok(_) => println!(
+                    "created instance {name} ({})",
+                    onramp_core::login::instance_url(&onramp.settings().public_url, &name)
+                ),
+                Err(onramp_core::CoreError::InstanceNameUnavailable) => {
                     anyhow::bail!("instance {name:?} already exists")
+                }
+                Err(onramp_core::CoreError::Validation(errors)) => {
+                    let why: Vec<String> =
+                        errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
+                    anyhow::bail!("{}", why.join("; "))
+                }
+                Err(onramp_core::CoreError::ProvisioningFailed) => {
+                    anyhow::bail!("provisioning {name:?} failed (see the log); `onramp instance show {name}`")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        InstanceAction::Retry { name } => {
+            let service = Service::build(config, Ports::default()).await?;
+            match service.state.onramp.retry_provisioning(&name).await {
+                Ok(_) => println!("provisioned instance {name}"),
+                Err(onramp_core::CoreError::InstanceNotFound) => anyhow::bail!("no instance {name:?}"),
+                Err(onramp_core::CoreError::Validation(_)) => {
+                    anyhow::bail!("instance {name:?} is not waiting to be provisioned")
+                }
+                Err(onramp_core::CoreError::ProvisioningFailed) => {
+                    anyhow::bail!(
+                        "provisioning {name:?} failed again (see the log); it stays provisioning_failed"
+                    )
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         InstanceAction::List => {
-            println!("{:<32} {:<9} {:>5} {:>8}  created", "name", "status", "apps", "users");
+            println!("{:<32} {:<19} {:>5} {:>8}  created", "name", "status", "apps", "users");
             for i in store.list_instances().await? {
                 println!(
-                    "{:<32} {:<9} {:>5} {:>8}  {}",
+                    "{:<32} {:<19} {:>5} {:>8}  {}",
                     i.name,
                     i.status,
                     i.apps,
@@ -110,9 +134,18 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no instance {name:?}"))?;
             println!(
-                "name:    {}\nstatus:  {}\napps:    {}\nusers:   {}\ncreated: {}",
-                i.name, i.status, i.apps, i.users, i.created_at
+                "name:     {}\nstatus:   {}\napps:     {}\nusers:    {}\ncreated:  {}\nowner:    {}\ndatabase: {}",
+                i.name,
+                i.status,
+                i.apps,
+                i.users,
+                i.created_at,
+                i.owner_email.as_deref().unwrap_or("-"),
+                i.database.as_deref().unwrap_or("-"),
             );
+            if let Some(detail) = &i.status_detail {
+                println!("failure:  {detail}");
+            }
         }
         InstanceAction::Disable { name } | InstanceAction::Enable { name }
             if instance_name::is_reserved(&name) =>
@@ -121,13 +154,15 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
         }
         InstanceAction::Disable { name } => {
             if !store.set_instance_active(&name, false).await? {
-                anyhow::bail!("no instance {name:?}");
+                anyhow::bail!("no active or disabled instance {name:?}");
             }
             println!("disabled instance {name}");
         }
         InstanceAction::Enable { name } => {
             if !store.set_instance_active(&name, true).await? {
-                anyhow::bail!("no instance {name:?}");
+                anyhow::bail!(
+                    "no active or disabled instance {name:?} (one still provisioning needs `retry`)"
+                );
             }
             println!("enabled instance {name}");
         }

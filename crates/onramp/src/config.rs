@@ -41,6 +41,8 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     pub outbox: OutboxConfig,
     pub database: DatabaseConfig,
+    pub fast_track: FastTrackConfig,
+    pub provisioning: ProvisioningConfig,
     pub instances: Vec<InstanceConfig>,
 }
 
@@ -61,6 +63,8 @@ impl Default for Config {
             rate_limits: RateLimitConfig::default(),
             outbox: OutboxConfig::default(),
             database: DatabaseConfig::default(),
+            fast_track: FastTrackConfig::default(),
+            provisioning: ProvisioningConfig::default(),
             instances: vec![InstanceConfig { name: "default".into(), apps: Vec::new() }],
         }
     }
@@ -151,6 +155,8 @@ pub struct RateLimitConfig {
     pub signup_per_instance_per_minute: u32,
     pub login_per_client_per_10min: u32,
     pub login_per_identifier_per_10min: u32,
+    pub fast_track_per_client_per_hour: u32,
+    pub fast_track_per_email_domain_per_hour: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -162,6 +168,8 @@ impl Default for RateLimitConfig {
             signup_per_instance_per_minute: 6000,
             login_per_client_per_10min: 60,
             login_per_identifier_per_10min: 10,
+            fast_track_per_client_per_hour: 10,
+            fast_track_per_email_domain_per_hour: 100,
         }
     }
 }
@@ -199,6 +207,71 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         Self { max_connections: 8, acquire_timeout_secs: 5, statement_timeout_ms: 10_000 }
     }
+}
+
+/// DreamFactory FastTrack (seed 000): `POST /fast-track`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FastTrackConfig {
+    /// Off by default: `/fast-track` answers 404.
+    pub enabled: bool,
+    /// How long the `fastTrackGuid` of a new instance may be exchanged for a session.
+    pub login_ttl_secs: i64,
+}
+
+impl Default for FastTrackConfig {
+    fn default() -> Self {
+        Self { enabled: false, login_ttl_secs: 300 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Undo every step: no instance, no dashboard user, no database.
+    Undo,
+    /// Keep the instance as `provisioning_failed`; `onramp instance retry` completes it.
+    Keep,
+}
+
+/// How every new instance (FastTrack or `onramp instance create`) is set up.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisioningConfig {
+    /// SQL run inside each new instance's own database (its SQLite file, or its PostgreSQL
+    /// schema as the `search_path`).
+    pub init_sql_file: Option<PathBuf>,
+    pub on_failure: OnFailure,
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+impl Default for ProvisioningConfig {
+    fn default() -> Self {
+        Self { init_sql_file: None, on_failure: OnFailure::Undo, webhooks: Vec::new() }
+    }
+}
+
+/// An operator endpoint told about each new instance before it goes live (`POST`, JSON, signed
+/// with HMAC-SHA256 in `Onramp-Signature`). A non-2xx answer after every attempt fails the
+/// provisioning.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// The HMAC key.
+    pub secret: Secret,
+    #[serde(default = "webhook_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default = "webhook_attempts")]
+    pub attempts: u32,
+}
+
+fn webhook_timeout() -> u64 {
+    10
+}
+
+fn webhook_attempts() -> u32 {
+    3
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -309,6 +382,25 @@ impl Config {
         if self.hashing.memory_kib < 19_456 || self.hashing.iterations < 2 {
             // Allowed (tests and small devices), but said out loud.
             tracing::warn!("hashing parameters are below OWASP's Argon2id minimum (m=19456 KiB, t=2)");
+        }
+        for hook in &self.provisioning.webhooks {
+            if !url::Url::parse(&hook.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                problems.push(format!("provisioning.webhooks: {:?} is not an http(s) URL", hook.url));
+            }
+            if hook.secret.0.len() < 16 {
+                problems.push("provisioning.webhooks: secret must be at least 16 characters".into());
+            }
+            if hook.attempts == 0 || hook.timeout_secs == 0 {
+                problems.push("provisioning.webhooks: attempts and timeout_secs must be at least 1".into());
+            }
+        }
+        if let Some(path) = &self.provisioning.init_sql_file
+            && !path.is_file()
+        {
+            problems.push(format!("provisioning.init_sql_file: {} does not exist", path.display()));
+        }
+        if self.fast_track.login_ttl_secs < 10 {
+            problems.push("fast_track.login_ttl_secs: must be at least 10".into());
         }
         let mut names = std::collections::HashSet::new();
         for inst in &self.instances {

@@ -1,4 +1,4 @@
-//! Prometheus metrics: requests by route and status, signups, activations, logins, outbox
+//! Prometheus metrics: requests by route and status, signups, activations, logins, FastTracks, outbox
 //! deliveries and failures; outbox depth and hash-queue depth are read at scrape time.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -20,6 +20,7 @@ pub struct Metrics {
     pub signups: Counter,
     pub activations: Counter,
     pub logins: Counter,
+    pub fast_tracks: Counter,
     pub outbox_delivered: Counter,
     pub outbox_failures: Counter,
     pub outbox_pending: Gauge,
@@ -36,6 +37,7 @@ impl Metrics {
             signups: Counter::default(),
             activations: Counter::default(),
             logins: Counter::default(),
+            fast_tracks: Counter::default(),
             outbox_delivered: Counter::default(),
             outbox_failures: Counter::default(),
             outbox_pending: Gauge::default(),
@@ -47,6 +49,7 @@ impl Metrics {
         registry.register("signups", "Signups accepted", m.signups.clone());
         registry.register("activations", "Signups activated", m.activations.clone());
         registry.register("logins", "Successful logins", m.logins.clone());
+        registry.register("fast_tracks", "Instances provisioned by FastTrack", m.fast_tracks.clone());
         registry.register("outbox_delivered", "Outbox messages delivered", m.outbox_delivered.clone());
         registry.register(
             "outbox_failures",

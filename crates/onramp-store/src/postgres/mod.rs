@@ -4,6 +4,7 @@
 //! `FOR UPDATE SKIP LOCKED` and a lease, so many workers share it without doubling a message.
 
 use crate::StoreOptions;
+use crate::shared::SUMMARY_COLUMNS;
 use crate::util::{app_from, db_err, domain_from, from_ts, outbox_from, session_from, summary_from, ts};
 use async_trait::async_trait;
 use onramp_core::model::*;
@@ -36,6 +37,14 @@ impl PostgresStore {
 
 fn status(s: &str) -> UserStatus {
     UserStatus::parse(s).unwrap_or(UserStatus::Inactive)
+}
+
+crate::shared::shared_queries!(sqlx::Postgres, " FOR UPDATE");
+
+/// The schema that is an instance's own database: named by its key, so it can never collide
+/// with another schema or need quoting.
+fn instance_schema(instance: &Instance) -> String {
+    format!("instance_{}", instance.id.0)
 }
 
 impl PostgresStore {
@@ -255,54 +264,129 @@ impl Store for PostgresStore {
         Ok(id.map(|id| Instance { id: InstanceId(id), name: name.into() }))
     }
 
-    async fn create_instance(&self, name: &str, key: SigningKeyRecord) -> StoreResult<Instance> {
+    async fn create_instance(&self, new: &NewInstance) -> StoreResult<Instance> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let id: i64 =
-            sqlx::query_scalar("INSERT INTO instances (name, created_at) VALUES ($1, $2) RETURNING id")
-                .bind(name)
-                .bind(ts(key.created_at))
-                .fetch_one(&mut *tx)
+        let instance = insert_instance(&mut tx, new).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(instance)
+    }
+
+    async fn provision_fast_track(&self, new: &NewFastTrack) -> StoreResult<Provisioned> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let provisioned = provision_fast_track_in(&mut tx, new).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(provisioned)
+    }
+
+    async fn finish_provisioning(
+        &self,
+        instance: InstanceId,
+        database: &str,
+        message: Option<&NewOutboxMessage>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        finish_provisioning_in(&mut tx, instance, database, message).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn fail_provisioning(&self, instance: InstanceId, detail: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE instances SET status = 'provisioning_failed', status_detail = $1
+             WHERE id = $2 AND status IN ('provisioning', 'provisioning_failed')",
+        )
+        .bind(detail)
+        .bind(instance.0)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)
+        .map(|_| ())
+    }
+
+    async fn discard_instance(&self, instance: InstanceId) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let discarded = discard_instance_in(&mut tx, instance).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(discarded)
+    }
+
+    async fn create_instance_database(
+        &self,
+        instance: &Instance,
+        init_sql: Option<&str>,
+    ) -> StoreResult<String> {
+        let init_sql = init_sql.map(str::to_owned);
+        let schema = instance_schema(instance);
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut *tx).await.map_err(db_err)?;
+        if let Some(sql) = &init_sql {
+            // The init SQL runs inside the new schema: unqualified names land there.
+            sqlx::query(&format!("SET LOCAL search_path TO {schema}"))
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
-        insert_signing_key(&mut tx, id, &key).await?;
+            sqlx::Executor::execute(&mut *tx, sql.as_str())
+                .await
+                .map_err(|e| StoreError::Other(format!("the instance init SQL failed: {e}")))?;
+        }
         tx.commit().await.map_err(db_err)?;
-        Ok(Instance { id: InstanceId(id), name: name.into() })
+        Ok(format!("postgres:schema:{schema}"))
+    }
+
+    async fn drop_instance_database(&self, instance: &Instance) -> StoreResult<()> {
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", instance_schema(instance)))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)
+            .map(|_| ())
+    }
+
+    async fn redeem_secret(
+        &self,
+        instance: InstanceId,
+        purpose: Purpose,
+        secret_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<(i64, String), RedeemError>> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let redeemed = redeem_secret_in(&mut tx, instance, purpose, secret_hash, ts(now)).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(redeemed)
+    }
+
+    async fn user_view(&self, instance: InstanceId, user_key: i64) -> StoreResult<Option<UserView>> {
+        user_view_in(&self.pool, instance, user_key).await
     }
 
     async fn list_instances(&self) -> StoreResult<Vec<InstanceSummary>> {
-        let rows = sqlx::query(
-            "SELECT i.name, i.status, i.created_at,
-                    (SELECT COUNT(*) FROM apps a WHERE a.instance_id = i.id),
-                    (SELECT COUNT(*) FROM users u WHERE u.instance_id = i.id)
-             FROM instances i ORDER BY i.name",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        let rows = sqlx::query(&format!("{SUMMARY_COLUMNS} FROM instances i ORDER BY i.name"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok(rows.iter().map(|r| summary_from!(r)).collect())
     }
 
     async fn instance_summary(&self, name: &str) -> StoreResult<Option<InstanceSummary>> {
-        let row = sqlx::query(
-            "SELECT i.name, i.status, i.created_at,
-                    (SELECT COUNT(*) FROM apps a WHERE a.instance_id = i.id),
-                    (SELECT COUNT(*) FROM users u WHERE u.instance_id = i.id)
-             FROM instances i WHERE i.name = $1",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
+        let row = sqlx::query(&format!("{SUMMARY_COLUMNS} FROM instances i WHERE i.name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok(row.map(|r| summary_from!(r)))
     }
 
     async fn set_instance_active(&self, name: &str, active: bool) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE instances SET status = $1 WHERE name = $2")
-            .bind(if active { "active" } else { "disabled" })
-            .bind(name)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let done = sqlx::query(
+            "UPDATE instances SET status = $1 WHERE name = $2 AND status IN ('active', 'disabled')",
+        )
+        .bind(if active { "active" } else { "disabled" })
+        .bind(name)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
     }
 

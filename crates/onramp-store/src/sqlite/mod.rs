@@ -3,6 +3,7 @@
 //! use a small pool of their own.
 
 use crate::StoreOptions;
+use crate::shared::SUMMARY_COLUMNS;
 use crate::util::{app_from, db_err, domain_from, from_ts, outbox_from, session_from, summary_from, ts};
 use async_trait::async_trait;
 use onramp_core::model::*;
@@ -15,6 +16,8 @@ use time::{Duration, OffsetDateTime};
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Each instance's own database is a file here.
+    instances_dir: std::path::PathBuf,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -28,10 +31,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(10))
             .foreign_keys(true);
-        if let Some(parent) = connect.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
+        let parent = connect.get_filename().parent().unwrap_or(std::path::Path::new(".")).to_path_buf();
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(&parent)
                 .map_err(|e| StoreError::Unavailable(format!("{}: {e}", parent.display())))?;
         }
+        let instances_dir = options.instances_dir.clone().unwrap_or_else(|| parent.join("instances"));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)
@@ -44,12 +49,34 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await
             .map_err(db_err)?;
-        Ok(Self { writer, reader })
+        Ok(Self { writer, reader, instances_dir })
     }
 }
 
 fn status(s: &str) -> UserStatus {
     UserStatus::parse(s).unwrap_or(UserStatus::Inactive)
+}
+
+crate::shared::shared_queries!(sqlx::Sqlite, "");
+
+impl SqliteStore {
+    fn instance_file(&self, instance: &Instance) -> std::path::PathBuf {
+        self.instances_dir.join(format!("{}.sqlite3", instance.name))
+    }
+}
+
+/// Remove a SQLite database file and its WAL companions, if present.
+async fn remove_database_file(path: &std::path::Path) -> StoreResult<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match tokio::fs::remove_file(&file).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::Other(format!("removing {}: {e}", path.display()))),
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -98,54 +125,140 @@ impl Store for SqliteStore {
         Ok(id.map(|id| Instance { id: InstanceId(id), name: name.into() }))
     }
 
-    async fn create_instance(&self, name: &str, key: SigningKeyRecord) -> StoreResult<Instance> {
+    async fn create_instance(&self, new: &NewInstance) -> StoreResult<Instance> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let id: i64 =
-            sqlx::query_scalar("INSERT INTO instances (name, created_at) VALUES (?, ?) RETURNING id")
-                .bind(name)
-                .bind(ts(key.created_at))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        insert_signing_key(&mut tx, id, &key).await?;
+        let instance = insert_instance(&mut tx, new).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(Instance { id: InstanceId(id), name: name.into() })
+        Ok(instance)
+    }
+
+    async fn provision_fast_track(&self, new: &NewFastTrack) -> StoreResult<Provisioned> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let provisioned = provision_fast_track_in(&mut tx, new).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(provisioned)
+    }
+
+    async fn finish_provisioning(
+        &self,
+        instance: InstanceId,
+        database: &str,
+        message: Option<&NewOutboxMessage>,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        finish_provisioning_in(&mut tx, instance, database, message).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn fail_provisioning(&self, instance: InstanceId, detail: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE instances SET status = 'provisioning_failed', status_detail = $1
+             WHERE id = $2 AND status IN ('provisioning', 'provisioning_failed')",
+        )
+        .bind(detail)
+        .bind(instance.0)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)
+        .map(|_| ())
+    }
+
+    async fn discard_instance(&self, instance: InstanceId) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let discarded = discard_instance_in(&mut tx, instance).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(discarded)
+    }
+
+    async fn create_instance_database(
+        &self,
+        instance: &Instance,
+        init_sql: Option<&str>,
+    ) -> StoreResult<String> {
+        // Owned, so the future does not hold a borrow that async-trait cannot name.
+        let init_sql = init_sql.map(str::to_owned);
+        let path = self.instance_file(instance);
+        tokio::fs::create_dir_all(&self.instances_dir)
+            .await
+            .map_err(|e| StoreError::Other(format!("creating {}: {e}", self.instances_dir.display())))?;
+        remove_database_file(&path).await?;
+        let created = async {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect_with(
+                &SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .foreign_keys(true),
+            )
+            .await
+            .map_err(db_err)?;
+            let mut tx = conn.begin().await.map_err(db_err)?;
+            // Written even without init SQL, so the file is a database from the start.
+            sqlx::query("PRAGMA user_version = 1").execute(&mut *tx).await.map_err(db_err)?;
+            if let Some(sql) = &init_sql {
+                sqlx::Executor::execute(&mut *tx, sql.as_str())
+                    .await
+                    .map_err(|e| StoreError::Other(format!("the instance init SQL failed: {e}")))?;
+            }
+            tx.commit().await.map_err(db_err)?;
+            conn.close().await.map_err(db_err)
+        }
+        .await;
+        if let Err(e) = created {
+            remove_database_file(&path).await?;
+            return Err(e);
+        }
+        Ok(format!("sqlite:{}", path.display()))
+    }
+
+    async fn drop_instance_database(&self, instance: &Instance) -> StoreResult<()> {
+        remove_database_file(&self.instance_file(instance)).await
+    }
+
+    async fn redeem_secret(
+        &self,
+        instance: InstanceId,
+        purpose: Purpose,
+        secret_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<(i64, String), RedeemError>> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let redeemed = redeem_secret_in(&mut tx, instance, purpose, secret_hash, ts(now)).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(redeemed)
+    }
+
+    async fn user_view(&self, instance: InstanceId, user_key: i64) -> StoreResult<Option<UserView>> {
+        user_view_in(&self.reader, instance, user_key).await
     }
 
     async fn list_instances(&self) -> StoreResult<Vec<InstanceSummary>> {
-        let rows = sqlx::query(
-            "SELECT i.name, i.status, i.created_at,
-                    (SELECT COUNT(*) FROM apps a WHERE a.instance_id = i.id),
-                    (SELECT COUNT(*) FROM users u WHERE u.instance_id = i.id)
-             FROM instances i ORDER BY i.name",
-        )
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+        let rows = sqlx::query(&format!("{SUMMARY_COLUMNS} FROM instances i ORDER BY i.name"))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
         Ok(rows.iter().map(|r| summary_from!(r)).collect())
     }
 
     async fn instance_summary(&self, name: &str) -> StoreResult<Option<InstanceSummary>> {
-        let row = sqlx::query(
-            "SELECT i.name, i.status, i.created_at,
-                    (SELECT COUNT(*) FROM apps a WHERE a.instance_id = i.id),
-                    (SELECT COUNT(*) FROM users u WHERE u.instance_id = i.id)
-             FROM instances i WHERE i.name = ?",
-        )
-        .bind(name)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(db_err)?;
+        let row = sqlx::query(&format!("{SUMMARY_COLUMNS} FROM instances i WHERE i.name = $1"))
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
         Ok(row.map(|r| summary_from!(r)))
     }
 
     async fn set_instance_active(&self, name: &str, active: bool) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE instances SET status = ? WHERE name = ?")
-            .bind(if active { "active" } else { "disabled" })
-            .bind(name)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
+        let done = sqlx::query(
+            "UPDATE instances SET status = $1 WHERE name = $2 AND status IN ('active', 'disabled')",
+        )
+        .bind(if active { "active" } else { "disabled" })
+        .bind(name)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
     }
 

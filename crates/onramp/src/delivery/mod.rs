@@ -4,6 +4,7 @@
 
 pub mod mail;
 pub mod templates;
+pub mod webhooks;
 
 use crate::metrics::Metrics;
 use mail::{MailTransport, SendError, build_message};

@@ -5,6 +5,7 @@
 pub mod fast_track;
 pub mod openapi;
 pub mod ops;
+pub mod pages;
 pub mod v1;
 
 use crate::app::AppState;
@@ -22,6 +23,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(v1::routes())
         .merge(ops::routes())
+        .merge(fast_track::routes())
+        .merge(pages::routes())
         .fallback(v1::error::not_found)
         .method_not_allowed_fallback(v1::error::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))

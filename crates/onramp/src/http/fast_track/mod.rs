@@ -1,4 +1,239 @@
-//! DreamFactory FastTrack (seed 000). So far: the console envelope it answers in. The
-//! `POST /fast-track` endpoint itself is issue 4's remaining work.
+//! DreamFactory FastTrack (seed 000): `POST /fast-track` creates a dashboard user, an instance
+//! named from the email, the instance's database and its admin, and logs the admin in: with
+//! `redirect: true` a `302` to the instance's welcome page carrying a one-time
+//! `fastTrackGuid`, otherwise the console envelope. Errors are the error envelope with the
+//! real HTTP status (the vendor answered 200 for everything) and the same code inside.
 
 pub mod envelope;
+
+use crate::app::AppState;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use envelope::{Envelope, RequestInfo};
+use onramp_core::CoreError;
+use onramp_core::provision::{FastTrackInput, FastTracked};
+use serde::{Deserialize, Serialize};
+use time::format_description::FormatItem;
+use time::macros::format_description;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/fast-track", post(fast_track))
+}
+
+/// The seed's payload; every field but `redirect`, `nickname`, `company` and `phone` is required.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastTrackRequest {
+    #[serde(default)]
+    redirect: bool,
+    email: Option<String>,
+    #[serde(rename = "first-name")]
+    first_name: Option<String>,
+    #[serde(rename = "last-name")]
+    last_name: Option<String>,
+    password: Option<String>,
+    nickname: Option<String>,
+    company: Option<String>,
+    phone: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct IdOnly {
+    id: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct RedirectPayload {
+    #[serde(rename = "fastTrackGuid")]
+    fast_track_guid: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RedirectInfo {
+    location: String,
+    #[serde(rename = "status-code")]
+    status_code: u16,
+    payload: RedirectPayload,
+}
+
+#[derive(Debug, Serialize)]
+struct FastTrackResponse {
+    user: IdOnly,
+    #[serde(rename = "instance-id")]
+    instance_id: String,
+    instance: IdOnly,
+    #[serde(rename = "instance-initialized")]
+    instance_initialized: bool,
+    #[serde(rename = "instance-admin")]
+    instance_admin: bool,
+    redirect: RedirectInfo,
+}
+
+/// `2016-02-25T16:32:08-05:00`
+const START_FORMAT: &[FormatItem<'static>] = format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
+);
+
+/// What every envelope of one request shares.
+struct Call {
+    started: std::time::Instant,
+    start: String,
+    host: String,
+    client: String,
+    uri: String,
+}
+
+impl Call {
+    fn request(&self) -> RequestInfo {
+        RequestInfo::new(
+            &self.start,
+            &self.host,
+            &self.client,
+            &self.uri,
+            "POST",
+            self.started.elapsed().as_secs_f64(),
+        )
+    }
+
+    fn error(&self, status: StatusCode, message: &str, retry_after: Option<u64>) -> Response {
+        let body = Envelope::<()>::error(status.as_u16(), message, self.request());
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(secs) = retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+
+    fn core_error(&self, e: CoreError) -> Response {
+        let status = match &e {
+            CoreError::Validation(_) => StatusCode::BAD_REQUEST,
+            CoreError::EmailTaken | CoreError::InstanceNameUnavailable => StatusCode::CONFLICT,
+            CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            CoreError::Busy { .. } | CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CoreError::InstanceNotFound | CoreError::AppNotFound => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, code = e.code(), "fast-track failed");
+        }
+        let message = match &e {
+            CoreError::Validation(fields) => {
+                let each: Vec<String> = fields.iter().map(|f| format!("{} {}", f.field, f.message)).collect();
+                format!("Invalid request: {}.", each.join("; "))
+            }
+            other => other.public_message(),
+        };
+        let retry_after = match &e {
+            CoreError::RateLimited { retry_after_secs } | CoreError::Busy { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
+            CoreError::Unavailable(_) => Some(5),
+            _ => None,
+        };
+        self.error(status, &message, retry_after)
+    }
+
+    fn success(&self, done: FastTracked, redirect: bool) -> Response {
+        let body = Envelope::ok(
+            200,
+            FastTrackResponse {
+                user: IdOnly { id: done.owner_key },
+                instance_id: done.instance.name.clone(),
+                instance: IdOnly { id: done.instance.id.0 },
+                instance_initialized: true,
+                instance_admin: true,
+                redirect: RedirectInfo {
+                    location: done.login_url.clone(),
+                    status_code: 302,
+                    payload: RedirectPayload { fast_track_guid: done.guid },
+                },
+            },
+            self.request(),
+        );
+        if !redirect {
+            return axum::Json(body).into_response();
+        }
+        let mut response = (StatusCode::FOUND, axum::Json(body)).into_response();
+        if let Ok(location) = HeaderValue::from_str(&done.login_url) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
+    }
+}
+
+async fn fast_track(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let client =
+        super::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|ip| ip.to_string());
+    let call = Call {
+        started: std::time::Instant::now(),
+        start: state.onramp.now().format(START_FORMAT).unwrap_or_default(),
+        host: headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned(),
+        client: client.clone().unwrap_or_default(),
+        uri: uri.path().to_owned(),
+    };
+    let mut response = answer(&state, &call, client, body).await;
+    // The answer may carry a login secret: never cache it.
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn answer(
+    state: &AppState,
+    call: &Call,
+    client: Option<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if !state.config.fast_track.enabled {
+        return call.error(StatusCode::NOT_FOUND, "FastTrack is not enabled on this installation.", None);
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let message = format!("The body must be at most {} bytes.", super::BODY_LIMIT);
+            return call.error(StatusCode::PAYLOAD_TOO_LARGE, &message, None);
+        }
+        Err(rejection) => return call.error(StatusCode::BAD_REQUEST, &rejection.body_text(), None),
+    };
+    let request: FastTrackRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let message = if e.is_data() {
+                format!("Invalid request: {e}.")
+            } else {
+                "Invalid request: the body must be a JSON object.".to_owned()
+            };
+            return call.error(StatusCode::BAD_REQUEST, &message, None);
+        }
+    };
+    let redirect = request.redirect;
+    let input = FastTrackInput {
+        email: request.email.unwrap_or_default(),
+        first_name: request.first_name.unwrap_or_default(),
+        last_name: request.last_name.unwrap_or_default(),
+        password: request.password.unwrap_or_default(),
+        nickname: request.nickname,
+        company: request.company,
+        phone: request.phone,
+        client,
+    };
+    match state.onramp.fast_track(input).await {
+        Ok(done) => {
+            state.metrics.fast_tracks.inc();
+            call.success(done, redirect)
+        }
+        Err(e) => call.core_error(e),
+    }
+}

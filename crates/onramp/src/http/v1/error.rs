@@ -56,13 +56,16 @@ impl From<CoreError> for V1Error {
             CoreError::InstanceNotFound | CoreError::AppNotFound | CoreError::TokenNotFound => {
                 StatusCode::NOT_FOUND
             }
-            CoreError::UsernameTaken | CoreError::TokenUsed => StatusCode::CONFLICT,
+            CoreError::UsernameTaken
+            | CoreError::EmailTaken
+            | CoreError::InstanceNameUnavailable
+            | CoreError::TokenUsed => StatusCode::CONFLICT,
             CoreError::TokenExpired => StatusCode::GONE,
             CoreError::InvalidCredentials | CoreError::SessionInvalid => StatusCode::UNAUTHORIZED,
             CoreError::NotActivated | CoreError::AccountDisabled => StatusCode::FORBIDDEN,
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::Busy { .. } | CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            CoreError::Internal(_) | CoreError::ProvisioningFailed => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
             tracing::error!(error = %e, code = e.code(), "request failed");

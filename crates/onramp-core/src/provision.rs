@@ -1,0 +1,366 @@
+//! Instance provisioning: DreamFactory FastTrack (seed 000) and the operator's
+//! `onramp instance create|retry`.
+//!
+//! FastTrack's six steps map onto two phases. The rows (dashboard user, instance, its key,
+//! roles and default app, its admin with the same password hash, the one-time login secret)
+//! commit in one transaction, with the instance in state `provisioning`, where no request can
+//! reach it. Then come the parts outside that database: the instance's own database (with the
+//! operator's init SQL) and the provisioning webhooks. Only when all of them succeed does the
+//! instance become `active`. When one fails, what was done is undone and the rows are deleted
+//! (or, with `keep_failed`, the instance stays visibly `provisioning_failed` for
+//! `onramp instance retry`): never a success with half an instance, never an orphaned
+//! dashboard user.
+
+use crate::email::EmailAddress;
+use crate::error::{CoreError, FieldError};
+use crate::instance_name;
+use crate::login::{LoggedIn, instance_url};
+use crate::model::*;
+use crate::ports::StoreError;
+use crate::service::Onramp;
+use crate::session::generate_key;
+use crate::token::secret_hash;
+use async_trait::async_trait;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// What an operator's provisioning webhook is told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceEvent {
+    pub instance_id: i64,
+    pub instance: String,
+    pub url: String,
+    /// Where the instance's own database is.
+    pub database: String,
+    pub owner_email: Option<String>,
+}
+
+/// The operator's own provisioning steps (webhooks), run after the instance's database exists
+/// and before the instance becomes active.
+#[async_trait]
+pub trait ProvisioningHooks: Send + Sync {
+    /// Run every hook; an error fails the provisioning. A hook implementation that fails
+    /// part-way tells the hooks that had succeeded (`undone`) itself.
+    async fn provisioned(&self, event: &InstanceEvent) -> Result<(), String>;
+    /// Best effort: the instance the hooks were told about is gone again.
+    async fn undone(&self, event: &InstanceEvent);
+}
+
+/// No webhooks configured.
+pub struct NoHooks;
+
+#[async_trait]
+impl ProvisioningHooks for NoHooks {
+    async fn provisioned(&self, _: &InstanceEvent) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn undone(&self, _: &InstanceEvent) {}
+}
+
+/// How instances are set up.
+#[derive(Clone)]
+pub struct Provisioning {
+    /// Run inside every new instance's own database.
+    pub init_sql: Option<String>,
+    pub hooks: Arc<dyn ProvisioningHooks>,
+    /// On failure keep the instance as `provisioning_failed` (for `onramp instance retry`)
+    /// instead of undoing it.
+    pub keep_failed: bool,
+}
+
+impl Default for Provisioning {
+    fn default() -> Self {
+        Self { init_sql: None, hooks: Arc::new(NoHooks), keep_failed: false }
+    }
+}
+
+/// The fields of `POST /fast-track`, as received.
+#[derive(Debug, Clone, Default)]
+pub struct FastTrackInput {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub password: String,
+    pub nickname: Option<String>,
+    pub company: Option<String>,
+    pub phone: Option<String>,
+    /// Who is asking, for rate limits.
+    pub client: Option<String>,
+}
+
+/// A provisioned, active instance whose admin may log in once with `guid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FastTracked {
+    /// The dashboard user's key (`user.id`).
+    pub owner_key: i64,
+    pub instance: Instance,
+    /// The one-time login secret (`fastTrackGuid`).
+    pub guid: String,
+    /// The instance's page that exchanges the guid for a session.
+    pub login_url: String,
+}
+
+/// Roles every new instance starts with.
+pub const ADMIN_ROLE: &str = "admin";
+pub const MEMBER_ROLE: &str = "member";
+
+/// The path on an instance's host that exchanges a `fastTrackGuid` for a session and shows the
+/// instance's landing page.
+pub const WELCOME_PATH: &str = "/welcome";
+
+const MAX_NAME: usize = 100;
+
+fn text(field: &str, value: &str, required: bool, errors: &mut Vec<FieldError>) -> Option<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        if required {
+            errors.push(FieldError::new(field, "required", "is required"));
+        }
+        return None;
+    }
+    if v.chars().count() > MAX_NAME {
+        errors.push(FieldError::new(field, "too_long", &format!("must be at most {MAX_NAME} characters")));
+    } else if v.chars().any(char::is_control) {
+        errors.push(FieldError::new(field, "invalid_characters", "must not contain control characters"));
+    }
+    Some(v.to_owned())
+}
+
+impl Onramp {
+    /// Everything a new instance starts with; `{instance}` in the default app's URL becomes the
+    /// name the store picks.
+    fn new_instance(&self, naming: InstanceNaming) -> Result<NewInstance, CoreError> {
+        let now = self.now();
+        const PLACEHOLDER: &str = "onramp-instance-placeholder";
+        let url = instance_url(&self.settings.public_url, PLACEHOLDER).replace(PLACEHOLDER, "{instance}");
+        Ok(NewInstance {
+            naming,
+            key: generate_key(self.tokens.public_id("key"), now).map_err(CoreError::Internal)?,
+            roles: vec![
+                RoleSpec { name: ADMIN_ROLE.into(), description: "Administers the instance".into() },
+                RoleSpec { name: MEMBER_ROLE.into(), description: "Registered users".into() },
+            ],
+            app: App {
+                id: "app_default".into(),
+                name: "Default".into(),
+                signup_url: url,
+                activation_token_in_response: false,
+                schema_version: "ver_default".into(),
+            },
+            created_at: now,
+        })
+    }
+
+    /// FastTrack (seed 000): validate, then create the dashboard user, the instance, its
+    /// database and its admin, and a one-time login for that admin.
+    #[tracing::instrument(skip_all)]
+    pub async fn fast_track(&self, input: FastTrackInput) -> Result<FastTracked, CoreError> {
+        // 1. Validate.
+        let mut errors = Vec::new();
+        let email = EmailAddress::parse(&input.email).map_err(|e| errors.push(e.renamed("email"))).ok();
+        let first = text("first-name", &input.first_name, true, &mut errors);
+        let last = text("last-name", &input.last_name, true, &mut errors);
+        let nickname = text("nickname", input.nickname.as_deref().unwrap_or_default(), false, &mut errors);
+        let company = text("company", input.company.as_deref().unwrap_or_default(), false, &mut errors);
+        let phone = text("phone", input.phone.as_deref().unwrap_or_default(), false, &mut errors);
+        let base = email
+            .as_ref()
+            .map(|e| instance_name::base_from_local_part(e.local_part()))
+            .transpose()
+            .map_err(|e| errors.push(e))
+            .ok()
+            .flatten();
+        let mut context: Vec<&str> =
+            [first.as_deref(), last.as_deref(), nickname.as_deref()].into_iter().flatten().collect();
+        if let Some(e) = &email {
+            context.push(e.local_part());
+        }
+        let password = self
+            .settings
+            .password
+            .check("password", &input.password, &context)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let (Some(email), Some(first), Some(last), Some(base), Some(password), true) =
+            (email, first, last, base, password, errors.is_empty())
+        else {
+            return Err(CoreError::Validation(errors));
+        };
+
+        let limits = &self.settings.rate_limits;
+        if let Some(client) = &input.client {
+            self.limit(&format!("fast_track:client:{client}"), limits.fast_track_per_client).await?;
+        }
+        let domain = email.canonical().rsplit_once('@').map(|(_, d)| d.to_owned()).unwrap_or_default();
+        self.limit(&format!("fast_track:domain:{domain}"), limits.fast_track_per_email_domain).await?;
+
+        // Hashed once, stored twice (dashboard user and instance admin).
+        let password_hash = self.hasher.hash(&password).await?;
+        let now = self.now();
+        let user = |public_id: String, uuid: uuid::Uuid| NewUser {
+            public_id,
+            uuid,
+            email: email.as_entered().into(),
+            email_canonical: email.canonical().into(),
+            username: None,
+            username_canonical: None,
+            name: format!("{first} {last}"),
+            language: "en".into(),
+            status: UserStatus::Active,
+            password_hash: password_hash.clone(),
+        };
+        let guid = self.tokens.secret_token();
+        let new = NewFastTrack {
+            instance: self.new_instance(InstanceNaming::FirstFree(base))?,
+            owner: user(self.tokens.public_id("usr"), self.uuid()),
+            admin: user(self.tokens.public_id("usr"), self.uuid()),
+            profile: UserProfile {
+                first_name: Some(first),
+                last_name: Some(last),
+                display_name: nickname,
+                company,
+                phone,
+            },
+            admin_role: ADMIN_ROLE.into(),
+            login: NewVerification {
+                purpose: Purpose::FastTrackLogin,
+                secret_hash: secret_hash(&guid),
+                expires_at: now + self.settings.fast_track_login_ttl,
+            },
+        };
+        // 2, 3 and 5, and 6's secret: one transaction.
+        let provisioned = match self.store.provision_fast_track(&new).await {
+            Ok(p) => p,
+            Err(StoreError::Unique("email")) => return Err(CoreError::EmailTaken),
+            Err(StoreError::Unique("instance")) => return Err(CoreError::InstanceNameUnavailable),
+            Err(e) => return Err(e.into()),
+        };
+        // 4. Its own database and the operator's webhooks; then it goes live.
+        self.complete_provisioning(
+            &provisioned.instance,
+            Some(email.as_entered()),
+            self.provisioning.keep_failed,
+        )
+        .await?;
+        let base_url = instance_url(&self.settings.public_url, &provisioned.instance.name);
+        Ok(FastTracked {
+            owner_key: provisioned.owner_key,
+            login_url: format!("{base_url}{WELCOME_PATH}?fastTrackGuid={guid}"),
+            instance: provisioned.instance,
+            guid,
+        })
+    }
+
+    /// `onramp instance create`: a new, empty instance with its key, roles, default app and
+    /// own database.
+    pub async fn create_instance(&self, name: &str) -> Result<Instance, CoreError> {
+        if !instance_name::is_valid(name) {
+            return Err(CoreError::field(
+                "name",
+                "invalid_instance_name",
+                "must be lower-case letters, digits and inner '-', at most 63",
+            ));
+        }
+        if instance_name::is_reserved(name) {
+            return Err(CoreError::field("name", "reserved_instance_name", "is reserved"));
+        }
+        let new = self.new_instance(InstanceNaming::Exact(name.into()))?;
+        let instance = match self.store.create_instance(&new).await {
+            Ok(i) => i,
+            Err(StoreError::Unique("instance")) => return Err(CoreError::InstanceNameUnavailable),
+            Err(e) => return Err(e.into()),
+        };
+        self.complete_provisioning(&instance, None, self.provisioning.keep_failed).await?;
+        Ok(instance)
+    }
+
+    /// `onramp instance retry`: complete an instance left `provisioning_failed` (or stuck in
+    /// `provisioning` by a node that died mid-way). On failure it stays as it was.
+    pub async fn retry_provisioning(&self, name: &str) -> Result<Instance, CoreError> {
+        let summary = self.store.instance_summary(name).await?.ok_or(CoreError::InstanceNotFound)?;
+        if summary.status != instance_status::PROVISIONING_FAILED
+            && summary.status != instance_status::PROVISIONING
+        {
+            return Err(CoreError::field("name", "not_provisioning", "is not waiting to be provisioned"));
+        }
+        let instance = Instance { id: summary.id, name: summary.name };
+        self.complete_provisioning(&instance, summary.owner_email.as_deref(), true).await?;
+        Ok(instance)
+    }
+
+    async fn complete_provisioning(
+        &self,
+        instance: &Instance,
+        owner_email: Option<&str>,
+        keep_failed: bool,
+    ) -> Result<(), CoreError> {
+        let init_sql = self.provisioning.init_sql.as_deref();
+        let database = match self.store.create_instance_database(instance, init_sql).await {
+            Ok(d) => d,
+            Err(e) => {
+                return Err(self.abandon(instance, &format!("creating its database: {e}"), keep_failed).await);
+            }
+        };
+        let event = InstanceEvent {
+            instance_id: instance.id.0,
+            instance: instance.name.clone(),
+            url: instance_url(&self.settings.public_url, &instance.name),
+            database: database.clone(),
+            owner_email: owner_email.map(str::to_owned),
+        };
+        let hooks = &self.provisioning.hooks;
+        let failure = match hooks.provisioned(&event).await {
+            Err(e) => Some(format!("provisioning webhook: {e}")),
+            Ok(()) => match self.store.finish_provisioning(instance.id, &database, None).await {
+                Ok(()) => None,
+                Err(e) => {
+                    hooks.undone(&event).await;
+                    Some(format!("activating: {e}"))
+                }
+            },
+        };
+        let Some(failure) = failure else {
+            tracing::info!(instance = %instance.name, "instance provisioned");
+            return Ok(());
+        };
+        if !keep_failed && let Err(e) = self.store.drop_instance_database(instance).await {
+            tracing::warn!(instance = %instance.name, error = %e, "could not drop the instance's database");
+        }
+        Err(self.abandon(instance, &failure, keep_failed).await)
+    }
+
+    /// Undo the rows of a failed provisioning (or keep them, marked failed); the error to answer.
+    async fn abandon(&self, instance: &Instance, why: &str, keep_failed: bool) -> CoreError {
+        tracing::error!(instance = %instance.name, error = why, keep_failed, "provisioning failed");
+        let undone = !keep_failed && self.store.discard_instance(instance.id).await.is_ok();
+        if !undone && let Err(e) = self.store.fail_provisioning(instance.id, why).await {
+            tracing::error!(instance = %instance.name, error = %e, "could not mark the instance failed");
+        }
+        CoreError::ProvisioningFailed
+    }
+
+    /// Exchange a `fastTrackGuid` for a session in the instance it was issued for.
+    #[tracing::instrument(skip_all, fields(instance = %instance.name))]
+    pub async fn fast_track_login(&self, instance: &Instance, guid: &str) -> Result<LoggedIn, CoreError> {
+        if guid.is_empty() || guid.len() > 128 {
+            return Err(CoreError::TokenNotFound);
+        }
+        let redeemed = self
+            .store
+            .redeem_secret(instance.id, Purpose::FastTrackLogin, &secret_hash(guid), self.now())
+            .await?;
+        match redeemed {
+            Ok((user_key, public_id)) => self.start_session(instance, user_key, &public_id).await,
+            Err(RedeemError::NotFound) => Err(CoreError::TokenNotFound),
+            Err(RedeemError::Expired) => Err(CoreError::TokenExpired),
+            Err(RedeemError::AlreadyUsed) => Err(CoreError::TokenUsed),
+        }
+    }
+
+    /// The user behind a live session token.
+    pub async fn session_user(&self, instance: &Instance, token: &str) -> Result<UserView, CoreError> {
+        let session = self.authenticate(instance, token).await?;
+        self.store.user_view(instance.id, session.user_key).await?.ok_or(CoreError::SessionInvalid)
+    }
+}

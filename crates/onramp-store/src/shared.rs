@@ -1,0 +1,332 @@
+//! Queries whose SQL is the same on both databases (both accept `$n` placeholders, `RETURNING`
+//! and `ON CONFLICT`): instance provisioning, single-use secrets, user views, instance
+//! summaries. `shared_queries!` expands them into each backend's module with that backend's
+//! transaction type, so there is one copy of the code and each backend's functions stay plain.
+
+/// Columns of `summary_from!`, after which comes `FROM instances i`.
+pub(crate) const SUMMARY_COLUMNS: &str = "SELECT i.name, i.status, i.created_at,
+        (SELECT COUNT(*) FROM apps a WHERE a.instance_id = i.id),
+        (SELECT COUNT(*) FROM users u WHERE u.instance_id = i.id),
+        i.id, i.status_detail, (SELECT o.email FROM users o WHERE o.id = i.owner_user_id), i.database_ref";
+
+/// The first free names for `base`, given the names that are taken.
+pub(crate) fn free_candidates(
+    base: &str,
+    taken: &std::collections::HashSet<String>,
+    count: usize,
+) -> Vec<String> {
+    (0u32..)
+        .map(|n| onramp_core::instance_name::candidate(base, n))
+        .filter(|name| !taken.contains(name))
+        .take(count)
+        .collect()
+}
+
+macro_rules! shared_queries {
+    ($db:ty, $for_update:literal) => {
+        type Tx<'c> = sqlx::Transaction<'c, $db>;
+
+        /// Insert the instance (state `provisioning`) with its key, roles and default app.
+        async fn insert_instance(tx: &mut Tx<'_>, new: &NewInstance) -> StoreResult<Instance> {
+            let now = ts(new.created_at);
+            let (base, exact) = match &new.naming {
+                InstanceNaming::Exact(name) => (name.clone(), true),
+                InstanceNaming::FirstFree(base) => (base.clone(), false),
+            };
+            let mut found = None;
+            // A concurrent transaction may take a candidate between our look and our insert;
+            // `ON CONFLICT DO NOTHING` then yields no row (PostgreSQL waits for that
+            // transaction first) and the next look sees its name.
+            for _ in 0..8 {
+                let candidates = if exact {
+                    vec![base.clone()]
+                } else {
+                    let taken: std::collections::HashSet<String> =
+                        sqlx::query_scalar("SELECT name FROM instances WHERE name = $1 OR name LIKE $2")
+                            .bind(&base)
+                            .bind(format!("{base}-%"))
+                            .fetch_all(&mut **tx)
+                            .await
+                            .map_err(db_err)?
+                            .into_iter()
+                            .collect();
+                    $crate::shared::free_candidates(&base, &taken, 4)
+                };
+                for name in candidates {
+                    let id: Option<i64> = sqlx::query_scalar(
+                        "INSERT INTO instances (name, status, created_at) VALUES ($1, 'provisioning', $2)
+                         ON CONFLICT (name) DO NOTHING RETURNING id",
+                    )
+                    .bind(&name)
+                    .bind(now)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+                    if let Some(id) = id {
+                        found = Some(Instance { id: InstanceId(id), name });
+                        break;
+                    }
+                }
+                if found.is_some() || exact {
+                    break;
+                }
+            }
+            let instance = found.ok_or(StoreError::Unique("instance"))?;
+            insert_signing_key(tx, instance.id.0, &new.key).await?;
+            for role in &new.roles {
+                sqlx::query("INSERT INTO roles (instance_id, name, description, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(instance.id.0)
+                    .bind(&role.name)
+                    .bind(&role.description)
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            let app = &new.app;
+            sqlx::query(
+                "INSERT INTO apps (instance_id, id, name, signup_url, activation_token_in_response, schema_version)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(instance.id.0)
+            .bind(&app.id)
+            .bind(&app.name)
+            .bind(app.signup_url.replace("{instance}", &instance.name))
+            .bind(app.activation_token_in_response)
+            .bind(&app.schema_version)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+            Ok(instance)
+        }
+
+        /// Insert a user with profile fields; returns its key.
+        async fn insert_user(
+            tx: &mut Tx<'_>,
+            instance: InstanceId,
+            u: &NewUser,
+            p: &UserProfile,
+            now: i64,
+        ) -> StoreResult<i64> {
+            let activated_at = (u.status == UserStatus::Active).then_some(now);
+            sqlx::query_scalar(
+                "INSERT INTO users (instance_id, public_id, uuid, email, email_canonical, username,
+                   username_canonical, name, language, status, password_hash, created_at, activated_at,
+                   first_name, last_name, display_name, company, phone)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                 RETURNING id",
+            )
+            .bind(instance.0)
+            .bind(&u.public_id)
+            .bind(u.uuid.to_string())
+            .bind(&u.email)
+            .bind(&u.email_canonical)
+            .bind(&u.username)
+            .bind(&u.username_canonical)
+            .bind(&u.name)
+            .bind(&u.language)
+            .bind(u.status.as_str())
+            .bind(&u.password_hash)
+            .bind(now)
+            .bind(activated_at)
+            .bind(&p.first_name)
+            .bind(&p.last_name)
+            .bind(&p.display_name)
+            .bind(&p.company)
+            .bind(&p.phone)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db_err)
+        }
+
+        async fn grant_role(tx: &mut Tx<'_>, instance: InstanceId, user: i64, role: &str) -> StoreResult<()> {
+            sqlx::query("INSERT INTO user_roles (instance_id, user_id, role) VALUES ($1, $2, $3)")
+                .bind(instance.0)
+                .bind(user)
+                .bind(role)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_err)
+                .map(|_| ())
+        }
+
+        async fn provision_fast_track_in(tx: &mut Tx<'_>, new: &NewFastTrack) -> StoreResult<Provisioned> {
+            let now = ts(new.instance.created_at);
+            let platform: i64 = sqlx::query_scalar("SELECT id FROM instances WHERE name = $1")
+                .bind(PLATFORM_INSTANCE)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(db_err)?
+                .ok_or_else(|| StoreError::Other("the platform instance is missing".into()))?;
+            let owner_key = insert_user(tx, InstanceId(platform), &new.owner, &new.profile, now).await?;
+            let instance = insert_instance(tx, &new.instance).await?;
+            sqlx::query("UPDATE instances SET owner_user_id = $1 WHERE id = $2")
+                .bind(owner_key)
+                .bind(instance.id.0)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_err)?;
+            let admin_key = insert_user(tx, instance.id, &new.admin, &new.profile, now).await?;
+            grant_role(tx, instance.id, admin_key, &new.admin_role).await?;
+            insert_verification(tx, instance.id, admin_key, &new.login, now).await?;
+            Ok(Provisioned { instance, owner_key, admin_key })
+        }
+
+        async fn finish_provisioning_in(
+            tx: &mut Tx<'_>,
+            instance: InstanceId,
+            database: &str,
+            message: Option<&NewOutboxMessage>,
+        ) -> StoreResult<()> {
+            let done = sqlx::query(
+                "UPDATE instances SET status = 'active', status_detail = NULL, database_ref = $1
+                 WHERE id = $2 AND status IN ('provisioning', 'provisioning_failed')",
+            )
+            .bind(database)
+            .bind(instance.0)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Other("the instance is not being provisioned".into()));
+            }
+            if let Some(message) = message {
+                insert_outbox(tx, instance, message).await?;
+            }
+            Ok(())
+        }
+
+        async fn discard_instance_in(tx: &mut Tx<'_>, instance: InstanceId) -> StoreResult<bool> {
+            let row: Option<(String, Option<i64>)> = sqlx::query_as(concat!(
+                "SELECT status, owner_user_id FROM instances WHERE id = $1",
+                $for_update
+            ))
+            .bind(instance.0)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?;
+            let Some((status, owner)) = row else { return Ok(false) };
+            if status != "provisioning" && status != "provisioning_failed" {
+                return Err(StoreError::Other("only an instance that never became active is discarded".into()));
+            }
+            for sql in [
+                "DELETE FROM user_roles WHERE instance_id = $1",
+                "DELETE FROM sessions WHERE instance_id = $1",
+                "DELETE FROM verifications WHERE instance_id = $1",
+                "DELETE FROM outbox WHERE instance_id = $1",
+                "DELETE FROM domains WHERE instance_id = $1",
+                "DELETE FROM apps WHERE instance_id = $1",
+                "DELETE FROM users WHERE instance_id = $1",
+                "DELETE FROM accounts WHERE instance_id = $1",
+                "DELETE FROM roles WHERE instance_id = $1",
+                "DELETE FROM signing_keys WHERE instance_id = $1",
+                "DELETE FROM instances WHERE id = $1",
+            ] {
+                sqlx::query(sql).bind(instance.0).execute(&mut **tx).await.map_err(db_err)?;
+            }
+            // The dashboard user goes with the instance it was made for, unless it owns another.
+            if let Some(owner) = owner {
+                let owns_more: Option<i64> = sqlx::query_scalar("SELECT id FROM instances WHERE owner_user_id = $1 LIMIT 1")
+                    .bind(owner)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+                if owns_more.is_none() {
+                    for sql in [
+                        "DELETE FROM user_roles WHERE user_id = $1",
+                        "DELETE FROM sessions WHERE user_id = $1",
+                        "DELETE FROM verifications WHERE user_id = $1",
+                        "DELETE FROM users WHERE id = $1",
+                    ] {
+                        sqlx::query(sql).bind(owner).execute(&mut **tx).await.map_err(db_err)?;
+                    }
+                }
+            }
+            Ok(true)
+        }
+
+        async fn redeem_secret_in(
+            tx: &mut Tx<'_>,
+            instance: InstanceId,
+            purpose: Purpose,
+            secret_hash: &str,
+            now: i64,
+        ) -> StoreResult<Result<(i64, String), RedeemError>> {
+            let Some(v) = sqlx::query(concat!(
+                "SELECT v.id, v.user_id, v.expires_at, v.consumed_at, v.voided_at, u.public_id
+                 FROM verifications v JOIN users u ON u.id = v.user_id
+                 WHERE v.instance_id = $1 AND v.purpose = $2 AND v.secret_hash = $3",
+                $for_update
+            ))
+            .bind(instance.0)
+            .bind(purpose.as_str())
+            .bind(secret_hash)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?
+            else {
+                return Ok(Err(RedeemError::NotFound));
+            };
+            if v.get::<Option<i64>, _>(3).is_some() {
+                return Ok(Err(RedeemError::AlreadyUsed));
+            }
+            if v.get::<Option<i64>, _>(4).is_some() {
+                return Ok(Err(RedeemError::NotFound));
+            }
+            if v.get::<i64, _>(2) <= now {
+                return Ok(Err(RedeemError::Expired));
+            }
+            let consumed = sqlx::query("UPDATE verifications SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL")
+                .bind(now)
+                .bind(v.get::<i64, _>(0))
+                .execute(&mut **tx)
+                .await
+                .map_err(db_err)?;
+            if consumed.rows_affected() != 1 {
+                return Ok(Err(RedeemError::AlreadyUsed));
+            }
+            Ok(Ok((v.get(1), v.get(5))))
+        }
+
+        async fn user_view_in(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+            user_key: i64,
+        ) -> StoreResult<Option<UserView>> {
+            let Some(r) = sqlx::query(
+                "SELECT id, public_id, email, name, status, first_name, last_name, display_name, company, phone
+                 FROM users WHERE instance_id = $1 AND id = $2",
+            )
+            .bind(instance.0)
+            .bind(user_key)
+            .fetch_optional(pool)
+            .await
+            .map_err(db_err)?
+            else {
+                return Ok(None);
+            };
+            let roles: Vec<String> = sqlx::query_scalar("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
+                .bind(user_key)
+                .fetch_all(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(Some(UserView {
+                key: r.get(0),
+                public_id: r.get(1),
+                email: r.get(2),
+                name: r.get(3),
+                status: status(r.get::<String, _>(4).as_str()),
+                profile: UserProfile {
+                    first_name: r.get(5),
+                    last_name: r.get(6),
+                    display_name: r.get(7),
+                    company: r.get(8),
+                    phone: r.get(9),
+                },
+                roles,
+            }))
+        }
+    };
+}
+
+pub(crate) use shared_queries;
