@@ -299,7 +299,9 @@ impl Onramp {
         let database = match self.store.create_instance_database(instance, init_sql).await {
             Ok(d) => d,
             Err(e) => {
-                return Err(self.abandon(instance, &format!("creating its database: {e}"), keep_failed).await);
+                return Err(self
+                    .abandon(instance, &format!("creating its database: {e}"), keep_failed)
+                    .await);
             }
         };
         let event = InstanceEvent {

@@ -132,14 +132,18 @@ impl TestApp {
     }
 
     /// Start on an existing environment (a "restart" when another app used it before).
-    pub async fn spawn_in(env: TestEnv, config: Config) -> Self {
+    pub async fn spawn_in(env: TestEnv, mut config: Config) -> Self {
         let clock = Arc::new(ManualClock::new(datetime!(2026-03-01 12:00 UTC)));
+        // Bound first, so links onramp makes (`public_url`) point at this very server.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        if config.public_url == Config::default().public_url {
+            config.public_url = format!("http://localhost:{}", addr.port());
+        }
         let service =
             Service::build(config, Ports { clock: clock.clone(), tokens: Arc::new(OsTokenGenerator) })
                 .await
                 .expect("service builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let router = service.router();
         tokio::spawn(async move {
             axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
@@ -154,6 +158,16 @@ impl TestApp {
             state: service.state,
             env,
         }
+    }
+
+    /// A browser-like client: keeps cookies, follows redirects, and finds every
+    /// `*.localhost` host (each instance) on loopback.
+    pub fn browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .dns_resolver(Arc::new(Loopback))
+            .build()
+            .expect("client")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -265,6 +279,16 @@ impl TestApp {
                 out.stdout
             }
         }
+    }
+}
+
+/// Resolves every name to 127.0.0.1: `joe.localhost` is this test's server, as in a browser.
+pub struct Loopback;
+
+impl reqwest::dns::Resolve for Loopback {
+    fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let addrs: reqwest::dns::Addrs = Box::new(std::iter::once(SocketAddr::from(([127, 0, 0, 1], 0))));
+        Box::pin(std::future::ready(Ok(addrs)))
     }
 }
 
