@@ -77,6 +77,11 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
         {
             anyhow::bail!("{name:?} is a reserved name");
         }
+        InstanceAction::Create { name } if !instance_name::is_valid(&name) => {
+            anyhow::bail!(
+                "{name:?} is not a valid instance name (lower-case letters, digits, inner '-'; at most 63)"
+            );
+        }
         InstanceAction::Create { name } => {
             let service = Service::build(config, Ports::default()).await?;
             let onramp = &service.state.onramp;

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use super::{ops, v1};
+use super::{fast_track, ops, v1};
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
@@ -13,6 +13,7 @@ use utoipa::OpenApi;
         v1::session::login,
         v1::session::logout,
         v1::session::current,
+        fast_track::fast_track,
         ops::healthz,
         ops::readyz,
         ops::metrics,

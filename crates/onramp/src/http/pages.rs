@@ -170,7 +170,7 @@ mod tests {
         let pages = Pages::new().unwrap();
         let html = pages.env.get_template("message.html").unwrap();
         let out = html.render(context! { title => "<b>x</b>", message => "m" }).unwrap();
-        assert!(out.contains("&lt;b&gt;x&lt;/b&gt;") && !out.contains("<b>x</b>"));
+        assert!(out.contains("&lt;b&gt;x") && !out.contains("<b>x"), "{out}");
         let welcome = pages.env.get_template("welcome.html").unwrap();
         let out = welcome
             .render(context! { instance => "joe", first_name => "Joe", email => "joe@example.com", roles => vec!["admin"] })

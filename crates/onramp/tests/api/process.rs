@@ -381,7 +381,12 @@ async fn instances_are_managed_from_the_command_line() {
     let (ok, _, err) = run(&["instance", "disable", "joe"]);
     assert!(ok, "{err}");
     let (_, out, _) = run(&["instance", "show", "joe"]);
-    assert!(out.contains("status:  disabled"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("status:") && l.ends_with(" disabled")), "{out}");
+    let database = dir.path().join("data/instances/joe.sqlite3");
+    assert!(out.contains(&format!("database: sqlite:{}", database.display())), "{out}");
+    assert!(database.exists(), "the instance has its own database");
+    let (ok, _, err) = run(&["instance", "retry", "joe"]);
+    assert!(!ok && err.contains("not waiting to be provisioned"), "{err}");
     let (server, base2) = serve(&config);
     let r = client
         .get(format!("{base2}/.well-known/jwks.json"))

@@ -26,16 +26,21 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The seed's payload; every field but `redirect`, `nickname`, `company` and `phone` is required.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FastTrackRequest {
+pub struct FastTrackRequest {
+    /// `true`: answer with a 302 to the new instance instead of the envelope.
     #[serde(default)]
     redirect: bool,
+    #[schema(required = true)]
     email: Option<String>,
     #[serde(rename = "first-name")]
+    #[schema(required = true)]
     first_name: Option<String>,
     #[serde(rename = "last-name")]
+    #[schema(required = true)]
     last_name: Option<String>,
+    #[schema(required = true)]
     password: Option<String>,
     nickname: Option<String>,
     company: Option<String>,
@@ -168,7 +173,18 @@ impl Call {
     }
 }
 
-async fn fast_track(
+/// Provision a dashboard user, an instance, its database and its admin in one call (seed 000).
+#[utoipa::path(post, path = "/fast-track", tag = "dreamfactory", request_body = FastTrackRequest,
+    responses(
+        (status = 200, description = "console envelope: `response{user{id}, instance-id, instance{id}, instance-initialized, instance-admin, redirect{location, status-code, payload{fastTrackGuid}}}`, `request{…}`"),
+        (status = 302, description = "`redirect: true`: to the instance's welcome page with the guid"),
+        (status = 400, description = "error envelope: invalid payload"),
+        (status = 404, description = "error envelope: FastTrack is off"),
+        (status = 409, description = "error envelope: the email owns a dashboard account"),
+        (status = 429, description = "error envelope: rate limited"),
+        (status = 500, description = "error envelope: provisioning failed and was undone"),
+        (status = 503, description = "error envelope: busy or database unavailable")))]
+pub async fn fast_track(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
