@@ -38,6 +38,9 @@ pub enum CoreError {
     AppNotFound,
     #[error("the username is taken")]
     UsernameTaken,
+    /// The instance does not take self-registrations.
+    #[error("open registration is not enabled")]
+    OpenRegistrationDisabled,
     /// The email belongs to a user already (where the surface must say so).
     #[error("the email is taken")]
     EmailTaken,
@@ -81,6 +84,7 @@ impl CoreError {
             Self::AppNotFound => "app_not_found",
             Self::UsernameTaken => "username_taken",
             Self::EmailTaken => "email_taken",
+            Self::OpenRegistrationDisabled => "open_registration_disabled",
             Self::InstanceNameUnavailable => "instance_name_unavailable",
             Self::ProvisioningFailed => "provisioning_failed",
             Self::TokenNotFound => "token_not_found",
@@ -104,6 +108,7 @@ impl CoreError {
             Self::InstanceNotFound => "No such instance.".into(),
             Self::AppNotFound => "No such app.".into(),
             Self::UsernameTaken => "That username is taken.".into(),
+            Self::OpenRegistrationDisabled => "Open Registration is not enabled.".into(),
             Self::EmailTaken => "An account with that email address exists already; log in instead.".into(),
             Self::InstanceNameUnavailable => "No instance name is available for that email address.".into(),
             Self::ProvisioningFailed => {

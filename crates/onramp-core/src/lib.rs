@@ -12,6 +12,7 @@ pub mod model;
 pub mod password;
 pub mod ports;
 pub mod provision;
+pub mod registration;
 pub mod seal;
 pub mod service;
 pub mod session;

@@ -333,3 +333,94 @@ pub struct OutboxCounts {
     pub dead: u64,
     pub sent: u64,
 }
+
+/// DreamFactory's "user service config" of an instance (seed 001).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserServiceSettings {
+    /// `POST /api/v2/user/register` is refused unless this is on.
+    pub open_registration: bool,
+    /// The role self-registered users get.
+    pub open_reg_role: Option<String>,
+    /// The mail service that sends the confirmation (`default` = `[mail]`); none: no
+    /// confirmation, the password is required at registration.
+    pub open_reg_email_service: Option<String>,
+    /// The confirmation mail's template (a built-in default when none).
+    pub open_reg_email_template: Option<String>,
+    /// Registration without an application API key.
+    pub allow_keyless: bool,
+}
+
+/// Where an API key came from: the configuration file (synced at start) or the CLI.
+pub mod api_key_source {
+    pub const CONFIG: &str = "config";
+    pub const CLI: &str = "cli";
+}
+
+/// An application API key to store: only its SHA-256 and a short prefix to recognise it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    pub id: String,
+    pub app_id: String,
+    pub secret_hash: String,
+    pub prefix: String,
+    pub label: String,
+    pub source: &'static str,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub app_id: String,
+    pub secret_hash: String,
+    pub prefix: String,
+    pub label: String,
+    pub source: String,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A self-registration (DreamFactory open registration): the user, and when confirmation is
+/// on, the confirmation secret and its mail; committed together.
+#[derive(Debug, Clone)]
+pub struct NewRegistration {
+    pub user: NewUser,
+    pub profile: UserProfile,
+    pub role: Option<String>,
+    pub confirmation: Option<(NewVerification, NewOutboxMessage)>,
+    /// As `NewSignup::replace_pending_issued_before`.
+    pub replace_pending_issued_before: OffsetDateTime,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationOutcome {
+    Created {
+        user_key: i64,
+    },
+    /// A pending registration of the address was replaced; its secrets, password and
+    /// sessions are void.
+    ReplacedPending {
+        user_key: i64,
+    },
+    /// The address belongs to an active or disabled user; nothing was written.
+    Exists {
+        email: String,
+        name: String,
+    },
+    /// A pending registration was mailed moments ago; nothing was written.
+    PendingRecently,
+}
+
+/// Redeem an emailed code for a user named by email, setting a new password (DreamFactory's
+/// `POST /api/v2/user/password`).
+#[derive(Debug, Clone)]
+pub struct CodeRedemption {
+    pub email_canonical: String,
+    pub purposes: Vec<Purpose>,
+    pub secret_hash: String,
+    pub new_password_hash: String,
+    pub now: OffsetDateTime,
+    /// Wrong codes a user's live codes survive; then they are void.
+    pub max_attempts: u32,
+}

@@ -83,6 +83,41 @@ pub trait Store: Send + Sync + 'static {
         domain_id: &str,
     ) -> StoreResult<Option<(App, Domain)>>;
 
+    // --- user service settings, roles and API keys ---
+
+    async fn instance_settings(&self, instance: InstanceId) -> StoreResult<UserServiceSettings>;
+    async fn set_instance_settings(
+        &self,
+        instance: InstanceId,
+        settings: &UserServiceSettings,
+    ) -> StoreResult<()>;
+    /// Create the roles that do not exist yet.
+    async fn ensure_roles(
+        &self,
+        instance: InstanceId,
+        roles: &[RoleSpec],
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+    async fn create_api_key(&self, instance: InstanceId, key: &NewApiKey) -> StoreResult<()>;
+    /// The key with this hash in this instance (revoked ones too).
+    async fn api_key_by_hash(
+        &self,
+        instance: InstanceId,
+        secret_hash: &str,
+    ) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn list_api_keys(&self, instance: InstanceId) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Returns whether a live key was revoked.
+    async fn revoke_api_key(&self, instance: InstanceId, id: &str, now: OffsetDateTime) -> StoreResult<bool>;
+    /// Make the app's configuration-file keys exactly `keys`: add the missing, revoke the
+    /// config keys no longer listed (CLI keys are left alone).
+    async fn sync_config_api_keys(
+        &self,
+        instance: InstanceId,
+        app_id: &str,
+        keys: &[NewApiKey],
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+
     // --- signup ---
 
     /// Account + pending user + activation secret + outbox message, atomically. An email that
@@ -97,6 +132,37 @@ pub trait Store: Send + Sync + 'static {
         secret_hash: &str,
         now: OffsetDateTime,
     ) -> StoreResult<Result<ActivatedSignup, RedeemError>>;
+
+    // --- open registration, confirmation codes, password reset ---
+
+    /// A self-registration in one transaction; `Err(Unique("username"))` when the username
+    /// belongs to someone else.
+    async fn register_user(
+        &self,
+        instance: InstanceId,
+        registration: &NewRegistration,
+    ) -> StoreResult<RegistrationOutcome>;
+    /// Redeem an emailed code: on a match the user is active with the new password, every
+    /// other secret and every session of theirs is void. A wrong code counts against the
+    /// user's live codes. Concurrent redemptions of one code: one succeeds.
+    async fn redeem_code(
+        &self,
+        instance: InstanceId,
+        redemption: &CodeRedemption,
+    ) -> StoreResult<Result<(i64, String), RedeemError>>;
+    async fn user_by_email(
+        &self,
+        instance: InstanceId,
+        email_canonical: &str,
+    ) -> StoreResult<Option<UserView>>;
+    /// Add a secret for a user and the mail that carries it, together.
+    async fn issue_secret(
+        &self,
+        instance: InstanceId,
+        user_key: i64,
+        verification: &NewVerification,
+        message: &NewOutboxMessage,
+    ) -> StoreResult<()>;
 
     // --- verifications, login and sessions ---
 

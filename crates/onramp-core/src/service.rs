@@ -63,6 +63,8 @@ pub struct Settings {
     /// The least time between two activation mails to one pending address.
     pub resend_interval: Duration,
     pub session_ttl: Duration,
+    /// How long an emailed confirmation or reset code lives.
+    pub code_ttl: Duration,
     /// How long a `fastTrackGuid` may be exchanged for a session.
     pub fast_track_login_ttl: Duration,
     /// Origin of links that point at onramp itself, e.g. `http://localhost:8080`.
@@ -80,6 +82,7 @@ impl Default for Settings {
             resend_interval: Duration::seconds(60),
             session_ttl: Duration::hours(1),
             fast_track_login_ttl: Duration::minutes(5),
+            code_ttl: Duration::hours(24),
             public_url: "http://localhost:8080".into(),
             message_id_domain: "localhost".into(),
             rate_limits: RateLimits::default(),
@@ -96,6 +99,9 @@ pub struct MailPayload {
     pub language: String,
     pub message_id: String,
     pub vars: serde_json::Value,
+    /// The mail service to send through (`{instance}/{name}`); none: the global transport.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 pub struct Onramp {
@@ -253,13 +259,25 @@ impl Onramp {
         Ok((app, domains))
     }
 
-    /// Seal a mail for the outbox.
+    /// Seal a mail for the outbox, sent through the global transport.
     pub(crate) fn outbox_mail(
         &self,
         template: &str,
         to: &str,
         language: &str,
         vars: serde_json::Value,
+    ) -> Result<NewOutboxMessage, CoreError> {
+        self.outbox_mail_via(template, to, language, vars, None)
+    }
+
+    /// Seal a mail for the outbox, sent through `service` (none: the global transport).
+    pub(crate) fn outbox_mail_via(
+        &self,
+        template: &str,
+        to: &str,
+        language: &str,
+        vars: serde_json::Value,
+        service: Option<String>,
     ) -> Result<NewOutboxMessage, CoreError> {
         let message_id = format!("<{}@{}>", self.uuid().simple(), self.settings.message_id_domain);
         let payload = MailPayload {
@@ -268,6 +286,7 @@ impl Onramp {
             language: language.into(),
             message_id: message_id.clone(),
             vars,
+            service,
         };
         let plain = serde_json::to_vec(&payload).map_err(|e| CoreError::Internal(e.to_string()))?;
         let mut nonce = [0u8; 24];

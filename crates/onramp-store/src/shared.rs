@@ -219,6 +219,8 @@ macro_rules! shared_queries {
                 "DELETE FROM users WHERE instance_id = $1",
                 "DELETE FROM accounts WHERE instance_id = $1",
                 "DELETE FROM roles WHERE instance_id = $1",
+                "DELETE FROM api_keys WHERE instance_id = $1",
+                "DELETE FROM instance_settings WHERE instance_id = $1",
                 "DELETE FROM signing_keys WHERE instance_id = $1",
                 "DELETE FROM instances WHERE id = $1",
             ] {
@@ -307,7 +309,7 @@ macro_rules! shared_queries {
             };
             let roles: Vec<String> = sqlx::query_scalar("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
                 .bind(user_key)
-                .fetch_all(pool)
+            .fetch_all(pool)
                 .await
                 .map_err(db_err)?;
             Ok(Some(UserView {
@@ -325,6 +327,397 @@ macro_rules! shared_queries {
                 },
                 roles,
             }))
+        }
+
+        // --- user service settings, roles, API keys ---
+
+        async fn instance_settings_on(pool: &sqlx::Pool<$db>, instance: InstanceId) -> StoreResult<UserServiceSettings> {
+            let row = sqlx::query(
+                "SELECT open_registration, open_reg_role, open_reg_email_service, open_reg_email_template, allow_keyless
+                 FROM instance_settings WHERE instance_id = $1",
+            )
+            .bind(instance.0)
+            .fetch_optional(pool)
+            .await
+            .map_err(db_err)?;
+            Ok(row
+                .map(|r| UserServiceSettings {
+                    open_registration: r.get(0),
+                    open_reg_role: r.get(1),
+                    open_reg_email_service: r.get(2),
+                    open_reg_email_template: r.get(3),
+                    allow_keyless: r.get(4),
+                })
+                .unwrap_or_default())
+        }
+
+        async fn set_instance_settings_on(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+            s: &UserServiceSettings,
+        ) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO instance_settings (instance_id, open_registration, open_reg_role, open_reg_email_service,
+                   open_reg_email_template, allow_keyless) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (instance_id) DO UPDATE SET open_registration = excluded.open_registration,
+                   open_reg_role = excluded.open_reg_role, open_reg_email_service = excluded.open_reg_email_service,
+                   open_reg_email_template = excluded.open_reg_email_template, allow_keyless = excluded.allow_keyless",
+            )
+            .bind(instance.0)
+            .bind(s.open_registration)
+            .bind(&s.open_reg_role)
+            .bind(&s.open_reg_email_service)
+            .bind(&s.open_reg_email_template)
+            .bind(s.allow_keyless)
+            .execute(pool)
+            .await
+            .map_err(db_err)
+            .map(|_| ())
+        }
+
+        async fn ensure_roles_on(pool: &sqlx::Pool<$db>, instance: InstanceId, roles: &[RoleSpec], now: i64) -> StoreResult<()> {
+            let mut tx = pool.begin().await.map_err(db_err)?;
+            for role in roles {
+                sqlx::query(
+                    "INSERT INTO roles (instance_id, name, description, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (instance_id, name) DO NOTHING",
+                )
+                .bind(instance.0)
+                .bind(&role.name)
+                .bind(&role.description)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+            tx.commit().await.map_err(db_err)
+        }
+
+        async fn insert_api_key(tx: &mut Tx<'_>, instance: InstanceId, k: &NewApiKey) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO api_keys (id, instance_id, app_id, secret_hash, prefix, label, source, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&k.id)
+            .bind(instance.0)
+            .bind(&k.app_id)
+            .bind(&k.secret_hash)
+            .bind(&k.prefix)
+            .bind(&k.label)
+            .bind(k.source)
+            .bind(ts(k.created_at))
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)
+            .map(|_| ())
+        }
+
+        async fn create_api_key_on(pool: &sqlx::Pool<$db>, instance: InstanceId, k: &NewApiKey) -> StoreResult<()> {
+            let mut tx = pool.begin().await.map_err(db_err)?;
+            insert_api_key(&mut tx, instance, k).await?;
+            tx.commit().await.map_err(db_err)
+        }
+
+        const API_KEY_COLUMNS: &str = "SELECT id, app_id, secret_hash, prefix, label, source, created_at, revoked_at FROM api_keys";
+
+        fn api_key_from(r: &<$db as sqlx::Database>::Row) -> ApiKeyRecord {
+            ApiKeyRecord {
+                id: r.get(0),
+                app_id: r.get(1),
+                secret_hash: r.get(2),
+                prefix: r.get(3),
+                label: r.get(4),
+                source: r.get(5),
+                created_at: from_ts(r.get(6)),
+                revoked_at: r.get::<Option<i64>, _>(7).map(from_ts),
+            }
+        }
+
+        async fn api_key_by_hash_on(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+            hash: &str,
+        ) -> StoreResult<Option<ApiKeyRecord>> {
+            let row = sqlx::query(&format!("{API_KEY_COLUMNS} WHERE instance_id = $1 AND secret_hash = $2"))
+                .bind(instance.0)
+                .bind(hash)
+                .fetch_optional(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(row.as_ref().map(api_key_from))
+        }
+
+        async fn list_api_keys_on(pool: &sqlx::Pool<$db>, instance: InstanceId) -> StoreResult<Vec<ApiKeyRecord>> {
+            let rows = sqlx::query(&format!("{API_KEY_COLUMNS} WHERE instance_id = $1 ORDER BY app_id, created_at, id"))
+                .bind(instance.0)
+                .fetch_all(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(rows.iter().map(api_key_from).collect())
+        }
+
+        async fn revoke_api_key_on(pool: &sqlx::Pool<$db>, instance: InstanceId, id: &str, now: i64) -> StoreResult<bool> {
+            let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE instance_id = $2 AND id = $3 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(instance.0)
+                .bind(id)
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        async fn sync_config_api_keys_on(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+            app_id: &str,
+            keys: &[NewApiKey],
+            now: i64,
+        ) -> StoreResult<()> {
+            let mut tx = pool.begin().await.map_err(db_err)?;
+            let existing: Vec<(String, String)> = sqlx::query_as(
+                "SELECT id, secret_hash FROM api_keys WHERE instance_id = $1 AND app_id = $2 AND source = 'config'
+                   AND revoked_at IS NULL",
+            )
+            .bind(instance.0)
+            .bind(app_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            for (id, hash) in &existing {
+                if !keys.iter().any(|k| &k.secret_hash == hash) {
+                    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2")
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+            }
+            for key in keys {
+                let known: Option<String> = sqlx::query_scalar("SELECT id FROM api_keys WHERE secret_hash = $1")
+                    .bind(&key.secret_hash)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                if known.is_none() {
+                    insert_api_key(&mut tx, instance, key).await?;
+                }
+            }
+            tx.commit().await.map_err(db_err)
+        }
+
+        // --- open registration, codes ---
+
+        async fn register_user_on(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+            r: &NewRegistration,
+        ) -> StoreResult<RegistrationOutcome> {
+            let now = ts(r.created_at);
+            let mut tx = pool.begin().await.map_err(db_err)?;
+            let existing = sqlx::query(concat!(
+                "SELECT id, status, email, name FROM users WHERE instance_id = $1 AND email_canonical = $2",
+                $for_update
+            ))
+            .bind(instance.0)
+            .bind(&r.user.email_canonical)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let (user_key, outcome) = match existing {
+                Some(row) if status(row.get::<String, _>(1).as_str()) != UserStatus::Pending || r.confirmation.is_none() => {
+                    return Ok(RegistrationOutcome::Exists { email: row.get(2), name: row.get(3) });
+                }
+                Some(row) => {
+                    let user_key: i64 = row.get(0);
+                    let recent: Option<i64> = sqlx::query_scalar(
+                        "SELECT id FROM verifications WHERE user_id = $1 AND purpose = $2 AND consumed_at IS NULL
+                           AND voided_at IS NULL AND created_at > $3 LIMIT 1",
+                    )
+                    .bind(user_key)
+                    .bind(Purpose::EmailConfirm.as_str())
+                    .bind(ts(r.replace_pending_issued_before))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    if recent.is_some() {
+                        return Ok(RegistrationOutcome::PendingRecently);
+                    }
+                    // The earlier registrant of this address loses everything they set.
+                    let (u, p) = (&r.user, &r.profile);
+                    sqlx::query(
+                        "UPDATE users SET email = $1, username = $2, username_canonical = $3, name = $4, language = $5,
+                           password_hash = $6, first_name = $7, last_name = $8, display_name = $9, company = $10,
+                           phone = $11 WHERE id = $12",
+                    )
+                    .bind(&u.email)
+                    .bind(&u.username)
+                    .bind(&u.username_canonical)
+                    .bind(&u.name)
+                    .bind(&u.language)
+                    .bind(&u.password_hash)
+                    .bind(&p.first_name)
+                    .bind(&p.last_name)
+                    .bind(&p.display_name)
+                    .bind(&p.company)
+                    .bind(&p.phone)
+                    .bind(user_key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    for sql in [
+                        "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                        "UPDATE verifications SET voided_at = $2 WHERE user_id = $1 AND consumed_at IS NULL AND voided_at IS NULL",
+                    ] {
+                        sqlx::query(sql).bind(user_key).bind(now).execute(&mut *tx).await.map_err(db_err)?;
+                    }
+                    sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
+                        .bind(user_key)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                    (user_key, RegistrationOutcome::ReplacedPending { user_key })
+                }
+                None => {
+                    let user_key = insert_user(&mut tx, instance, &r.user, &r.profile, now).await?;
+                    (user_key, RegistrationOutcome::Created { user_key })
+                }
+            };
+            if let Some(role) = &r.role {
+                grant_role(&mut tx, instance, user_key, role).await?;
+            }
+            if let Some((verification, message)) = &r.confirmation {
+                insert_verification(&mut tx, instance, user_key, verification, now).await?;
+                insert_outbox(&mut tx, instance, message).await?;
+            }
+            tx.commit().await.map_err(db_err)?;
+            Ok(outcome)
+        }
+
+        async fn redeem_code_on(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+            c: &CodeRedemption,
+        ) -> StoreResult<Result<(i64, String), RedeemError>> {
+            let now = ts(c.now);
+            let mut tx = pool.begin().await.map_err(db_err)?;
+            let Some(user) = sqlx::query(concat!(
+                "SELECT id, public_id FROM users WHERE instance_id = $1 AND email_canonical = $2",
+                $for_update
+            ))
+            .bind(instance.0)
+            .bind(&c.email_canonical)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            else {
+                return Ok(Err(RedeemError::NotFound));
+            };
+            let (user_key, public_id): (i64, String) = (user.get(0), user.get(1));
+            let found = sqlx::query(
+                "SELECT id, purpose, expires_at, consumed_at, voided_at FROM verifications
+                 WHERE user_id = $1 AND secret_hash = $2",
+            )
+            .bind(user_key)
+            .bind(&c.secret_hash)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .find(|v| c.purposes.iter().any(|p| p.as_str() == v.get::<String, _>(1)));
+            let Some(v) = found else {
+                // A wrong code counts against every live code of the user; enough of them and
+                // those codes are void.
+                for purpose in &c.purposes {
+                    sqlx::query(
+                        "UPDATE verifications SET attempts = attempts + 1 WHERE user_id = $1 AND purpose = $2
+                           AND consumed_at IS NULL AND voided_at IS NULL",
+                    )
+                    .bind(user_key)
+                    .bind(purpose.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    sqlx::query(
+                        "UPDATE verifications SET voided_at = $3 WHERE user_id = $1 AND purpose = $2
+                           AND consumed_at IS NULL AND voided_at IS NULL AND attempts >= $4",
+                    )
+                    .bind(user_key)
+                    .bind(purpose.as_str())
+                    .bind(now)
+                    .bind(i64::from(c.max_attempts))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                }
+                tx.commit().await.map_err(db_err)?;
+                return Ok(Err(RedeemError::NotFound));
+            };
+            if v.get::<Option<i64>, _>(3).is_some() || v.get::<Option<i64>, _>(4).is_some() {
+                return Ok(Err(RedeemError::AlreadyUsed));
+            }
+            if v.get::<i64, _>(2) <= now {
+                return Ok(Err(RedeemError::Expired));
+            }
+            let consumed = sqlx::query("UPDATE verifications SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL")
+                .bind(now)
+                .bind(v.get::<i64, _>(0))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            if consumed.rows_affected() != 1 {
+                return Ok(Err(RedeemError::AlreadyUsed));
+            }
+            sqlx::query(
+                "UPDATE users SET password_hash = $1,
+                   status = CASE WHEN status = 'pending' THEN 'active' ELSE status END,
+                   activated_at = COALESCE(activated_at, $2) WHERE id = $3",
+            )
+            .bind(&c.new_password_hash)
+            .bind(now)
+            .bind(user_key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            for sql in [
+                "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+                "UPDATE verifications SET voided_at = $2 WHERE user_id = $1 AND consumed_at IS NULL AND voided_at IS NULL",
+            ] {
+                sqlx::query(sql).bind(user_key).bind(now).execute(&mut *tx).await.map_err(db_err)?;
+            }
+            tx.commit().await.map_err(db_err)?;
+            Ok(Ok((user_key, public_id)))
+        }
+
+        async fn user_by_email_on(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+            canonical: &str,
+        ) -> StoreResult<Option<UserView>> {
+            let key: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE instance_id = $1 AND email_canonical = $2")
+                .bind(instance.0)
+                .bind(canonical)
+                .fetch_optional(pool)
+                .await
+                .map_err(db_err)?;
+            match key {
+                Some(key) => user_view_in(pool, instance, key).await,
+                None => Ok(None),
+            }
+        }
+
+        async fn issue_secret_on(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+            user_key: i64,
+            v: &NewVerification,
+            m: &NewOutboxMessage,
+        ) -> StoreResult<()> {
+            let mut tx = pool.begin().await.map_err(db_err)?;
+            insert_verification(&mut tx, instance, user_key, v, ts(m.created_at)).await?;
+            insert_outbox(&mut tx, instance, m).await?;
+            tx.commit().await.map_err(db_err)
         }
     };
 }

@@ -1,7 +1,8 @@
 //! Wiring: configuration in, a running service out. Builds the store, the core, the outbox
 //! worker and the HTTP router, and applies the configured instances and apps (idempotently).
 
-use crate::config::{Config, OnFailure};
+use crate::config::{Config, MailConfig, OnFailure};
+use crate::delivery::templates::{CustomTemplate, Templates};
 use crate::delivery::webhooks::Webhooks;
 use crate::delivery::{Worker, WorkerConfig, mail};
 use crate::http;
@@ -9,7 +10,7 @@ use crate::metrics::Metrics;
 use anyhow::Context;
 use onramp_core::clock::{Clock, SystemClock};
 use onramp_core::hasher::{HashParams, HasherConfig, PasswordHasher};
-use onramp_core::model::{App, DEFAULT_INSTANCE, Domain, PLATFORM_INSTANCE};
+use onramp_core::model::{App, DEFAULT_INSTANCE, Domain, PLATFORM_INSTANCE, RoleSpec, api_key_source};
 use onramp_core::password::PasswordPolicy;
 use onramp_core::ports::AppSpec;
 use onramp_core::provision::Provisioning;
@@ -69,6 +70,31 @@ impl Service {
         );
         apply_config(&onramp, &config).await?;
         let metrics = Arc::new(Metrics::new());
+        let templates = Templates::with_custom(
+            &config
+                .mail_templates
+                .iter()
+                .map(|t| CustomTemplate {
+                    name: t.name.clone(),
+                    subject: t.subject.clone(),
+                    text: t.text.clone(),
+                    html: t.html.clone(),
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        let mut services = std::collections::HashMap::new();
+        for inst in &config.instances {
+            for m in &inst.mail_services {
+                let mail_config = MailConfig {
+                    transport: m.transport,
+                    from: m.from.clone().unwrap_or_else(|| config.mail.from.clone()),
+                    smtp_url: m.smtp_url.clone(),
+                    timeout_secs: m.timeout_secs,
+                };
+                let transport = mail::transport(&mail_config, &config.data_dir)?;
+                services.insert(format!("{}/{}", inst.name, m.name), (mail_config.from, transport));
+            }
+        }
         let worker = Worker::new(
             onramp.clone(),
             mail::transport(&config.mail, &config.data_dir)?,
@@ -85,7 +111,9 @@ impl Service {
                     .unwrap_or(1)
                     .clamp(1, 32),
             },
-        )?;
+        )?
+        .with_templates(templates)
+        .with_services(services);
         let pages = Arc::new(crate::http::pages::Pages::new()?);
         Ok(Self { state: AppState { onramp, config: Arc::new(config), metrics, pages }, worker })
     }
@@ -130,6 +158,7 @@ fn settings(config: &Config) -> Settings {
         resend_interval: time::Duration::seconds(config.tokens.resend_interval_secs),
         session_ttl: time::Duration::minutes(config.tokens.session_ttl_minutes),
         fast_track_login_ttl: time::Duration::seconds(config.fast_track.login_ttl_secs),
+        code_ttl: time::Duration::hours(config.tokens.code_ttl_hours),
         public_url: config.public_url.clone(),
         message_id_domain: message_id_domain(&config.mail.from),
         rate_limits: RateLimits {
@@ -200,6 +229,31 @@ pub async fn apply_config(onramp: &Onramp, config: &Config) -> anyhow::Result<()
     onramp.ensure_instance(PLATFORM_INSTANCE).await?;
     for inst in &config.instances {
         let instance = onramp.ensure_instance(&inst.name).await?;
+        let store = onramp.store();
+        let mut settings = store.instance_settings(instance.id).await?;
+        if let Some(v) = inst.open_registration {
+            settings.open_registration = v;
+        }
+        if let Some(v) = &inst.open_reg_role {
+            settings.open_reg_role = Some(v.clone());
+        }
+        if let Some(v) = &inst.open_reg_email_service {
+            settings.open_reg_email_service = Some(v.clone());
+        }
+        if let Some(v) = &inst.open_reg_email_template {
+            settings.open_reg_email_template = Some(v.clone());
+        }
+        if let Some(v) = inst.allow_keyless_registration {
+            settings.allow_keyless = v;
+        }
+        let roles: Vec<RoleSpec> = inst
+            .roles
+            .iter()
+            .chain(settings.open_reg_role.iter())
+            .map(|r| RoleSpec { name: r.clone(), description: String::new() })
+            .collect();
+        store.ensure_roles(instance.id, &roles, onramp.now()).await?;
+        store.set_instance_settings(instance.id, &settings).await?;
         for app in &inst.apps {
             let domains: Vec<Domain> = app
                 .domains
@@ -223,6 +277,12 @@ pub async fn apply_config(onramp: &Onramp, config: &Config) -> anyhow::Result<()
                 domains,
             };
             onramp.store().apply_app(instance.id, &spec).await?;
+            let keys: Vec<_> = app
+                .api_keys
+                .iter()
+                .map(|k| onramp.api_key_record(&app.id, &k.0, "configuration file", api_key_source::CONFIG))
+                .collect();
+            store.sync_config_api_keys(instance.id, &app.id, &keys, onramp.now()).await?;
         }
     }
     Ok(())

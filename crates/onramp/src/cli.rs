@@ -30,6 +30,35 @@ pub enum Command {
         #[command(subcommand)]
         action: InstanceAction,
     },
+    /// Manage apps of an instance.
+    App {
+        #[command(subcommand)]
+        action: AppAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppAction {
+    /// API keys of apps (stored hashed; a new key is shown once).
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Create a key for an app; several may be live at once, for rotation.
+    Create {
+        instance: String,
+        app: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List an instance's keys (id, app, prefix, label, created, revoked).
+    List { instance: String },
+    /// Revoke a key by its id; requests with it are refused at once.
+    Revoke { instance: String, id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,6 +68,25 @@ pub enum InstanceAction {
     Create { name: String },
     /// Complete an instance whose provisioning failed (status provisioning_failed).
     Retry { name: String },
+    /// Change an instance's user-service settings (DreamFactory open registration).
+    Set {
+        name: String,
+        #[arg(long)]
+        open_registration: Option<bool>,
+        /// The role self-registered users get (created if missing); "" clears it.
+        #[arg(long)]
+        open_reg_role: Option<String>,
+        /// "default" (the [mail] transport) or a mail service of the instance; "" turns
+        /// confirmation off.
+        #[arg(long)]
+        open_reg_email_service: Option<String>,
+        /// A built-in or [[mail_templates]] template; "" for the built-in default.
+        #[arg(long)]
+        open_reg_email_template: Option<String>,
+        /// Accept registrations without an application API key.
+        #[arg(long)]
+        allow_keyless_registration: Option<bool>,
+    },
     /// List every instance.
     List,
     /// Show one instance.
@@ -64,6 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => serve(config).await,
         Command::Instance { action } => instance(config, action).await,
+        Command::App { action: AppAction::Key { action } } => app_key(config, action).await,
     }
 }
 
@@ -120,6 +169,65 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
                 Err(e) => return Err(e.into()),
             }
         }
+        InstanceAction::Set {
+            name,
+            open_registration,
+            open_reg_role,
+            open_reg_email_service,
+            open_reg_email_template,
+            allow_keyless_registration,
+        } => {
+            let instance = store
+                .instance_summary(&name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no instance {name:?}"))?;
+            let mut settings = store.instance_settings(instance.id).await?;
+            let blank = |v: String| Some(v).filter(|v| !v.is_empty());
+            if let Some(v) = open_registration {
+                settings.open_registration = v;
+            }
+            if let Some(v) = open_reg_role {
+                settings.open_reg_role = blank(v);
+            }
+            if let Some(v) = open_reg_email_service {
+                let declared = config
+                    .instances
+                    .iter()
+                    .filter(|i| i.name == name)
+                    .flat_map(|i| i.mail_services.iter())
+                    .any(|m| m.name == v);
+                if !v.is_empty() && v != "default" && !declared {
+                    anyhow::bail!(
+                        "{v:?} is neither \"default\" nor a mail service of {name:?} in the configuration"
+                    );
+                }
+                settings.open_reg_email_service = blank(v);
+            }
+            if let Some(v) = open_reg_email_template {
+                if !v.is_empty()
+                    && !crate::delivery::templates::MESSAGES.contains(&v.as_str())
+                    && !config.mail_templates.iter().any(|t| t.name == v)
+                {
+                    anyhow::bail!("{v:?} is neither a built-in template nor in mail_templates");
+                }
+                settings.open_reg_email_template = blank(v);
+            }
+            if let Some(v) = allow_keyless_registration {
+                settings.allow_keyless = v;
+            }
+            if let Some(role) = &settings.open_reg_role {
+                let spec = onramp_core::model::RoleSpec { name: role.clone(), description: String::new() };
+                store
+                    .ensure_roles(
+                        instance.id,
+                        &[spec],
+                        onramp_core::clock::Clock::now(&onramp_core::clock::SystemClock),
+                    )
+                    .await?;
+            }
+            store.set_instance_settings(instance.id, &settings).await?;
+            println!("{name}: {settings:?}");
+        }
         InstanceAction::List => {
             println!("{:<32} {:<19} {:>5} {:>8}  created", "name", "status", "apps", "users");
             for i in store.list_instances().await? {
@@ -170,6 +278,64 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
                 );
             }
             println!("enabled instance {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn app_key(config: Config, action: KeyAction) -> anyhow::Result<()> {
+    let service = Service::build(config, Ports::default()).await?;
+    let onramp = &service.state.onramp;
+    let store = onramp.store();
+    let instance_of = |name: &str| {
+        let name = name.to_owned();
+        async move {
+            store
+                .instance_summary(&name)
+                .await?
+                .map(|s| onramp_core::model::Instance { id: s.id, name: s.name })
+                .ok_or_else(|| anyhow::anyhow!("no instance {name:?}"))
+        }
+    };
+    match action {
+        KeyAction::Create { instance, app, label } => {
+            let inst = instance_of(&instance).await?;
+            match onramp.create_api_key(&inst, &app, &label).await {
+                Ok((record, key)) => {
+                    println!("{key}");
+                    eprintln!("created key {} for {instance}/{app}; it is shown only now", record.id);
+                }
+                Err(onramp_core::CoreError::AppNotFound) => {
+                    anyhow::bail!("no app {app:?} in instance {instance:?}")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        KeyAction::List { instance } => {
+            let inst = instance_of(&instance).await?;
+            println!(
+                "{:<28} {:<16} {:<9} {:<8} {:<20} revoked  label",
+                "id", "app", "prefix", "source", "created"
+            );
+            for k in store.list_api_keys(inst.id).await? {
+                println!(
+                    "{:<28} {:<16} {:<9} {:<8} {:<20} {:<8} {}",
+                    k.id,
+                    k.app_id,
+                    k.prefix,
+                    k.source,
+                    k.created_at.date(),
+                    k.revoked_at.map(|r| r.date().to_string()).unwrap_or_else(|| "-".into()),
+                    k.label
+                );
+            }
+        }
+        KeyAction::Revoke { instance, id } => {
+            let inst = instance_of(&instance).await?;
+            if !store.revoke_api_key(inst.id, &id, onramp.now()).await? {
+                anyhow::bail!("no live key {id:?} in instance {instance:?}");
+            }
+            println!("revoked {id}");
         }
     }
     Ok(())

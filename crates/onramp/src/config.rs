@@ -43,6 +43,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub fast_track: FastTrackConfig,
     pub provisioning: ProvisioningConfig,
+    /// Operator mail templates, named for `open_reg_email_template`.
+    pub mail_templates: Vec<MailTemplateConfig>,
     pub instances: Vec<InstanceConfig>,
 }
 
@@ -65,7 +67,8 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             fast_track: FastTrackConfig::default(),
             provisioning: ProvisioningConfig::default(),
-            instances: vec![InstanceConfig { name: "default".into(), apps: Vec::new() }],
+            mail_templates: Vec::new(),
+            instances: vec![InstanceConfig::named("default")],
         }
     }
 }
@@ -138,11 +141,18 @@ pub struct TokenConfig {
     /// The least time between two activation mails to one pending address.
     pub resend_interval_secs: i64,
     pub session_ttl_minutes: i64,
+    /// Emailed confirmation and password-reset codes.
+    pub code_ttl_hours: i64,
 }
 
 impl Default for TokenConfig {
     fn default() -> Self {
-        Self { activation_ttl_hours: 24, resend_interval_secs: 60, session_ttl_minutes: 60 }
+        Self {
+            activation_ttl_hours: 24,
+            resend_interval_secs: 60,
+            session_ttl_minutes: 60,
+            code_ttl_hours: 24,
+        }
     }
 }
 
@@ -278,8 +288,73 @@ fn webhook_attempts() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct InstanceConfig {
     pub name: String,
+    /// DreamFactory's user-service settings. Each one set here is applied at every start;
+    /// one left out keeps what `onramp instance set` stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_registration: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_reg_role: Option<String>,
+    /// `"default"` (the `[mail]` transport) or one of `mail_services`; unset: no confirmation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_reg_email_service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_reg_email_template: Option<String>,
+    /// Accept registrations that carry no application API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_keyless_registration: Option<bool>,
+    /// Roles to create (the open-registration role is created in any case).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Mail services of this instance besides `default`.
+    #[serde(default)]
+    pub mail_services: Vec<MailServiceConfig>,
     #[serde(default)]
     pub apps: Vec<AppConfig>,
+}
+
+impl InstanceConfig {
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            open_registration: None,
+            open_reg_role: None,
+            open_reg_email_service: None,
+            open_reg_email_template: None,
+            allow_keyless_registration: None,
+            roles: Vec::new(),
+            mail_services: Vec::new(),
+            apps: Vec::new(),
+        }
+    }
+}
+
+/// A named mail transport of an instance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MailServiceConfig {
+    pub name: String,
+    pub transport: MailTransportKind,
+    /// Defaults to `mail.from`.
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub smtp_url: Option<Secret>,
+    #[serde(default = "mail_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn mail_timeout() -> u64 {
+    15
+}
+
+/// An operator mail template (minijinja; the HTML part is auto-escaped).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MailTemplateConfig {
+    pub name: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -293,6 +368,10 @@ pub struct AppConfig {
     /// `false` returns an opaque reference so only the mailbox owner can activate.
     #[serde(default = "yes")]
     pub activation_token_in_response: bool,
+    /// API keys the app's callers present; values or `${ENV_VAR}` references. Stored hashed;
+    /// keys removed here are revoked at the next start.
+    #[serde(default)]
+    pub api_keys: Vec<Secret>,
     #[serde(default)]
     pub domains: Vec<DomainConfig>,
 }
@@ -331,17 +410,19 @@ impl Config {
             "log_format",
             "test_database_url",
         ]));
-        let config: Config = figment.extract().map_err(|e| anyhow::anyhow!(describe(e)))?;
+        let mut config: Config = figment.extract().map_err(|e| anyhow::anyhow!(describe(e)))?;
+        config.expand_references()?;
         config.validate()?;
         Ok(config)
     }
 
     /// Parse a TOML document on top of the defaults (no environment); for tests and tools.
     pub fn from_toml(doc: &str) -> anyhow::Result<Self> {
-        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+        let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::string(doc))
             .extract()
             .map_err(|e| anyhow::anyhow!(describe(e)))?;
+        config.expand_references()?;
         config.validate()?;
         Ok(config)
     }
@@ -351,6 +432,26 @@ impl Config {
             Some(url) => url.0.clone(),
             None => format!("sqlite://{}", self.data_dir.join("onramp.sqlite3").display()),
         }
+    }
+
+    /// Replace `${NAME}` API keys with the environment variable's value.
+    fn expand_references(&mut self) -> anyhow::Result<()> {
+        for inst in &mut self.instances {
+            for app in &mut inst.apps {
+                for key in &mut app.api_keys {
+                    if let Some(name) = key.0.strip_prefix("${").and_then(|k| k.strip_suffix('}')) {
+                        let value = std::env::var(name).map_err(|_| {
+                            anyhow::anyhow!(
+                                "instances.apps[{}].api_keys: environment variable {name} is not set",
+                                app.id
+                            )
+                        })?;
+                        key.0 = value;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Checks serde cannot express.
@@ -411,8 +512,45 @@ impl Config {
             if !names.insert(&inst.name) {
                 problems.push(format!("instances: {:?} is declared twice", inst.name));
             }
+            let services: Vec<&str> = inst.mail_services.iter().map(|m| m.name.as_str()).collect();
+            if let Some(service) = &inst.open_reg_email_service
+                && service != "default"
+                && !services.contains(&service.as_str())
+            {
+                problems.push(format!(
+                    "instance {:?}: open_reg_email_service {service:?} is neither \"default\" nor one of its mail_services",
+                    inst.name
+                ));
+            }
+            for m in &inst.mail_services {
+                if m.name == "default" {
+                    problems.push(format!(
+                        "instance {:?}: a mail service may not be named \"default\"",
+                        inst.name
+                    ));
+                }
+                if m.transport == MailTransportKind::Smtp && m.smtp_url.is_none() {
+                    problems
+                        .push(format!("instance {:?}: mail service {:?} needs smtp_url", inst.name, m.name));
+                }
+            }
+            if let Some(template) = &inst.open_reg_email_template
+                && !crate::delivery::templates::MESSAGES.contains(&template.as_str())
+                && !self.mail_templates.iter().any(|t| &t.name == template)
+            {
+                problems.push(format!(
+                    "instance {:?}: open_reg_email_template {template:?} is neither built in nor in mail_templates",
+                    inst.name
+                ));
+            }
             let mut domain_ids = std::collections::HashSet::new();
             for app in &inst.apps {
+                if app.api_keys.iter().any(|k| k.0.len() < 16) {
+                    problems.push(format!(
+                        "instances.apps[{}].api_keys: each key must be at least 16 characters",
+                        app.id
+                    ));
+                }
                 if url::Url::parse(&app.signup_url).map(|u| u.host().is_none()).unwrap_or(true) {
                     problems.push(format!(
                         "instances.apps[{}].signup_url: {:?} is not an absolute URL",

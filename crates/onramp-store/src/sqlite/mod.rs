@@ -216,6 +216,91 @@ impl Store for SqliteStore {
         remove_database_file(&self.instance_file(instance)).await
     }
 
+    async fn instance_settings(&self, instance: InstanceId) -> StoreResult<UserServiceSettings> {
+        instance_settings_on(&self.reader, instance).await
+    }
+
+    async fn set_instance_settings(
+        &self,
+        instance: InstanceId,
+        settings: &UserServiceSettings,
+    ) -> StoreResult<()> {
+        set_instance_settings_on(&self.writer, instance, settings).await
+    }
+
+    async fn ensure_roles(
+        &self,
+        instance: InstanceId,
+        roles: &[RoleSpec],
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        ensure_roles_on(&self.writer, instance, roles, ts(now)).await
+    }
+
+    async fn create_api_key(&self, instance: InstanceId, key: &NewApiKey) -> StoreResult<()> {
+        create_api_key_on(&self.writer, instance, key).await
+    }
+
+    async fn api_key_by_hash(
+        &self,
+        instance: InstanceId,
+        secret_hash: &str,
+    ) -> StoreResult<Option<ApiKeyRecord>> {
+        api_key_by_hash_on(&self.reader, instance, secret_hash).await
+    }
+
+    async fn list_api_keys(&self, instance: InstanceId) -> StoreResult<Vec<ApiKeyRecord>> {
+        list_api_keys_on(&self.reader, instance).await
+    }
+
+    async fn revoke_api_key(&self, instance: InstanceId, id: &str, now: OffsetDateTime) -> StoreResult<bool> {
+        revoke_api_key_on(&self.writer, instance, id, ts(now)).await
+    }
+
+    async fn sync_config_api_keys(
+        &self,
+        instance: InstanceId,
+        app_id: &str,
+        keys: &[NewApiKey],
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        sync_config_api_keys_on(&self.writer, instance, app_id, keys, ts(now)).await
+    }
+
+    async fn register_user(
+        &self,
+        instance: InstanceId,
+        registration: &NewRegistration,
+    ) -> StoreResult<RegistrationOutcome> {
+        register_user_on(&self.writer, instance, registration).await
+    }
+
+    async fn redeem_code(
+        &self,
+        instance: InstanceId,
+        redemption: &CodeRedemption,
+    ) -> StoreResult<Result<(i64, String), RedeemError>> {
+        redeem_code_on(&self.writer, instance, redemption).await
+    }
+
+    async fn user_by_email(
+        &self,
+        instance: InstanceId,
+        email_canonical: &str,
+    ) -> StoreResult<Option<UserView>> {
+        user_by_email_on(&self.reader, instance, email_canonical).await
+    }
+
+    async fn issue_secret(
+        &self,
+        instance: InstanceId,
+        user_key: i64,
+        verification: &NewVerification,
+        message: &NewOutboxMessage,
+    ) -> StoreResult<()> {
+        issue_secret_on(&self.writer, instance, user_key, verification, message).await
+    }
+
     async fn redeem_secret(
         &self,
         instance: InstanceId,

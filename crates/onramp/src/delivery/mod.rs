@@ -23,9 +23,13 @@ pub struct WorkerConfig {
     pub batch: u32,
 }
 
+/// Named mail services of instances (`{instance}/{name}`): sender and transport.
+pub type MailServices = std::collections::HashMap<String, (String, Box<dyn MailTransport>)>;
+
 pub struct Worker {
     onramp: Arc<Onramp>,
     transport: Box<dyn MailTransport>,
+    services: MailServices,
     templates: Templates,
     metrics: Arc<Metrics>,
     config: WorkerConfig,
@@ -40,7 +44,26 @@ impl Worker {
         metrics: Arc<Metrics>,
         config: WorkerConfig,
     ) -> anyhow::Result<Self> {
-        Ok(Self { onramp, transport, templates: Templates::new()?, metrics, config })
+        Ok(Self {
+            onramp,
+            transport,
+            services: MailServices::new(),
+            templates: Templates::new()?,
+            metrics,
+            config,
+        })
+    }
+
+    /// Use these templates (the built-in ones plus the operator's).
+    pub fn with_templates(mut self, templates: Templates) -> Self {
+        self.templates = templates;
+        self
+    }
+
+    /// Send mail that names a service through that service.
+    pub fn with_services(mut self, services: MailServices) -> Self {
+        self.services = services;
+        self
     }
 
     /// Claim one batch of due messages and deliver it; returns how many were claimed.
@@ -103,8 +126,15 @@ impl Worker {
             .templates
             .render(&payload.template, &payload.language, &payload.vars)
             .map_err(|e| SendError::Permanent(format!("template {}: {e}", payload.template)))?;
-        let mail = build_message(&self.config.from, &payload.to, &payload.message_id, &rendered)?;
-        self.transport.send(&mail).await
+        let (from, transport) = match &payload.service {
+            None => (&self.config.from, &self.transport),
+            Some(name) => match self.services.get(name) {
+                Some((from, transport)) => (from, transport),
+                None => return Err(SendError::Permanent(format!("no mail service {name}"))),
+            },
+        };
+        let mail = build_message(from, &payload.to, &payload.message_id, &rendered)?;
+        transport.send(&mail).await
     }
 
     /// Run until `shutdown` resolves: wake on every enqueue, and poll for retries.

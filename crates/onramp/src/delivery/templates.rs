@@ -30,7 +30,21 @@ const TEMPLATES: Embedded = embed![
     "account_exists" / "de",
     "account_exists" / "fr",
     "account_exists" / "es",
+    "user_confirmation" / "en",
+    "user_confirmation" / "nl",
+    "user_confirmation" / "de",
+    "user_confirmation" / "fr",
+    "user_confirmation" / "es",
+    "password_reset" / "en",
+    "password_reset" / "nl",
+    "password_reset" / "de",
+    "password_reset" / "fr",
+    "password_reset" / "es",
 ];
+
+/// Every built-in message.
+pub const MESSAGES: [&str; 4] =
+    ["signup_activation", "account_exists", "user_confirmation", "password_reset"];
 
 /// The languages every built-in message ships in.
 pub const LANGUAGES: [&str; 5] = ["en", "nl", "de", "fr", "es"];
@@ -46,12 +60,29 @@ pub struct RenderedMail {
 
 pub struct Templates {
     env: Environment<'static>,
+    /// Operator templates (`[[mail_templates]]`): one language, used for every reader.
+    custom: std::collections::HashSet<String>,
+}
+
+/// An operator's own message, e.g. for `open_reg_email_template`.
+#[derive(Debug, Clone)]
+pub struct CustomTemplate {
+    pub name: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
 }
 
 const PARTS: [&str; 3] = ["subject.txt", "body.txt", "body.html"];
 
 impl Templates {
     pub fn new() -> Result<Self, minijinja::Error> {
+        Self::with_custom(&[])
+    }
+
+    /// The built-in messages plus the operator's; an operator template may replace a built-in
+    /// one of the same name.
+    pub fn with_custom(custom: &[CustomTemplate]) -> Result<Self, minijinja::Error> {
         let mut env = Environment::new();
         env.set_auto_escape_callback(|name| {
             if name.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None }
@@ -62,12 +93,26 @@ impl Templates {
                 env.add_template_owned(format!("{name}/{lang}/{part}"), *source)?;
             }
         }
-        Ok(Self { env })
+        let mut names = std::collections::HashSet::new();
+        for t in custom {
+            for (part, source) in PARTS.iter().zip([&t.subject, &t.text, &t.html]) {
+                env.add_template_owned(format!("{}/custom/{part}", t.name), source.clone())?;
+            }
+            names.insert(t.name.clone());
+        }
+        Ok(Self { env, custom: names })
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.custom.contains(name) || TEMPLATES.iter().any(|(n, _, _)| *n == name)
     }
 
     /// The best language we have for `wanted` (a BCP 47 tag): exact, then its primary
     /// subtag, then English.
     pub fn language_for(&self, name: &str, wanted: &str) -> &'static str {
+        if self.custom.contains(name) {
+            return "custom";
+        }
         let wanted = wanted.to_ascii_lowercase();
         let primary = wanted.split(['-', '_']).next().unwrap_or_default().to_owned();
         let have = |l: &str| {
@@ -142,13 +187,14 @@ mod tests {
     fn full_vars() -> serde_json::Value {
         json!({"name": "June", "app_name": "Demo", "account_title": "Acme", "link": "http://x/?token=t#&token=t",
                "username": "june.doe", "password": "s3cretPw", "username_generated": true,
-               "password_generated": true, "expires_hours": 24, "login_url": "http://x/login"})
+               "password_generated": true, "expires_hours": 24, "login_url": "http://x/login",
+               "first_name": "June", "last_name": "Doe", "email": "june@example.com", "confirm_code": "c0de42"})
     }
 
     #[test]
     fn every_message_ships_in_every_language() {
         let t = Templates::new().unwrap();
-        for name in ["signup_activation", "account_exists"] {
+        for name in MESSAGES {
             let english = t.render(name, "en", &full_vars()).unwrap();
             for lang in LANGUAGES {
                 assert_eq!(t.language_for(name, lang), lang, "{name}/{lang} missing");
@@ -159,6 +205,16 @@ mod tests {
                 if lang != "en" {
                     assert_ne!(m.subject, english.subject, "{name}/{lang} is not translated");
                     assert_ne!(m.text, english.text, "{name}/{lang} is not translated");
+                }
+                if name == "user_confirmation" || name == "password_reset" {
+                    // The code and the link to the page that takes it, in every language.
+                    for part in [&m.text, &m.html] {
+                        assert!(
+                            part.contains("c0de42") && part.contains("june@example.com"),
+                            "{name}/{lang}"
+                        );
+                    }
+                    assert!(m.text.contains("http://x/?token=t#&token=t"), "{name}/{lang}");
                 }
                 if name == "signup_activation" {
                     // The link, the username and a generated password reach the reader in every language.
@@ -174,6 +230,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn operator_templates_are_used_for_every_language() {
+        let t = Templates::with_custom(&[CustomTemplate {
+            name: "acme_welcome".into(),
+            subject: "Welcome to {{ app_name }}".into(),
+            text: "Code {{ confirm_code }}".into(),
+            html: "<p>{{ name }}</p>".into(),
+        }])
+        .unwrap();
+        assert!(t.has("acme_welcome") && t.has("user_confirmation") && !t.has("nope"));
+        let m = t.render("acme_welcome", "nl", &full_vars()).unwrap();
+        assert_eq!((m.subject.as_str(), m.text.as_str()), ("Welcome to Demo", "Code c0de42"));
+        assert!(t.render("nope", "en", &full_vars()).is_err());
     }
 
     #[test]

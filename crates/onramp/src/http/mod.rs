@@ -2,6 +2,7 @@
 //! outcomes and errors in its own format; what they share (instance resolution, client address,
 //! body limit, metrics, the ops endpoints) lives here.
 
+pub mod dreamfactory;
 pub mod fast_track;
 pub mod openapi;
 pub mod ops;
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .merge(v1::routes())
         .merge(ops::routes())
         .merge(fast_track::routes())
+        .merge(dreamfactory::routes())
         .merge(pages::routes())
         .fallback(v1::error::not_found)
         .method_not_allowed_fallback(v1::error::method_not_allowed)

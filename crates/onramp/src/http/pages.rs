@@ -13,11 +13,12 @@ use minijinja::{AutoEscape, Environment, context};
 use onramp_core::CoreError;
 use onramp_core::login::instance_url;
 use onramp_core::provision::WELCOME_PATH;
+use onramp_core::registration::{CONFIRM_PAGE_PATH, CodeInput};
 
 pub const SESSION_COOKIE: &str = "onramp_session";
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route(WELCOME_PATH, get(welcome))
+    Router::new().route(WELCOME_PATH, get(welcome)).route(CONFIRM_PAGE_PATH, get(confirm_form).post(confirm))
 }
 
 /// The page templates, embedded and HTML-escaped.
@@ -32,12 +33,13 @@ impl Pages {
         env.add_template("layout.html", include_str!("../../templates/pages/layout.html"))?;
         env.add_template("welcome.html", include_str!("../../templates/pages/welcome.html"))?;
         env.add_template("message.html", include_str!("../../templates/pages/message.html"))?;
+        env.add_template("confirm.html", include_str!("../../templates/pages/confirm.html"))?;
         Ok(Self { env })
     }
 
     fn render(&self, status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
         match self.env.get_template(name).and_then(|t| t.render(ctx)) {
-            Ok(html) => (status, no_store(), Html(html)).into_response(),
+            Ok(html) => (status, page_headers(), Html(html)).into_response(),
             Err(e) => {
                 tracing::error!(error = %e, template = name, "page failed to render");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
@@ -86,6 +88,21 @@ impl Pages {
 
 fn no_store() -> [(header::HeaderName, HeaderValue); 1] {
     [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))]
+}
+
+/// Pages carry secrets in forms and links: not cached, not framed, no referrer.
+fn page_headers() -> [(header::HeaderName, HeaderValue); 4] {
+    [
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ),
+        ),
+        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+    ]
 }
 
 /// The value of cookie `name`, if sent.
@@ -151,6 +168,80 @@ async fn welcome(State(state): State<AppState>, headers: HeaderMap, RawQuery(que
         ),
         Err(e) => pages.error(&e),
     }
+}
+
+/// The page the confirmation and reset mails link to: it asks for the code (filled in from the
+/// link) and a new password, and posts them to itself.
+async fn confirm_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let name = super::instance_name(&headers, &state.config.base_domain);
+    let instance = match state.onramp.instance(&name).await {
+        Ok(i) => i,
+        Err(e) => return state.pages.error(&e),
+    };
+    let (email, code) = (query_value(query.as_deref(), "email"), query_value(query.as_deref(), "code"));
+    state.pages.render(
+        StatusCode::OK,
+        "confirm.html",
+        context! { instance => instance.name, email => email, code => code, error => None::<String> },
+    )
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    body: axum::body::Bytes,
+) -> Response {
+    let name = super::instance_name(&headers, &state.config.base_domain);
+    let instance = match state.onramp.instance(&name).await {
+        Ok(i) => i,
+        Err(e) => return state.pages.error(&e),
+    };
+    let field = |name: &str| {
+        url::form_urlencoded::parse(&body)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let input = CodeInput {
+        email: field("email"),
+        code: field("code"),
+        new_password: field("new_password"),
+        password_confirmation: Some(field("password_confirmation")),
+        login: false,
+        client: super::client_addr(&extensions, &headers, &state.config.trusted_proxies)
+            .map(|c| c.to_string()),
+    };
+    let (email, code) = (input.email.clone(), input.code.clone());
+    let problem = match state.onramp.redeem_email_code(&instance, input).await {
+        Ok(_) => {
+            return state.pages.message(
+                StatusCode::OK,
+                "Your password is set",
+                "You can now sign in with your email address and your new password.",
+            );
+        }
+        Err(CoreError::Validation(fields)) => {
+            let each: Vec<String> =
+                fields.iter().map(|f| format!("{} {}", f.field.replace('_', " "), f.message)).collect();
+            (StatusCode::BAD_REQUEST, format!("Please check: {}.", each.join("; ")))
+        }
+        Err(CoreError::TokenNotFound) => {
+            (StatusCode::NOT_FOUND, "The email address and code do not match.".into())
+        }
+        Err(CoreError::TokenUsed) => (StatusCode::BAD_REQUEST, "This code was already used.".into()),
+        Err(CoreError::TokenExpired) => (StatusCode::BAD_REQUEST, "This code has expired.".into()),
+        Err(e) => return state.pages.error(&e),
+    };
+    state.pages.render(
+        problem.0,
+        "confirm.html",
+        context! { instance => instance.name, email, code, error => problem.1 },
+    )
 }
 
 #[cfg(test)]

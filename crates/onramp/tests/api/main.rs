@@ -8,6 +8,7 @@ mod smtp_sink;
 
 mod activation;
 mod cluster;
+mod dreamfactory;
 mod fast_track;
 mod login;
 mod ops;

@@ -62,7 +62,9 @@ impl From<CoreError> for V1Error {
             | CoreError::TokenUsed => StatusCode::CONFLICT,
             CoreError::TokenExpired => StatusCode::GONE,
             CoreError::InvalidCredentials | CoreError::SessionInvalid => StatusCode::UNAUTHORIZED,
-            CoreError::NotActivated | CoreError::AccountDisabled => StatusCode::FORBIDDEN,
+            CoreError::NotActivated | CoreError::AccountDisabled | CoreError::OpenRegistrationDisabled => {
+                StatusCode::FORBIDDEN
+            }
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::Busy { .. } | CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::Internal(_) | CoreError::ProvisioningFailed => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,0 +1,450 @@
+//! Self-registration with an instance's user-service settings (DreamFactory open registration,
+//! seed 001), confirmation by an emailed code, password reset, and application API keys.
+//!
+//! Open registration off: refused. No email service: the password is required and the user is
+//! active at once (an existing address is a conflict, as the seed's contract needs). An email
+//! service: the user is pending until they prove the address with the emailed code and choose
+//! a password; an existing address answers like a new one and its owner is mailed instead.
+//! Confirming or resetting voids every password, secret and session set before, so whoever
+//! registered someone else's address first gains nothing.
+
+use crate::email::EmailAddress;
+use crate::error::{CoreError, FieldError};
+use crate::login::{LoggedIn, instance_url};
+use crate::model::*;
+use crate::password::Password;
+use crate::ports::StoreError;
+use crate::service::{Limit, Onramp};
+use crate::token::secret_hash;
+use crate::username::Username;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+/// Wrong codes a user's live codes survive.
+pub const CODE_MAX_ATTEMPTS: u32 = 5;
+
+/// The built-in confirmation mail (`open_reg_email_template` unset).
+pub const CONFIRMATION_TEMPLATE: &str = "user_confirmation";
+pub const RESET_TEMPLATE: &str = "password_reset";
+
+/// The hosted page the confirmation and reset mails link to.
+pub const CONFIRM_PAGE_PATH: &str = "/user/confirm";
+
+/// The mail service named `default` is the global `[mail]` transport.
+pub const DEFAULT_MAIL_SERVICE: &str = "default";
+
+const MAX_TEXT: usize = 100;
+/// "Someone tried to register your address" mails per address.
+const ACCOUNT_EXISTS_MAILS: Limit = Limit::per_minutes(1, 10);
+const RESET_MAILS: Limit = Limit::per_minutes(3, 60);
+
+/// The fields of `POST /api/v2/user/register`, as received.
+#[derive(Debug, Clone, Default)]
+pub struct RegisterInput {
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub password_confirmation: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub username: Option<String>,
+    pub phone: Option<String>,
+    /// Log the user in when they are active at once.
+    pub login: bool,
+    /// The calling app's name, for the mail (`app_name`).
+    pub app_name: String,
+    pub client: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registered {
+    /// Active now; with a session when login was asked for.
+    Active(Option<LoggedIn>),
+    /// A confirmation mail went out (or, for an existing address, its owner was told).
+    ConfirmationRequired,
+}
+
+/// `POST /api/v2/user/password` with `{email, code, new_password}`.
+#[derive(Debug, Clone, Default)]
+pub struct CodeInput {
+    pub email: String,
+    pub code: String,
+    pub new_password: String,
+    pub password_confirmation: Option<String>,
+    pub login: bool,
+    pub client: Option<String>,
+}
+
+fn optional_text(field: &str, value: &Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let v = value.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
+    if v.chars().count() > MAX_TEXT {
+        errors.push(FieldError::new(field, "too_long", &format!("must be at most {MAX_TEXT} characters")));
+    } else if v.chars().any(char::is_control) {
+        errors.push(FieldError::new(field, "invalid_characters", "must not contain control characters"));
+    }
+    Some(v.to_owned())
+}
+
+fn check_confirmation(password: &str, confirmation: &Option<String>, errors: &mut Vec<FieldError>) {
+    if confirmation.as_deref().is_some_and(|c| c != password) {
+        errors.push(FieldError::new(
+            "password_confirmation",
+            "password_mismatch",
+            "does not match the password",
+        ));
+    }
+}
+
+impl Onramp {
+    /// The link to the hosted page that asks for the code and a new password.
+    fn confirm_link(&self, instance: &Instance, email: &str, code: &str) -> String {
+        let base = instance_url(&self.settings.public_url, &instance.name);
+        let mut url = match url::Url::parse(&format!("{base}{CONFIRM_PAGE_PATH}")) {
+            Ok(u) => u,
+            Err(_) => return format!("{base}{CONFIRM_PAGE_PATH}"),
+        };
+        url.query_pairs_mut().append_pair("email", email).append_pair("code", code);
+        url.to_string()
+    }
+
+    /// `default` (or none) is the global transport; others are qualified by the instance.
+    fn mail_service(instance: &Instance, name: Option<&str>) -> Option<String> {
+        name.filter(|n| *n != DEFAULT_MAIL_SERVICE).map(|n| format!("{}/{n}", instance.name))
+    }
+
+    #[tracing::instrument(skip_all, fields(instance = %instance.name))]
+    pub async fn open_register(
+        &self,
+        instance: &Instance,
+        settings: &UserServiceSettings,
+        input: RegisterInput,
+    ) -> Result<Registered, CoreError> {
+        if !settings.open_registration {
+            return Err(CoreError::OpenRegistrationDisabled);
+        }
+        let confirm = settings.open_reg_email_service.is_some();
+        let mut errors = Vec::new();
+        let email = match input.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+            None => {
+                errors.push(FieldError::new("email", "required", "is required"));
+                None
+            }
+            Some(e) => EmailAddress::parse(e).map_err(|e| errors.push(e.renamed("email"))).ok(),
+        };
+        let first_name = optional_text("first_name", &input.first_name, &mut errors);
+        let last_name = optional_text("last_name", &input.last_name, &mut errors);
+        let name = optional_text("name", &input.name, &mut errors);
+        let display_name = optional_text("display_name", &input.display_name, &mut errors);
+        let phone = optional_text("phone", &input.phone, &mut errors);
+        if let Some(p) = &phone
+            && !p.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c))
+        {
+            errors.push(FieldError::new("phone", "invalid_phone", "must be a phone number"));
+        }
+        let username = input
+            .username
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .map(Username::parse)
+            .transpose()
+            .map_err(|e| errors.push(e))
+            .ok()
+            .flatten();
+        let raw_password = input.password.as_deref().filter(|p| !p.is_empty());
+        let password = match (confirm, raw_password) {
+            // With confirmation the password is chosen on confirming.
+            (true, _) => None,
+            (false, None) => {
+                errors.push(FieldError::new("password", "required", "is required"));
+                None
+            }
+            (false, Some(raw)) => {
+                check_confirmation(raw, &input.password_confirmation, &mut errors);
+                let mut context: Vec<&str> = [first_name.as_deref(), last_name.as_deref(), name.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                if let Some(e) = &email {
+                    context.push(e.local_part());
+                }
+                self.settings.password.check("password", raw, &context).map_err(|e| errors.push(e)).ok()
+            }
+        };
+        let Some(email) = email.filter(|_| errors.is_empty()) else {
+            return Err(CoreError::Validation(errors));
+        };
+
+        let limits = &self.settings.rate_limits;
+        if let Some(client) = &input.client {
+            self.limit(&format!("register:client:{}:{client}", instance.id.0), limits.signup_per_client)
+                .await?;
+        }
+        self.limit(
+            &format!("register:email:{}:{}", instance.id.0, email.canonical()),
+            limits.signup_per_email,
+        )
+        .await?;
+
+        // Missing names come from the email's local part, as DreamFactory does.
+        let local = email.local_part().to_owned();
+        let first_name = first_name.unwrap_or_else(|| local.clone());
+        let last_name = last_name.unwrap_or_else(|| local.clone());
+        let name = name.unwrap_or_else(|| {
+            if input.first_name.is_some() || input.last_name.is_some() {
+                format!("{first_name} {last_name}").trim().to_owned()
+            } else {
+                local.clone()
+            }
+        });
+        let display_name = display_name.unwrap_or_else(|| name.clone());
+
+        // One hash on every path, so an existing address takes as long as a new one.
+        let password = password.unwrap_or_else(|| Password::for_verification(&self.tokens.password()));
+        let password_hash = self.hasher.hash(&password).await?;
+        let now = self.now();
+        let code = self.tokens.secret_token();
+        let confirmation = if confirm {
+            let vars = json!({
+                "first_name": first_name,
+                "last_name": last_name,
+                "name": name,
+                "email": email.as_entered(),
+                "phone": phone.clone().unwrap_or_default(),
+                "confirm_code": code,
+                "link": self.confirm_link(instance, email.as_entered(), &code),
+                "app_name": input.app_name,
+                "expires_hours": self.settings.code_ttl.whole_hours(),
+            });
+            let template = settings.open_reg_email_template.as_deref().unwrap_or(CONFIRMATION_TEMPLATE);
+            let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());
+            let message = self.outbox_mail_via(template, email.as_entered(), "en", vars, service)?;
+            let verification = NewVerification {
+                purpose: Purpose::EmailConfirm,
+                secret_hash: secret_hash(&code),
+                expires_at: now + self.settings.code_ttl,
+            };
+            Some((verification, message))
+        } else {
+            None
+        };
+        let registration = NewRegistration {
+            user: NewUser {
+                public_id: self.tokens.public_id("usr"),
+                uuid: self.uuid(),
+                email: email.as_entered().into(),
+                email_canonical: email.canonical().into(),
+                username: username.as_ref().map(|u| u.as_str().to_owned()),
+                username_canonical: username.as_ref().map(|u| u.canonical().to_owned()),
+                name,
+                language: "en".into(),
+                status: if confirm { UserStatus::Pending } else { UserStatus::Active },
+                password_hash,
+            },
+            profile: UserProfile {
+                first_name: Some(first_name),
+                last_name: Some(last_name),
+                display_name: Some(display_name),
+                company: None,
+                phone,
+            },
+            role: settings.open_reg_role.clone(),
+            confirmation,
+            replace_pending_issued_before: now - self.settings.resend_interval,
+            created_at: now,
+        };
+        let outcome = match self.store.register_user(instance.id, &registration).await {
+            Ok(o) => o,
+            Err(StoreError::Unique("username")) => return Err(CoreError::UsernameTaken),
+            Err(StoreError::Unique("email")) if !confirm => return Err(CoreError::EmailTaken),
+            // A concurrent registration of the same new address won the insert.
+            Err(StoreError::Unique("email")) => return Ok(Registered::ConfirmationRequired),
+            Err(e) => return Err(e.into()),
+        };
+        match outcome {
+            RegistrationOutcome::Created { user_key } | RegistrationOutcome::ReplacedPending { user_key } => {
+                if confirm {
+                    self.wake_outbox();
+                    return Ok(Registered::ConfirmationRequired);
+                }
+                let session = if input.login {
+                    Some(self.start_session(instance, user_key, &registration.user.public_id).await?)
+                } else {
+                    None
+                };
+                Ok(Registered::Active(session))
+            }
+            RegistrationOutcome::PendingRecently => Ok(Registered::ConfirmationRequired),
+            RegistrationOutcome::Exists { .. } if !confirm => Err(CoreError::EmailTaken),
+            RegistrationOutcome::Exists { email: owner_email, name } => {
+                let key = format!("mail:account_exists:{}:{}", instance.id.0, email.canonical());
+                if self.within(&key, ACCOUNT_EXISTS_MAILS).await? {
+                    let login_url = instance_url(&self.settings.public_url, &instance.name);
+                    let vars = json!({ "name": name, "app_name": input.app_name, "login_url": login_url });
+                    let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());
+                    let message =
+                        self.outbox_mail_via("account_exists", &owner_email, "en", vars, service)?;
+                    self.store.enqueue(instance.id, &message).await?;
+                    self.wake_outbox();
+                }
+                Ok(Registered::ConfirmationRequired)
+            }
+        }
+    }
+
+    /// Confirm a registration or complete a reset with the emailed code and a new password.
+    #[tracing::instrument(skip_all, fields(instance = %instance.name))]
+    pub async fn redeem_email_code(
+        &self,
+        instance: &Instance,
+        input: CodeInput,
+    ) -> Result<Option<LoggedIn>, CoreError> {
+        let mut errors = Vec::new();
+        let email = EmailAddress::parse(input.email.trim()).map_err(|e| errors.push(e.renamed("email"))).ok();
+        let code = input.code.trim();
+        if code.is_empty() {
+            errors.push(FieldError::new("code", "required", "is required"));
+        }
+        check_confirmation(&input.new_password, &input.password_confirmation, &mut errors);
+        let context: Vec<&str> = email.iter().map(EmailAddress::local_part).collect();
+        let password = self
+            .settings
+            .password
+            .check("new_password", &input.new_password, &context)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let (Some(email), Some(password), true) = (email, password, errors.is_empty()) else {
+            return Err(CoreError::Validation(errors));
+        };
+        if code.len() > 128 {
+            return Err(CoreError::TokenNotFound);
+        }
+        let limits = &self.settings.rate_limits;
+        if let Some(client) = &input.client {
+            self.limit(&format!("code:client:{}:{client}", instance.id.0), limits.login_per_client).await?;
+        }
+        self.limit(
+            &format!("code:email:{}:{}", instance.id.0, email.canonical()),
+            limits.login_per_identifier,
+        )
+        .await?;
+        let new_password_hash = self.hasher.hash(&password).await?;
+        let redemption = CodeRedemption {
+            email_canonical: email.canonical().into(),
+            purposes: vec![Purpose::EmailConfirm, Purpose::PasswordReset],
+            secret_hash: secret_hash(code),
+            new_password_hash,
+            now: self.now(),
+            max_attempts: CODE_MAX_ATTEMPTS,
+        };
+        match self.store.redeem_code(instance.id, &redemption).await? {
+            Ok((user_key, public_id)) if input.login => {
+                Ok(Some(self.start_session(instance, user_key, &public_id).await?))
+            }
+            Ok(_) => Ok(None),
+            Err(RedeemError::NotFound) => Err(CoreError::TokenNotFound),
+            Err(RedeemError::AlreadyUsed) => Err(CoreError::TokenUsed),
+            Err(RedeemError::Expired) => Err(CoreError::TokenExpired),
+        }
+    }
+
+    /// Mail a reset code to a known address; the answer is the same either way.
+    #[tracing::instrument(skip_all, fields(instance = %instance.name))]
+    pub async fn request_password_reset(
+        &self,
+        instance: &Instance,
+        settings: &UserServiceSettings,
+        email: &str,
+        client: Option<String>,
+    ) -> Result<(), CoreError> {
+        let email =
+            EmailAddress::parse(email.trim()).map_err(|e| CoreError::Validation(vec![e.renamed("email")]))?;
+        if let Some(client) = &client {
+            self.limit(
+                &format!("reset:client:{}:{client}", instance.id.0),
+                self.settings.rate_limits.signup_per_client,
+            )
+            .await?;
+        }
+        let Some(user) = self.store.user_by_email(instance.id, email.canonical()).await? else {
+            return Ok(());
+        };
+        if user.status == UserStatus::Inactive
+            || !self
+                .within(&format!("mail:reset:{}:{}", instance.id.0, email.canonical()), RESET_MAILS)
+                .await?
+        {
+            return Ok(());
+        }
+        let code = self.tokens.secret_token();
+        let vars = json!({
+            "first_name": user.profile.first_name.clone().unwrap_or_else(|| user.name.clone()),
+            "name": user.name,
+            "email": user.email,
+            "confirm_code": code,
+            "link": self.confirm_link(instance, &user.email, &code),
+            "app_name": instance.name,
+            "expires_hours": self.settings.code_ttl.whole_hours(),
+        });
+        let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());
+        let message = self.outbox_mail_via(RESET_TEMPLATE, &user.email, "en", vars, service)?;
+        let verification = NewVerification {
+            purpose: Purpose::PasswordReset,
+            secret_hash: secret_hash(&code),
+            expires_at: self.now() + self.settings.code_ttl,
+        };
+        self.store.issue_secret(instance.id, user.key, &verification, &message).await?;
+        self.wake_outbox();
+        Ok(())
+    }
+
+    /// The user behind a login, for session responses.
+    pub async fn user(&self, instance: &Instance, user_key: i64) -> Result<UserView, CoreError> {
+        self.store.user_view(instance.id, user_key).await?.ok_or(CoreError::SessionInvalid)
+    }
+
+    // --- application API keys ---
+
+    /// What is stored of an API key: its id, hash and a recognisable prefix.
+    pub fn api_key_record(&self, app_id: &str, key: &str, label: &str, source: &'static str) -> NewApiKey {
+        NewApiKey {
+            id: self.tokens.public_id("key"),
+            app_id: app_id.into(),
+            secret_hash: secret_hash(key),
+            prefix: key.chars().take(8).collect(),
+            label: label.into(),
+            source,
+            created_at: self.now(),
+        }
+    }
+
+    /// A new key for an app; the key itself is returned once and never stored.
+    pub async fn create_api_key(
+        &self,
+        instance: &Instance,
+        app_id: &str,
+        label: &str,
+    ) -> Result<(NewApiKey, String), CoreError> {
+        self.store.app(instance.id, app_id).await?.ok_or(CoreError::AppNotFound)?;
+        let key = format!("ork_{}", self.tokens.secret_token());
+        let record = self.api_key_record(app_id, &key, label, api_key_source::CLI);
+        self.store.create_api_key(instance.id, &record).await?;
+        Ok((record, key))
+    }
+
+    /// The app a live API key of this instance belongs to.
+    pub async fn app_for_key(&self, instance: &Instance, key: &str) -> Result<Option<App>, CoreError> {
+        if key.is_empty() || key.len() > 256 {
+            return Ok(None);
+        }
+        let hash = secret_hash(key);
+        let Some(record) = self.store.api_key_by_hash(instance.id, &hash).await? else {
+            return Ok(None);
+        };
+        // The index found it by hash; compare again in constant time before trusting it.
+        if !bool::from(record.secret_hash.as_bytes().ct_eq(hash.as_bytes())) || record.revoked_at.is_some() {
+            return Ok(None);
+        }
+        Ok(self.store.app(instance.id, &record.app_id).await?)
+    }
+}
