@@ -118,8 +118,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> {
     use onramp_core::instance_name;
-    let store = onramp_store::connect(&config.database_url(), &crate::app::store_options(&config)).await?;
-    store.migrate().await?;
+    // Built in full, so the database is migrated and the configured instances exist.
+    let service = Service::build(config.clone(), Ports::default()).await?;
+    let onramp = service.state.onramp.clone();
+    let store = onramp.store();
     match action {
         InstanceAction::Create { name } | InstanceAction::Retry { name }
             if instance_name::is_reserved(&name) =>
@@ -131,44 +133,36 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
                 "{name:?} is not a valid instance name (lower-case letters, digits, inner '-'; at most 63)"
             );
         }
-        InstanceAction::Create { name } => {
-            let service = Service::build(config, Ports::default()).await?;
-            let onramp = &service.state.onramp;
-            match onramp.create_instance(&name).await {
-                Ok(_) => println!(
-                    "created instance {name} ({})",
-                    onramp_core::login::instance_url(&onramp.settings().public_url, &name)
-                ),
-                Err(onramp_core::CoreError::InstanceNameUnavailable) => {
-                    anyhow::bail!("instance {name:?} already exists")
-                }
-                Err(onramp_core::CoreError::Validation(errors)) => {
-                    let why: Vec<String> =
-                        errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
-                    anyhow::bail!("{}", why.join("; "))
-                }
-                Err(onramp_core::CoreError::ProvisioningFailed) => {
-                    anyhow::bail!("provisioning {name:?} failed (see the log); `onramp instance show {name}`")
-                }
-                Err(e) => return Err(e.into()),
+        InstanceAction::Create { name } => match onramp.create_instance(&name).await {
+            Ok(_) => println!(
+                "created instance {name} ({})",
+                onramp_core::login::instance_url(&onramp.settings().public_url, &name)
+            ),
+            Err(onramp_core::CoreError::InstanceNameUnavailable) => {
+                anyhow::bail!("instance {name:?} already exists")
             }
-        }
-        InstanceAction::Retry { name } => {
-            let service = Service::build(config, Ports::default()).await?;
-            match service.state.onramp.retry_provisioning(&name).await {
-                Ok(_) => println!("provisioned instance {name}"),
-                Err(onramp_core::CoreError::InstanceNotFound) => anyhow::bail!("no instance {name:?}"),
-                Err(onramp_core::CoreError::Validation(_)) => {
-                    anyhow::bail!("instance {name:?} is not waiting to be provisioned")
-                }
-                Err(onramp_core::CoreError::ProvisioningFailed) => {
-                    anyhow::bail!(
-                        "provisioning {name:?} failed again (see the log); it stays provisioning_failed"
-                    )
-                }
-                Err(e) => return Err(e.into()),
+            Err(onramp_core::CoreError::Validation(errors)) => {
+                let why: Vec<String> = errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
+                anyhow::bail!("{}", why.join("; "))
             }
-        }
+            Err(onramp_core::CoreError::ProvisioningFailed) => {
+                anyhow::bail!("provisioning {name:?} failed (see the log); `onramp instance show {name}`")
+            }
+            Err(e) => return Err(e.into()),
+        },
+        InstanceAction::Retry { name } => match onramp.retry_provisioning(&name).await {
+            Ok(_) => println!("provisioned instance {name}"),
+            Err(onramp_core::CoreError::InstanceNotFound) => anyhow::bail!("no instance {name:?}"),
+            Err(onramp_core::CoreError::Validation(_)) => {
+                anyhow::bail!("instance {name:?} is not waiting to be provisioned")
+            }
+            Err(onramp_core::CoreError::ProvisioningFailed) => {
+                anyhow::bail!(
+                    "provisioning {name:?} failed again (see the log); it stays provisioning_failed"
+                )
+            }
+            Err(e) => return Err(e.into()),
+        },
         InstanceAction::Set {
             name,
             open_registration,

@@ -401,3 +401,69 @@ async fn instances_are_managed_from_the_command_line() {
     let (ok, _, err) = run(&["instance", "show", "nobody"]);
     assert!(!ok && err.contains("no instance"), "{err}");
 }
+
+#[tokio::test]
+async fn user_settings_and_api_keys_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let run = |args: &[&str]| {
+        let out = onramp().arg("--config").arg(&config).args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) =
+        run(&["instance", "set", "default", "--open-registration", "true", "--open-reg-role", "member"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["instance", "set", "default", "--open-reg-email-service", "nope"]);
+    assert!(!ok && err.contains("mail service"), "{err}");
+    let (ok, key, err) = run(&["app", "key", "create", "default", "app_demo", "--label", "ci"]);
+    assert!(ok, "{err}");
+    let key = key.trim().to_owned();
+    assert!(key.starts_with("ork_") && key.len() > 30, "{key}");
+    let (ok, _, err) = run(&["app", "key", "create", "default", "no_such_app"]);
+    assert!(!ok && err.contains("no app"), "{err}");
+    let (ok, second, _) = run(&["app", "key", "create", "default", "app_demo"]);
+    assert!(ok);
+    let second = second.trim().to_owned();
+
+    // A running node takes registrations with either key.
+    let (server, base) = serve(&config);
+    let client = reqwest::Client::new();
+    let register = |key: String, email: &'static str| {
+        let client = client.clone();
+        let url = format!("{base}/api/v2/user/register");
+        async move {
+            client
+                .post(url)
+                .header("X-DreamFactory-API-Key", key)
+                .json(&serde_json::json!({"email": email, "password": "a quiet harbour at dawn"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(register(key.clone(), "one@example.com").await, 200);
+    assert_eq!(register(second.clone(), "two@example.com").await, 200);
+
+    let (ok, list, _) = run(&["app", "key", "list", "default"]);
+    assert!(ok);
+    let id = list
+        .lines()
+        .find(|l| l.contains(&key[..8]) && l.contains("ci"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let (ok, _, err) = run(&["app", "key", "revoke", "default", id]);
+    assert!(ok, "{err}");
+    let (ok, _, _) = run(&["app", "key", "revoke", "default", id]);
+    assert!(!ok, "revoked once");
+    assert_eq!(register(key, "three@example.com").await, 401, "a revoked key is refused at once");
+    assert_eq!(register(second, "three@example.com").await, 200, "the other key goes on");
+    drop(server);
+}
