@@ -36,6 +36,10 @@ pub enum CoreError {
     InstanceNotFound,
     #[error("no such app")]
     AppNotFound,
+    #[error("no such contract")]
+    ContractNotFound,
+    #[error("no such account")]
+    AccountNotFound,
     #[error("the username is taken")]
     UsernameTaken,
     /// The instance does not take self-registrations.
@@ -82,6 +86,8 @@ impl CoreError {
             Self::Validation(_) => "validation_failed",
             Self::InstanceNotFound => "instance_not_found",
             Self::AppNotFound => "app_not_found",
+            Self::ContractNotFound => "contract_not_found",
+            Self::AccountNotFound => "account_not_found",
             Self::UsernameTaken => "username_taken",
             Self::EmailTaken => "email_taken",
             Self::OpenRegistrationDisabled => "open_registration_disabled",
@@ -107,6 +113,8 @@ impl CoreError {
             Self::Validation(_) => "Some fields are invalid.".into(),
             Self::InstanceNotFound => "No such instance.".into(),
             Self::AppNotFound => "No such app.".into(),
+            Self::ContractNotFound => "No such contract.".into(),
+            Self::AccountNotFound => "No such account.".into(),
             Self::UsernameTaken => "That username is taken.".into(),
             Self::OpenRegistrationDisabled => "Open Registration is not enabled.".into(),
             Self::EmailTaken => "An account with that email address exists already; log in instead.".into(),

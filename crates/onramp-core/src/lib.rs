@@ -9,6 +9,7 @@ pub mod hasher;
 pub mod instance_name;
 pub mod login;
 pub mod model;
+pub mod partner;
 pub mod password;
 pub mod ports;
 pub mod provision;

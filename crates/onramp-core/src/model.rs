@@ -387,7 +387,10 @@ pub struct NewRegistration {
     pub user: NewUser,
     pub profile: UserProfile,
     pub role: Option<String>,
-    pub confirmation: Option<(NewVerification, NewOutboxMessage)>,
+    /// The confirmation secret, when the user must confirm.
+    pub verification: Option<NewVerification>,
+    /// The mail that goes with the registration (a confirmation or a welcome).
+    pub message: Option<NewOutboxMessage>,
     /// As `NewSignup::replace_pending_issued_before`.
     pub replace_pending_issued_before: OffsetDateTime,
     pub created_at: OffsetDateTime,
@@ -423,4 +426,105 @@ pub struct CodeRedemption {
     pub now: OffsetDateTime,
     /// Wrong codes a user's live codes survive; then they are void.
     pub max_attempts: u32,
+}
+
+/// The type of a dialogportal contract field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    String,
+    Email,
+    Phone,
+    Password,
+    Date,
+    Bool,
+    Int,
+}
+
+/// One field of a contract: what a caller must send, and how it is checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContractField {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: FieldType,
+    #[serde(default)]
+    pub required: bool,
+    /// No two accounts of the instance share a value; a match means "the account exists".
+    #[serde(default)]
+    pub unique: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_length: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<usize>,
+    /// A regular expression the whole value must match (strings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// `sms`: the account stays pending until the phone proves itself with a texted code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<String>,
+}
+
+/// A named, ordered set of fields agreed between an app and onramp (dialogportal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contract {
+    pub id: String,
+    pub fields: Vec<ContractField>,
+}
+
+/// Per-app settings of the contract surface.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppSettings {
+    pub default_contract: Option<String>,
+    /// Assign an external key of this type to every account the app creates.
+    pub ext_key_type: Option<i64>,
+}
+
+/// A contract account to create, with what makes it unique; one transaction.
+#[derive(Debug, Clone)]
+pub struct NewContractAccount {
+    pub user: NewUser,
+    /// The contract fields as stored (JSON object), never the password.
+    pub profile: String,
+    pub phone: Option<String>,
+    /// `(field, normalised value)` pairs no other account may hold.
+    pub unique: Vec<(String, String)>,
+    pub ext_key: Option<(i64, String)>,
+    /// The SMS code and its message, when the phone must be verified.
+    pub sms: Option<(NewVerification, NewOutboxMessage)>,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContractOutcome {
+    Created {
+        dp_key: i64,
+    },
+    /// An account holds one of the unique values already.
+    Exists {
+        dp_key: i64,
+        field: String,
+        status: UserStatus,
+    },
+}
+
+/// A contract account as "Get Account Data" shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractAccount {
+    pub dp_key: i64,
+    pub uuid: String,
+    pub status: UserStatus,
+    pub profile: Option<String>,
+    pub phone: Option<String>,
+    pub language: String,
+    pub ext_keys: Vec<(i64, String)>,
+}
+
+/// Why a texted code was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsCodeError {
+    /// No live code (none sent, used, or voided after too many tries).
+    NoCode,
+    Wrong,
+    Expired,
 }

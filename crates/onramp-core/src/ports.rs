@@ -118,6 +118,51 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> StoreResult<()>;
 
+    // --- contracts (dialogportal) ---
+
+    async fn app_settings(&self, instance: InstanceId, app_id: &str) -> StoreResult<AppSettings>;
+    async fn set_app_settings(
+        &self,
+        instance: InstanceId,
+        app_id: &str,
+        settings: &AppSettings,
+    ) -> StoreResult<()>;
+    /// Create or replace a contract of an app.
+    async fn put_contract(&self, instance: InstanceId, app_id: &str, contract: &Contract) -> StoreResult<()>;
+    async fn contract(&self, instance: InstanceId, app_id: &str, id: &str) -> StoreResult<Option<Contract>>;
+    async fn contracts(&self, instance: InstanceId, app_id: &str) -> StoreResult<Vec<Contract>>;
+    /// Create a contract account unless one holds a unique value already (then `Exists`).
+    async fn create_contract_account(
+        &self,
+        instance: InstanceId,
+        account: &NewContractAccount,
+    ) -> StoreResult<ContractOutcome>;
+    async fn contract_account(
+        &self,
+        instance: InstanceId,
+        dp_key: i64,
+    ) -> StoreResult<Option<ContractAccount>>;
+    /// Check a texted code: the right one activates the account; a wrong one counts, and the
+    /// code dies after `max_attempts`.
+    async fn verify_sms(
+        &self,
+        instance: InstanceId,
+        dp_key: i64,
+        code_hash: &str,
+        now: OffsetDateTime,
+        max_attempts: u32,
+    ) -> StoreResult<Result<(), SmsCodeError>>;
+    /// Replace the live SMS code with a new one that inherits the failed attempts; `Ok(false)`
+    /// (and nothing written) when those are used up or the account is not pending.
+    async fn resend_sms(
+        &self,
+        instance: InstanceId,
+        dp_key: i64,
+        verification: &NewVerification,
+        message: &NewOutboxMessage,
+        max_attempts: u32,
+    ) -> StoreResult<bool>;
+
     // --- signup ---
 
     /// Account + pending user + activation secret + outbox message, atomically. An email that

@@ -249,7 +249,8 @@ impl Onramp {
                 phone,
             },
             role: settings.open_reg_role.clone(),
-            confirmation,
+            verification: confirmation.as_ref().map(|(v, _)| v.clone()),
+            message: confirmation.map(|(_, m)| m),
             replace_pending_issued_before: now - self.settings.resend_interval,
             created_at: now,
         };

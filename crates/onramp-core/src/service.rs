@@ -279,6 +279,28 @@ impl Onramp {
         vars: serde_json::Value,
         service: Option<String>,
     ) -> Result<NewOutboxMessage, CoreError> {
+        self.outbox_message("mail", template, to, language, vars, service)
+    }
+
+    /// Seal a text message (`sms:` outbox kind) for the SMS transport.
+    pub(crate) fn outbox_sms(
+        &self,
+        to: &str,
+        language: &str,
+        vars: serde_json::Value,
+    ) -> Result<NewOutboxMessage, CoreError> {
+        self.outbox_message("sms", crate::partner::SMS_TEMPLATE, to, language, vars, None)
+    }
+
+    fn outbox_message(
+        &self,
+        channel: &str,
+        template: &str,
+        to: &str,
+        language: &str,
+        vars: serde_json::Value,
+        service: Option<String>,
+    ) -> Result<NewOutboxMessage, CoreError> {
         let message_id = format!("<{}@{}>", self.uuid().simple(), self.settings.message_id_domain);
         let payload = MailPayload {
             template: template.into(),
@@ -293,7 +315,7 @@ impl Onramp {
         self.tokens.bytes(&mut nonce);
         let sealed = self.seal.seal(nonce, &plain).map_err(|e| CoreError::Internal(e.to_string()))?;
         Ok(NewOutboxMessage {
-            kind: format!("mail:{template}"),
+            kind: format!("{channel}:{template}"),
             recipient: to.into(),
             message_id,
             sealed_payload: sealed,

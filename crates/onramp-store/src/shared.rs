@@ -215,11 +215,15 @@ macro_rules! shared_queries {
                 "DELETE FROM verifications WHERE instance_id = $1",
                 "DELETE FROM outbox WHERE instance_id = $1",
                 "DELETE FROM domains WHERE instance_id = $1",
+                "DELETE FROM api_keys WHERE instance_id = $1",
+                "DELETE FROM contracts WHERE instance_id = $1",
+                "DELETE FROM app_settings WHERE instance_id = $1",
                 "DELETE FROM apps WHERE instance_id = $1",
+                "DELETE FROM unique_values WHERE instance_id = $1",
+                "DELETE FROM ext_keys WHERE instance_id = $1",
                 "DELETE FROM users WHERE instance_id = $1",
                 "DELETE FROM accounts WHERE instance_id = $1",
                 "DELETE FROM roles WHERE instance_id = $1",
-                "DELETE FROM api_keys WHERE instance_id = $1",
                 "DELETE FROM instance_settings WHERE instance_id = $1",
                 "DELETE FROM signing_keys WHERE instance_id = $1",
                 "DELETE FROM instances WHERE id = $1",
@@ -526,7 +530,7 @@ macro_rules! shared_queries {
             .await
             .map_err(db_err)?;
             let (user_key, outcome) = match existing {
-                Some(row) if status(row.get::<String, _>(1).as_str()) != UserStatus::Pending || r.confirmation.is_none() => {
+                Some(row) if status(row.get::<String, _>(1).as_str()) != UserStatus::Pending || r.verification.is_none() => {
                     return Ok(RegistrationOutcome::Exists { email: row.get(2), name: row.get(3) });
                 }
                 Some(row) => {
@@ -587,8 +591,10 @@ macro_rules! shared_queries {
             if let Some(role) = &r.role {
                 grant_role(&mut tx, instance, user_key, role).await?;
             }
-            if let Some((verification, message)) = &r.confirmation {
+            if let Some(verification) = &r.verification {
                 insert_verification(&mut tx, instance, user_key, verification, now).await?;
+            }
+            if let Some(message) = &r.message {
                 insert_outbox(&mut tx, instance, message).await?;
             }
             tx.commit().await.map_err(db_err)?;
@@ -718,6 +724,276 @@ macro_rules! shared_queries {
             insert_verification(&mut tx, instance, user_key, v, ts(m.created_at)).await?;
             insert_outbox(&mut tx, instance, m).await?;
             tx.commit().await.map_err(db_err)
+        }
+
+        // --- contracts ---
+
+        async fn app_settings_on(pool: &sqlx::Pool<$db>, instance: InstanceId, app_id: &str) -> StoreResult<AppSettings> {
+            let row: Option<(Option<String>, Option<i64>)> = sqlx::query_as(
+                "SELECT default_contract, ext_key_type FROM app_settings WHERE instance_id = $1 AND app_id = $2",
+            )
+            .bind(instance.0)
+            .bind(app_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(db_err)?;
+            Ok(row.map(|(default_contract, ext_key_type)| AppSettings { default_contract, ext_key_type }).unwrap_or_default())
+        }
+
+        async fn set_app_settings_on(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+            app_id: &str,
+            s: &AppSettings,
+        ) -> StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO app_settings (instance_id, app_id, default_contract, ext_key_type) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (instance_id, app_id) DO UPDATE SET default_contract = excluded.default_contract,
+                   ext_key_type = excluded.ext_key_type",
+            )
+            .bind(instance.0)
+            .bind(app_id)
+            .bind(&s.default_contract)
+            .bind(s.ext_key_type)
+            .execute(pool)
+            .await
+            .map_err(db_err)
+            .map(|_| ())
+        }
+
+        async fn put_contract_on(pool: &sqlx::Pool<$db>, instance: InstanceId, app_id: &str, c: &Contract) -> StoreResult<()> {
+            let fields = serde_json::to_string(&c.fields).map_err(|e| StoreError::Other(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO contracts (instance_id, app_id, id, fields) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (instance_id, app_id, id) DO UPDATE SET fields = excluded.fields",
+            )
+            .bind(instance.0)
+            .bind(app_id)
+            .bind(&c.id)
+            .bind(fields)
+            .execute(pool)
+            .await
+            .map_err(db_err)
+            .map(|_| ())
+        }
+
+        fn contract_from(id: String, fields: &str) -> StoreResult<Contract> {
+            let fields = serde_json::from_str(fields).map_err(|e| StoreError::Other(format!("contract {id}: {e}")))?;
+            Ok(Contract { id, fields })
+        }
+
+        async fn contract_on(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+            app_id: &str,
+            id: &str,
+        ) -> StoreResult<Option<Contract>> {
+            let row: Option<(String, String)> =
+                sqlx::query_as("SELECT id, fields FROM contracts WHERE instance_id = $1 AND app_id = $2 AND id = $3")
+                    .bind(instance.0)
+                    .bind(app_id)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(db_err)?;
+            row.map(|(id, fields)| contract_from(id, &fields)).transpose()
+        }
+
+        async fn contracts_on(pool: &sqlx::Pool<$db>, instance: InstanceId, app_id: &str) -> StoreResult<Vec<Contract>> {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT id, fields FROM contracts WHERE instance_id = $1 AND app_id = $2 ORDER BY id")
+                    .bind(instance.0)
+                    .bind(app_id)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db_err)?;
+            rows.into_iter().map(|(id, fields)| contract_from(id, &fields)).collect()
+        }
+
+        async fn create_contract_account_on(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+            a: &NewContractAccount,
+        ) -> StoreResult<ContractOutcome> {
+            let now = ts(a.created_at);
+            let mut tx = pool.begin().await.map_err(db_err)?;
+            for (field, value) in &a.unique {
+                let holder: Option<(i64, String)> = sqlx::query_as(
+                    "SELECT u.id, u.status FROM unique_values v JOIN users u ON u.id = v.user_id
+                     WHERE v.instance_id = $1 AND v.field = $2 AND v.value = $3",
+                )
+                .bind(instance.0)
+                .bind(field)
+                .bind(value)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                if let Some((dp_key, st)) = holder {
+                    return Ok(ContractOutcome::Exists { dp_key, field: field.clone(), status: status(&st) });
+                }
+            }
+            let profile = UserProfile { phone: a.phone.clone(), ..Default::default() };
+            let dp_key = insert_user(&mut tx, instance, &a.user, &profile, now).await?;
+            sqlx::query("UPDATE users SET profile = $1 WHERE id = $2")
+                .bind(&a.profile)
+                .bind(dp_key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            for (field, value) in &a.unique {
+                sqlx::query("INSERT INTO unique_values (instance_id, field, value, user_id) VALUES ($1, $2, $3, $4)")
+                    .bind(instance.0)
+                    .bind(field)
+                    .bind(value)
+                    .bind(dp_key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            if let Some((key_type, key)) = &a.ext_key {
+                sqlx::query("INSERT INTO ext_keys (instance_id, key_type, ext_key, user_id) VALUES ($1, $2, $3, $4)")
+                    .bind(instance.0)
+                    .bind(key_type)
+                    .bind(key)
+                    .bind(dp_key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            if let Some((verification, message)) = &a.sms {
+                insert_verification(&mut tx, instance, dp_key, verification, now).await?;
+                insert_outbox(&mut tx, instance, message).await?;
+            }
+            tx.commit().await.map_err(db_err)?;
+            Ok(ContractOutcome::Created { dp_key })
+        }
+
+        async fn contract_account_on(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+            dp_key: i64,
+        ) -> StoreResult<Option<ContractAccount>> {
+            let row: Option<(i64, String, String, Option<String>, Option<String>, String)> = sqlx::query_as(
+                "SELECT id, uuid, status, profile, phone, language FROM users WHERE instance_id = $1 AND id = $2",
+            )
+            .bind(instance.0)
+            .bind(dp_key)
+            .fetch_optional(pool)
+            .await
+            .map_err(db_err)?;
+            let Some((dp_key, uuid, st, profile, phone, language)) = row else { return Ok(None) };
+            let ext_keys: Vec<(i64, String)> =
+                sqlx::query_as("SELECT key_type, ext_key FROM ext_keys WHERE user_id = $1 ORDER BY key_type")
+                    .bind(dp_key)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db_err)?;
+            Ok(Some(ContractAccount { dp_key, uuid, status: status(&st), profile, phone, language, ext_keys }))
+        }
+
+        /// The user's newest SMS code: id, secret hash, expiry, attempts, live?
+        async fn latest_sms_code(tx: &mut Tx<'_>, instance: InstanceId, dp_key: i64) -> StoreResult<Option<(i64, String, i64, i64, bool)>> {
+            let row: Option<(i64, String, i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(concat!(
+                "SELECT id, secret_hash, expires_at, attempts, consumed_at, voided_at FROM verifications
+                 WHERE instance_id = $1 AND user_id = $2 AND purpose = 'sms' ORDER BY id DESC LIMIT 1",
+                $for_update
+            ))
+            .bind(instance.0)
+            .bind(dp_key)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?;
+            Ok(row.map(|(id, hash, expires, attempts, consumed, voided)| {
+                (id, hash, expires, attempts, consumed.is_none() && voided.is_none())
+            }))
+        }
+
+        async fn verify_sms_on(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+            dp_key: i64,
+            code_hash: &str,
+            now: i64,
+            max_attempts: u32,
+        ) -> StoreResult<Result<(), SmsCodeError>> {
+            let mut tx = pool.begin().await.map_err(db_err)?;
+            let Some((id, hash, expires, attempts, true)) = latest_sms_code(&mut tx, instance, dp_key).await? else {
+                return Ok(Err(SmsCodeError::NoCode));
+            };
+            if expires <= now {
+                return Ok(Err(SmsCodeError::Expired));
+            }
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(hash.as_bytes(), code_hash.as_bytes())) {
+                let voided = (attempts + 1 >= i64::from(max_attempts)).then_some(now);
+                sqlx::query("UPDATE verifications SET attempts = attempts + 1, voided_at = $1 WHERE id = $2")
+                    .bind(voided)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                tx.commit().await.map_err(db_err)?;
+                return Ok(Err(SmsCodeError::Wrong));
+            }
+            sqlx::query("UPDATE verifications SET consumed_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            sqlx::query("UPDATE users SET status = 'active', activated_at = $1 WHERE id = $2 AND status = 'pending'")
+                .bind(now)
+                .bind(dp_key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(Ok(()))
+        }
+
+        async fn resend_sms_on(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+            dp_key: i64,
+            v: &NewVerification,
+            m: &NewOutboxMessage,
+            max_attempts: u32,
+        ) -> StoreResult<bool> {
+            let now = ts(m.created_at);
+            let mut tx = pool.begin().await.map_err(db_err)?;
+            let pending: Option<String> = sqlx::query_scalar("SELECT status FROM users WHERE instance_id = $1 AND id = $2")
+                .bind(instance.0)
+                .bind(dp_key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            if pending.as_deref() != Some("pending") {
+                return Ok(false);
+            }
+            // The failures so far stay with the account: a new code does not reset them.
+            let attempts = latest_sms_code(&mut tx, instance, dp_key).await?.map(|c| c.3).unwrap_or(0);
+            if attempts >= i64::from(max_attempts) {
+                return Ok(false);
+            }
+            sqlx::query(
+                "UPDATE verifications SET voided_at = $1 WHERE user_id = $2 AND purpose = 'sms'
+                   AND consumed_at IS NULL AND voided_at IS NULL",
+            )
+            .bind(now)
+            .bind(dp_key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            insert_verification(&mut tx, instance, dp_key, v, now).await?;
+            sqlx::query("UPDATE verifications SET attempts = $1 WHERE user_id = $2 AND secret_hash = $3")
+                .bind(attempts)
+                .bind(dp_key)
+                .bind(&v.secret_hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            insert_outbox(&mut tx, instance, m).await?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(true)
         }
     };
 }

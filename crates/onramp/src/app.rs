@@ -10,7 +10,10 @@ use crate::metrics::Metrics;
 use anyhow::Context;
 use onramp_core::clock::{Clock, SystemClock};
 use onramp_core::hasher::{HashParams, HasherConfig, PasswordHasher};
-use onramp_core::model::{App, DEFAULT_INSTANCE, Domain, PLATFORM_INSTANCE, RoleSpec, api_key_source};
+use onramp_core::model::{
+    App, AppSettings, Contract, ContractField, DEFAULT_INSTANCE, Domain, FieldType, PLATFORM_INSTANCE,
+    RoleSpec, api_key_source,
+};
 use onramp_core::password::PasswordPolicy;
 use onramp_core::ports::AppSpec;
 use onramp_core::provision::Provisioning;
@@ -113,7 +116,8 @@ impl Service {
             },
         )?
         .with_templates(templates)
-        .with_services(services);
+        .with_services(services)
+        .with_sms(config.sms.from.clone(), sms_transport(&config)?);
         let pages = Arc::new(crate::http::pages::Pages::new()?);
         Ok(Self { state: AppState { onramp, config: Arc::new(config), metrics, pages }, worker })
     }
@@ -283,9 +287,69 @@ pub async fn apply_config(onramp: &Onramp, config: &Config) -> anyhow::Result<()
                 .map(|k| onramp.api_key_record(&app.id, &k.0, "configuration file", api_key_source::CONFIG))
                 .collect();
             store.sync_config_api_keys(instance.id, &app.id, &keys, onramp.now()).await?;
+            let settings = AppSettings {
+                default_contract: app.default_contract.clone(),
+                ext_key_type: app.ext_key_type,
+            };
+            store.set_app_settings(instance.id, &app.id, &settings).await?;
+            for c in &app.contracts {
+                store
+                    .put_contract(
+                        instance.id,
+                        &app.id,
+                        &Contract { id: c.id.clone(), fields: c.fields.clone() },
+                    )
+                    .await?;
+            }
         }
     }
     Ok(())
+}
+
+fn sms_transport(config: &Config) -> anyhow::Result<Box<dyn crate::delivery::sms::SmsTransport>> {
+    use crate::config::SmsTransportKind;
+    use crate::delivery::sms::{FileSms, HttpSms};
+    Ok(match config.sms.transport {
+        SmsTransportKind::File => Box::new(FileSms::new(config.data_dir.join("sms"))),
+        SmsTransportKind::Http => Box::new(HttpSms::new(
+            config.sms.http_url.clone().unwrap_or_default(),
+            config.sms.http_authorization.as_ref().map(|s| s.0.clone()),
+            std::time::Duration::from_secs(config.sms.timeout_secs),
+        )?),
+    })
+}
+
+/// What is wrong with a contract's fields (names, patterns, SMS verification on non-phones).
+pub fn contract_problems(app: &str, contract: &str, fields: &[ContractField]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    let at = format!("app {app:?} contract {contract:?}");
+    if contract.is_empty() || !contract.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        problems.push(format!("{at}: the id must be letters, digits, '-' and '_'"));
+    }
+    if contract == "confirm" || contract.parse::<i64>().is_ok() {
+        problems.push(format!("{at}: the id may not be \"confirm\" or a number (those paths are taken)"));
+    }
+    for f in fields {
+        if !names.insert(&f.name) {
+            problems.push(format!("{at}: field {:?} is declared twice", f.name));
+        }
+        if let Some(p) = &f.pattern
+            && regex::Regex::new(p).is_err()
+        {
+            problems.push(format!("{at}: field {:?} has an invalid pattern", f.name));
+        }
+        if f.verify.is_some() && (f.verify.as_deref() != Some("sms") || f.kind != FieldType::Phone) {
+            problems.push(format!("{at}: field {:?}: verify = \"sms\" is for phone fields only", f.name));
+        }
+        if f.kind == FieldType::Password && f.unique {
+            problems.push(format!("{at}: field {:?}: a password cannot be unique", f.name));
+        }
+    }
+    if fields.iter().filter(|f| f.verify.is_some()).count() > 1 {
+        problems.push(format!("{at}: at most one field may be verified by SMS"));
+    }
+    problems
 }
 
 /// `ver_…`: a digest of the app's schema, so it changes exactly when the schema does.

@@ -44,6 +44,29 @@ pub enum AppAction {
         #[command(subcommand)]
         action: KeyAction,
     },
+    /// dialogportal contracts of apps.
+    Contract {
+        #[command(subcommand)]
+        action: ContractAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContractAction {
+    /// Create or replace a contract: its fields as a JSON array, e.g.
+    /// '[{"name":"email","type":"email","required":true,"unique":true}]'.
+    Set {
+        instance: String,
+        app: String,
+        id: String,
+        #[arg(long)]
+        fields: String,
+        /// Make it the app's default contract (the one `POST /user` uses).
+        #[arg(long)]
+        default: bool,
+    },
+    /// List an app's contracts.
+    List { instance: String, app: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +136,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve(config).await,
         Command::Instance { action } => instance(config, action).await,
         Command::App { action: AppAction::Key { action } } => app_key(config, action).await,
+        Command::App { action: AppAction::Contract { action } } => app_contract(config, action).await,
     }
 }
 
@@ -330,6 +354,49 @@ async fn app_key(config: Config, action: KeyAction) -> anyhow::Result<()> {
                 anyhow::bail!("no live key {id:?} in instance {instance:?}");
             }
             println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn app_contract(config: Config, action: ContractAction) -> anyhow::Result<()> {
+    let service = Service::build(config, Ports::default()).await?;
+    let store = service.state.onramp.store();
+    let (instance, app) = match &action {
+        ContractAction::Set { instance, app, .. } | ContractAction::List { instance, app } => {
+            (instance.clone(), app.clone())
+        }
+    };
+    let (instance, app) = (instance.as_str(), app.as_str());
+    let inst =
+        store.instance_summary(instance).await?.ok_or_else(|| anyhow::anyhow!("no instance {instance:?}"))?;
+    if store.app(inst.id, app).await?.is_none() {
+        anyhow::bail!("no app {app:?} in instance {instance:?}");
+    }
+    match action {
+        ContractAction::Set { id, fields, default, .. } => {
+            let fields: Vec<onramp_core::model::ContractField> =
+                serde_json::from_str(&fields).context("--fields must be a JSON array of fields")?;
+            let problems = crate::app::contract_problems(app, &id, &fields);
+            if !problems.is_empty() {
+                anyhow::bail!("{}", problems.join("\n"));
+            }
+            store
+                .put_contract(inst.id, app, &onramp_core::model::Contract { id: id.clone(), fields })
+                .await?;
+            if default {
+                let mut settings = store.app_settings(inst.id, app).await?;
+                settings.default_contract = Some(id.clone());
+                store.set_app_settings(inst.id, app, &settings).await?;
+            }
+            println!("contract {id} of {instance}/{app} saved");
+        }
+        ContractAction::List { .. } => {
+            let default = store.app_settings(inst.id, app).await?.default_contract;
+            for c in store.contracts(inst.id, app).await? {
+                let mark = if default.as_deref() == Some(c.id.as_str()) { " (default)" } else { "" };
+                println!("{}{mark}: {}", c.id, serde_json::to_string(&c.fields)?);
+            }
         }
     }
     Ok(())

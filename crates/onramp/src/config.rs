@@ -35,6 +35,7 @@ pub struct Config {
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
     pub mail: MailConfig,
+    pub sms: SmsConfig,
     pub passwords: PasswordConfig,
     pub hashing: HashingConfig,
     pub tokens: TokenConfig,
@@ -59,6 +60,7 @@ impl Default for Config {
             secret_key: None,
             trusted_proxies: Vec::new(),
             mail: MailConfig::default(),
+            sms: SmsConfig::default(),
             passwords: PasswordConfig::default(),
             hashing: HashingConfig::default(),
             tokens: TokenConfig::default(),
@@ -99,6 +101,39 @@ impl Default for MailConfig {
             from: "onramp <no-reply@localhost>".into(),
             smtp_url: None,
             timeout_secs: 15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsTransportKind {
+    /// One JSON document per message under `{data_dir}/sms/`.
+    File,
+    /// `POST` the same JSON to `http_url`.
+    Http,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    pub transport: SmsTransportKind,
+    /// The sender name or number.
+    pub from: String,
+    pub http_url: Option<String>,
+    /// Sent as the `Authorization` header to the provider.
+    pub http_authorization: Option<Secret>,
+    pub timeout_secs: u64,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            transport: SmsTransportKind::File,
+            from: "onramp".into(),
+            http_url: None,
+            http_authorization: None,
+            timeout_secs: 10,
         }
     }
 }
@@ -372,8 +407,31 @@ pub struct AppConfig {
     /// keys removed here are revoked at the next start.
     #[serde(default)]
     pub api_keys: Vec<Secret>,
+    /// FastEditor partner signup answers at this path for this app.
+    #[serde(default = "partner_signup_path")]
+    pub partner_signup_path: String,
+    /// dialogportal: the contract of `POST /user`.
+    #[serde(default)]
+    pub default_contract: Option<String>,
+    /// dialogportal: give each account an external key of this type.
+    #[serde(default)]
+    pub ext_key_type: Option<i64>,
+    #[serde(default)]
+    pub contracts: Vec<ContractConfig>,
     #[serde(default)]
     pub domains: Vec<DomainConfig>,
+}
+
+fn partner_signup_path() -> String {
+    "/partner/fasteditor/signup".into()
+}
+
+/// A dialogportal contract: its ordered fields.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ContractConfig {
+    pub id: String,
+    pub fields: Vec<onramp_core::model::ContractField>,
 }
 
 fn yes() -> bool {
@@ -499,6 +557,31 @@ impl Config {
             && !path.is_file()
         {
             problems.push(format!("provisioning.init_sql_file: {} does not exist", path.display()));
+        }
+        if self.sms.transport == SmsTransportKind::Http
+            && self.sms.http_url.as_deref().is_none_or(|u| url::Url::parse(u).is_err())
+        {
+            problems.push("sms.http_url: required (an absolute URL) when sms.transport = \"http\"".into());
+        }
+        for inst in &self.instances {
+            for app in &inst.apps {
+                if !app.partner_signup_path.starts_with('/')
+                    || app.partner_signup_path.contains(['{', '}', '*'])
+                {
+                    problems.push(format!(
+                        "instances.apps[{}].partner_signup_path: must be a plain path",
+                        app.id
+                    ));
+                }
+                for c in &app.contracts {
+                    problems.extend(crate::app::contract_problems(&app.id, &c.id, &c.fields));
+                }
+                if let Some(d) = &app.default_contract
+                    && !app.contracts.iter().any(|c| &c.id == d)
+                {
+                    problems.push(format!("instances.apps[{}].default_contract: no contract {d:?}", app.id));
+                }
+            }
         }
         if self.fast_track.login_ttl_secs < 10 {
             problems.push("fast_track.login_ttl_secs: must be at least 10".into());

@@ -429,6 +429,69 @@ impl Store for PostgresStore {
         issue_secret_on(&self.pool, instance, user_key, verification, message).await
     }
 
+    async fn app_settings(&self, instance: InstanceId, app_id: &str) -> StoreResult<AppSettings> {
+        app_settings_on(&self.pool, instance, app_id).await
+    }
+
+    async fn set_app_settings(
+        &self,
+        instance: InstanceId,
+        app_id: &str,
+        settings: &AppSettings,
+    ) -> StoreResult<()> {
+        set_app_settings_on(&self.pool, instance, app_id, settings).await
+    }
+
+    async fn put_contract(&self, instance: InstanceId, app_id: &str, contract: &Contract) -> StoreResult<()> {
+        put_contract_on(&self.pool, instance, app_id, contract).await
+    }
+
+    async fn contract(&self, instance: InstanceId, app_id: &str, id: &str) -> StoreResult<Option<Contract>> {
+        contract_on(&self.pool, instance, app_id, id).await
+    }
+
+    async fn contracts(&self, instance: InstanceId, app_id: &str) -> StoreResult<Vec<Contract>> {
+        contracts_on(&self.pool, instance, app_id).await
+    }
+
+    async fn create_contract_account(
+        &self,
+        instance: InstanceId,
+        account: &NewContractAccount,
+    ) -> StoreResult<ContractOutcome> {
+        create_contract_account_on(&self.pool, instance, account).await
+    }
+
+    async fn contract_account(
+        &self,
+        instance: InstanceId,
+        dp_key: i64,
+    ) -> StoreResult<Option<ContractAccount>> {
+        contract_account_on(&self.pool, instance, dp_key).await
+    }
+
+    async fn verify_sms(
+        &self,
+        instance: InstanceId,
+        dp_key: i64,
+        code_hash: &str,
+        now: OffsetDateTime,
+        max_attempts: u32,
+    ) -> StoreResult<Result<(), SmsCodeError>> {
+        verify_sms_on(&self.pool, instance, dp_key, code_hash, ts(now), max_attempts).await
+    }
+
+    async fn resend_sms(
+        &self,
+        instance: InstanceId,
+        dp_key: i64,
+        verification: &NewVerification,
+        message: &NewOutboxMessage,
+        max_attempts: u32,
+    ) -> StoreResult<bool> {
+        resend_sms_on(&self.pool, instance, dp_key, verification, message, max_attempts).await
+    }
+
     async fn redeem_secret(
         &self,
         instance: InstanceId,

@@ -3,6 +3,7 @@
 //! exponentially; after `max_attempts` a message is dead-lettered. Requests never send.
 
 pub mod mail;
+pub mod sms;
 pub mod templates;
 pub mod webhooks;
 
@@ -29,6 +30,7 @@ pub type MailServices = std::collections::HashMap<String, (String, Box<dyn MailT
 pub struct Worker {
     onramp: Arc<Onramp>,
     transport: Box<dyn MailTransport>,
+    sms: Option<(String, Box<dyn sms::SmsTransport>)>,
     services: MailServices,
     templates: Templates,
     metrics: Arc<Metrics>,
@@ -47,6 +49,7 @@ impl Worker {
         Ok(Self {
             onramp,
             transport,
+            sms: None,
             services: MailServices::new(),
             templates: Templates::new()?,
             metrics,
@@ -57,6 +60,12 @@ impl Worker {
     /// Use these templates (the built-in ones plus the operator's).
     pub fn with_templates(mut self, templates: Templates) -> Self {
         self.templates = templates;
+        self
+    }
+
+    /// Send text messages (`sms:` outbox kinds) from `from` through `transport`.
+    pub fn with_sms(mut self, from: String, transport: Box<dyn sms::SmsTransport>) -> Self {
+        self.sms = Some((from, transport));
         self
     }
 
@@ -122,6 +131,18 @@ impl Worker {
             .map_err(|e| SendError::Permanent(e.to_string()))?;
         let payload: MailPayload = serde_json::from_slice(&plain)
             .map_err(|e| SendError::Permanent(format!("payload unreadable: {e}")))?;
+        if message.kind.starts_with("sms:") {
+            let (from, transport) = self
+                .sms
+                .as_ref()
+                .ok_or_else(|| SendError::Permanent("no SMS transport is configured".into()))?;
+            let text = self
+                .templates
+                .render_sms(&payload.template, &payload.language, &payload.vars)
+                .map_err(|e| SendError::Permanent(format!("sms template {}: {e}", payload.template)))?;
+            let id = payload.message_id.trim_matches(['<', '>']).to_owned();
+            return transport.send(&sms::Sms { id, to: payload.to, from: from.clone(), text }).await;
+        }
         let rendered = self
             .templates
             .render(&payload.template, &payload.language, &payload.vars)

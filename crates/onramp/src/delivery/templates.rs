@@ -40,6 +40,21 @@ const TEMPLATES: Embedded = embed![
     "password_reset" / "de",
     "password_reset" / "fr",
     "password_reset" / "es",
+    "welcome" / "en",
+    "welcome" / "nl",
+    "welcome" / "de",
+    "welcome" / "fr",
+    "welcome" / "es",
+];
+
+/// Text messages: (message, language, text).
+#[rustfmt::skip]
+const SMS: &[(&str, &str, &str)] = &[
+    ("sms_verification", "en", include_str!("../../templates/sms/sms_verification/en.txt")),
+    ("sms_verification", "nl", include_str!("../../templates/sms/sms_verification/nl.txt")),
+    ("sms_verification", "de", include_str!("../../templates/sms/sms_verification/de.txt")),
+    ("sms_verification", "fr", include_str!("../../templates/sms/sms_verification/fr.txt")),
+    ("sms_verification", "es", include_str!("../../templates/sms/sms_verification/es.txt")),
 ];
 
 /// Every built-in message.
@@ -93,6 +108,9 @@ impl Templates {
                 env.add_template_owned(format!("{name}/{lang}/{part}"), *source)?;
             }
         }
+        for (name, lang, text) in SMS {
+            env.add_template_owned(format!("sms/{name}/{lang}"), *text)?;
+        }
         let mut names = std::collections::HashSet::new();
         for t in custom {
             for (part, source) in PARTS.iter().zip([&t.subject, &t.text, &t.html]) {
@@ -101,6 +119,21 @@ impl Templates {
             names.insert(t.name.clone());
         }
         Ok(Self { env, custom: names })
+    }
+
+    /// A text message in the best language there is for `wanted`.
+    pub fn render_sms(
+        &self,
+        name: &str,
+        wanted: &str,
+        vars: &serde_json::Value,
+    ) -> Result<String, minijinja::Error> {
+        let wanted = wanted.to_ascii_lowercase();
+        let primary = wanted.split(['-', '_']).next().unwrap_or_default().to_owned();
+        let have =
+            |l: &str| SMS.iter().find(|(n, lang, _)| *n == name && *lang == l).map(|(_, lang, _)| *lang);
+        let lang = have(&wanted).or_else(|| have(&primary)).unwrap_or(FALLBACK_LANGUAGE);
+        Ok(self.env.get_template(&format!("sms/{name}/{lang}"))?.render(vars)?.trim().to_owned())
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -230,6 +263,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn text_messages_ship_in_every_language() {
+        let t = Templates::new().unwrap();
+        let vars = json!({"code": "123456", "app_name": "Demo"});
+        let english = t.render_sms("sms_verification", "en", &vars).unwrap();
+        for lang in LANGUAGES {
+            let text = t.render_sms("sms_verification", lang, &vars).unwrap();
+            assert!(text.contains("123456") && text.contains("Demo"), "{lang}: {text}");
+            assert!(text.chars().count() <= 160, "one SMS: {lang}");
+            if lang != "en" {
+                assert_ne!(text, english, "{lang} is not translated");
+            }
+        }
+        assert_eq!(
+            t.render_sms("sms_verification", "nl-BE", &vars).unwrap(),
+            t.render_sms("sms_verification", "nl", &vars).unwrap()
+        );
     }
 
     #[test]

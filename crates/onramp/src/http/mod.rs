@@ -2,8 +2,10 @@
 //! outcomes and errors in its own format; what they share (instance resolution, client address,
 //! body limit, metrics, the ops endpoints) lives here.
 
+pub mod dialogportal;
 pub mod dreamfactory;
 pub mod fast_track;
+pub mod fasteditor;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
@@ -21,7 +23,23 @@ use std::net::{IpAddr, SocketAddr};
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
+    // FastEditor partner signup answers at each app's configured path.
+    let mut partner_paths: Vec<String> = state
+        .config
+        .instances
+        .iter()
+        .flat_map(|i| i.apps.iter().map(|a| a.partner_signup_path.clone()))
+        .chain([fasteditor::DEFAULT_PATH.to_owned()])
+        .collect();
+    partner_paths.sort();
+    partner_paths.dedup();
+    let mut partner = Router::new();
+    for path in partner_paths {
+        partner = partner.route(&path, axum::routing::post(fasteditor::signup));
+    }
     Router::new()
+        .merge(partner)
+        .merge(dialogportal::routes())
         .merge(v1::routes())
         .merge(ops::routes())
         .merge(fast_track::routes())

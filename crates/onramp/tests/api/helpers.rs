@@ -242,6 +242,39 @@ impl TestApp {
         }
     }
 
+    /// A statement that changes the database behind the service's back (to set up a case).
+    pub async fn exec(&self, sql: &str) {
+        match &self.env.pg {
+            None => {
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", self.sqlite_path().display()))
+                    .await
+                    .expect("open db");
+                sqlx::query(sql).execute(&pool).await.expect("exec");
+                pool.close().await;
+            }
+            Some(pg) => {
+                let pool = sqlx::PgPool::connect(&pg.url).await.expect("open db");
+                sqlx::query(sql).execute(&pool).await.expect("exec");
+                pool.close().await;
+            }
+        }
+    }
+
+    /// Deliver everything due, then read every text message written so far (file transport).
+    pub async fn texts(&self) -> Vec<Value> {
+        self.worker.drain().await.expect("outbox drains");
+        let Ok(entries) = std::fs::read_dir(self.env.dir.path().join("sms")) else { return Vec::new() };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        paths
+            .iter()
+            .map(|p| serde_json::from_slice(&std::fs::read(p).expect("read sms")).expect("sms json"))
+            .collect()
+    }
+
     /// A read-only query returning one string.
     pub async fn text(&self, sql: &str) -> String {
         match &self.env.pg {

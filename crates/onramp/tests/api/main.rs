@@ -8,10 +8,12 @@ mod smtp_sink;
 
 mod activation;
 mod cluster;
+mod contracts;
 mod dreamfactory;
 mod fast_track;
 mod login;
 mod ops;
 mod outbox;
+mod partner;
 mod process;
 mod signup;

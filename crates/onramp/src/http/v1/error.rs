@@ -53,9 +53,11 @@ impl From<CoreError> for V1Error {
     fn from(e: CoreError) -> Self {
         let status = match &e {
             CoreError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            CoreError::InstanceNotFound | CoreError::AppNotFound | CoreError::TokenNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            CoreError::InstanceNotFound
+            | CoreError::AppNotFound
+            | CoreError::ContractNotFound
+            | CoreError::AccountNotFound
+            | CoreError::TokenNotFound => StatusCode::NOT_FOUND,
             CoreError::UsernameTaken
             | CoreError::EmailTaken
             | CoreError::InstanceNameUnavailable

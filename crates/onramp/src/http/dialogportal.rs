@@ -1,0 +1,254 @@
+//! dialogportal contract accounts (seed 003, endpoint 1001): `POST /user/{contract-id}` and
+//! `POST /user` (the app's default contract), "Get Account Data" `GET /user/{dpKey}`, and SMS
+//! verification `POST /user/{dpKey}/verify-sms`, `POST /user/{dpKey}/resend-sms`. Every call
+//! is made by an app with its key in `X-Api-Key`.
+//!
+//! Errors: `{"code": "400.4", "message": "…", "field": "mobile", "errors": [{field, code,
+//! message}]}`; `code` is the HTTP status, with dialogportal's sub-code where one applies
+//! (`400.3` mobile number not valid, `400.4` it belongs to an active or not yet verified
+//! account, `400.5` to an inactive one).
+
+use crate::app::AppState;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use onramp_core::CoreError;
+use onramp_core::model::{App, ContractAccount, Instance};
+use onramp_core::partner::{ContractResult, codes};
+use serde_json::{Map, Value, json};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/user", post(create_default))
+        .route("/user/{id}", post(create).get(account))
+        .route("/user/{id}/verify-sms", post(verify_sms))
+        .route("/user/{id}/resend-sms", post(resend_sms))
+}
+
+pub struct DpError {
+    status: StatusCode,
+    code: String,
+    message: String,
+    field: Option<String>,
+    errors: Vec<Value>,
+    retry_after: Option<u64>,
+}
+
+impl DpError {
+    fn new(status: StatusCode, message: &str) -> Self {
+        Self {
+            status,
+            code: status.as_u16().to_string(),
+            message: message.into(),
+            field: None,
+            errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+}
+
+impl From<CoreError> for DpError {
+    fn from(e: CoreError) -> Self {
+        if let CoreError::Validation(fields) = &e {
+            // The most specific of dialogportal's sub-codes among the problems.
+            let sub = |code: &str| match code {
+                c if c == codes::PHONE_IN_USE_INACTIVE => 5,
+                c if c == codes::PHONE_IN_USE => 4,
+                c if c == codes::INVALID_PHONE => 3,
+                _ => 0,
+            };
+            let worst = fields.iter().max_by_key(|f| sub(f.code));
+            let code = match worst.map(|f| sub(f.code)) {
+                Some(n) if n > 0 => format!("400.{n}"),
+                _ => "400".into(),
+            };
+            let message = match worst.map(|f| sub(f.code)) {
+                Some(5) => "The mobile number belongs to an inactive account.".to_owned(),
+                Some(4) => "The mobile number belongs to another account.".to_owned(),
+                Some(3) => "The mobile number is not valid.".to_owned(),
+                _ => "Some fields are invalid.".to_owned(),
+            };
+            return Self {
+                status: StatusCode::BAD_REQUEST,
+                code,
+                message,
+                field: worst.map(|f| f.field.clone()),
+                errors: fields
+                    .iter()
+                    .map(|f| json!({ "field": f.field, "code": f.code, "message": f.message }))
+                    .collect(),
+                retry_after: None,
+            };
+        }
+        let status = match &e {
+            CoreError::InstanceNotFound
+            | CoreError::AppNotFound
+            | CoreError::ContractNotFound
+            | CoreError::AccountNotFound => StatusCode::NOT_FOUND,
+            CoreError::TokenExpired => StatusCode::GONE,
+            CoreError::TokenUsed => StatusCode::CONFLICT,
+            CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            CoreError::Busy { .. } | CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, code = e.code(), "contract request failed");
+        }
+        let message = match &e {
+            CoreError::TokenExpired => "The code has expired; ask for a new one.".to_owned(),
+            CoreError::TokenUsed => "No code is waiting for this account.".to_owned(),
+            other => other.public_message(),
+        };
+        let mut error = Self::new(status, &message);
+        error.retry_after = match &e {
+            CoreError::RateLimited { retry_after_secs } | CoreError::Busy { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
+            CoreError::Unavailable(_) => Some(5),
+            _ => None,
+        };
+        error
+    }
+}
+
+impl IntoResponse for DpError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "code": self.code, "message": self.message });
+        if let Some(field) = self.field {
+            body["field"] = json!(field);
+        }
+        if !self.errors.is_empty() {
+            body["errors"] = json!(self.errors);
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
+/// The instance and the app that calls, by its `X-Api-Key`.
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<(Instance, App), DpError> {
+    let name = super::instance_name(headers, &state.config.base_domain);
+    let instance = state.onramp.instance(&name).await?;
+    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    match state.onramp.app_for_key(&instance, key).await? {
+        Some(app) => Ok((instance, app)),
+        None => Err(DpError::new(StatusCode::UNAUTHORIZED, "A valid X-Api-Key is required.")),
+    }
+}
+
+/// The account as the 201 and "Get Account Data" show it: `dpKey`, the external key where the
+/// app has one, and the contract fields (never a password).
+fn account_body(account: &ContractAccount) -> Value {
+    let mut body: Map<String, Value> = account
+        .profile
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<Map<String, Value>>(p).ok())
+        .unwrap_or_default();
+    body.insert("dpKey".into(), json!(account.dp_key));
+    if let Some((key_type, key)) = account.ext_keys.first() {
+        body.insert("extKeyType".into(), json!(key_type));
+        body.insert("extKey".into(), json!(key));
+    }
+    Value::Object(body)
+}
+
+fn dp_key(id: &str) -> Result<i64, DpError> {
+    id.parse().map_err(|_| DpError::new(StatusCode::NOT_FOUND, "No such account."))
+}
+
+fn json_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, DpError> {
+    let bytes = match body {
+        Ok(b) => b,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let message = format!("The body must be at most {} bytes.", super::BODY_LIMIT);
+            return Err(DpError::new(StatusCode::PAYLOAD_TOO_LARGE, &message));
+        }
+        Err(r) => return Err(DpError::new(StatusCode::BAD_REQUEST, &r.body_text())),
+    };
+    serde_json::from_slice(&bytes)
+        .map_err(|_| DpError::new(StatusCode::BAD_REQUEST, "The body must be a JSON object."))
+}
+
+async fn create_with(
+    state: AppState,
+    headers: HeaderMap,
+    contract_id: Option<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, DpError> {
+    let (instance, app) = caller(&state, &headers).await?;
+    let contract = state.onramp.app_contract(&instance, &app, contract_id.as_deref()).await?;
+    let body = json_object(body)?;
+    match state.onramp.create_contract_account(&instance, &app, &contract, &body).await? {
+        ContractResult::Created(account) => {
+            state.metrics.signups.inc();
+            Ok((StatusCode::CREATED, axum::Json(account_body(&account))).into_response())
+        }
+        ContractResult::Exists { dp_key } => {
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            if let Ok(location) = HeaderValue::from_str(&format!("/user/{dp_key}")) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            Ok(response)
+        }
+    }
+}
+
+async fn create_default(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, DpError> {
+    create_with(state, headers, None, body).await
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Path(contract_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, DpError> {
+    create_with(state, headers, Some(contract_id), body).await
+}
+
+async fn account(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, DpError> {
+    let (instance, _) = caller(&state, &headers).await?;
+    let account = state.onramp.contract_account(&instance, dp_key(&id)?).await?;
+    Ok(axum::Json(account_body(&account)).into_response())
+}
+
+async fn verify_sms(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, DpError> {
+    let (instance, _) = caller(&state, &headers).await?;
+    let key = dp_key(&id)?;
+    let body = json_object(body)?;
+    let code = body.get("code").and_then(Value::as_str).unwrap_or_default();
+    let account = state.onramp.verify_sms(&instance, key, code).await?;
+    Ok(axum::Json(account_body(&account)).into_response())
+}
+
+async fn resend_sms(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, DpError> {
+    let (instance, app) = caller(&state, &headers).await?;
+    state.onramp.resend_sms(&instance, &app, dp_key(&id)?).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}

@@ -1,0 +1,274 @@
+//! FastEditor partner signup (seed 002): `POST /partner/fasteditor/signup` (or the app's
+//! `partner_signup_path`), authenticated by `X-Api-Key`. `201 {id, firstName, lastName,
+//! userName}`; errors `{message, code}` with a 4xx/5xx status, the message safe to show to the
+//! user and in the request's `language` where onramp has it (en, nl, de, fr, es).
+
+use crate::app::AppState;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use onramp_core::CoreError;
+use onramp_core::partner::{PartnerSignupInput, codes, language_tag};
+use serde::Deserialize;
+use serde_json::json;
+
+pub const DEFAULT_PATH: &str = "/partner/fasteditor/signup";
+
+/// Stable error codes of this surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Unauthorized,
+    InvalidRequest,
+    MissingField,
+    InvalidUsername,
+    InvalidLanguage,
+    InvalidName,
+    PasswordTooWeak,
+    UsernameTaken,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+    InternalError,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::InvalidRequest => "INVALID_REQUEST",
+            Self::MissingField => "MISSING_FIELD",
+            Self::InvalidUsername => "INVALID_USERNAME",
+            Self::InvalidLanguage => "INVALID_LANGUAGE",
+            Self::InvalidName => "INVALID_NAME",
+            Self::PasswordTooWeak => "PASSWORD_TOO_WEAK",
+            Self::UsernameTaken => "USERNAME_TAKEN",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            Self::InternalError => "INTERNAL_ERROR",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::UsernameTaken => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The message for the end user, in `language` (a lower-case BCP 47 tag) where we have it.
+    pub fn message(self, language: &str) -> &'static str {
+        let lang = language.split('-').next().unwrap_or("en");
+        match (self, lang) {
+            (Self::Unauthorized, _) => "The partner is not authorised.",
+            (Self::InvalidRequest, "nl") => "Het verzoek kon niet worden gelezen.",
+            (Self::InvalidRequest, "de") => "Die Anfrage konnte nicht gelesen werden.",
+            (Self::InvalidRequest, "fr") => "La demande n'a pas pu être lue.",
+            (Self::InvalidRequest, "es") => "No se ha podido leer la solicitud.",
+            (Self::InvalidRequest, _) => "The request could not be read.",
+            (Self::MissingField, "nl") => "Vul alle verplichte velden in.",
+            (Self::MissingField, "de") => "Bitte fülle alle Pflichtfelder aus.",
+            (Self::MissingField, "fr") => "Veuillez remplir tous les champs obligatoires.",
+            (Self::MissingField, "es") => "Rellena todos los campos obligatorios.",
+            (Self::MissingField, _) => "Please fill in all required fields.",
+            (Self::InvalidUsername, "nl") => "Vul een geldig e-mailadres in.",
+            (Self::InvalidUsername, "de") => "Bitte gib eine gültige E-Mail-Adresse ein.",
+            (Self::InvalidUsername, "fr") => "Veuillez saisir une adresse e-mail valide.",
+            (Self::InvalidUsername, "es") => "Introduce una dirección de correo válida.",
+            (Self::InvalidUsername, _) => "Please enter a valid email address.",
+            (Self::InvalidLanguage, _) => "The language must be a language code such as en, nl or en-gb.",
+            (Self::InvalidName, "nl") => "Je naam is te lang of bevat ongeldige tekens.",
+            (Self::InvalidName, "de") => "Dein Name ist zu lang oder enthält ungültige Zeichen.",
+            (Self::InvalidName, "fr") => "Votre nom est trop long ou contient des caractères non valides.",
+            (Self::InvalidName, "es") => "Tu nombre es demasiado largo o contiene caracteres no válidos.",
+            (Self::InvalidName, _) => "Your name is too long or contains characters that are not allowed.",
+            (Self::PasswordTooWeak, "nl") => {
+                "Kies een sterker wachtwoord: minstens 8 tekens, niet veelgebruikt en niet je naam of e-mailadres."
+            }
+            (Self::PasswordTooWeak, "de") => {
+                "Bitte wähle ein stärkeres Passwort: mindestens 8 Zeichen, nicht weit verbreitet und nicht dein Name oder deine E-Mail-Adresse."
+            }
+            (Self::PasswordTooWeak, "fr") => {
+                "Choisissez un mot de passe plus sûr : au moins 8 caractères, peu courant, et différent de votre nom ou de votre adresse e-mail."
+            }
+            (Self::PasswordTooWeak, "es") => {
+                "Elige una contraseña más segura: al menos 8 caracteres, poco común y distinta de tu nombre o tu correo."
+            }
+            (Self::PasswordTooWeak, _) => {
+                "Please choose a stronger password: at least 8 characters, not a common one, and not your name or email address."
+            }
+            (Self::UsernameTaken, "nl") => {
+                "Er bestaat al een account met dit e-mailadres. Log in of stel je wachtwoord opnieuw in."
+            }
+            (Self::UsernameTaken, "de") => {
+                "Zu dieser E-Mail-Adresse gibt es bereits ein Konto. Melde dich an oder setze dein Passwort zurück."
+            }
+            (Self::UsernameTaken, "fr") => {
+                "Un compte existe déjà avec cette adresse e-mail. Connectez-vous ou réinitialisez votre mot de passe."
+            }
+            (Self::UsernameTaken, "es") => {
+                "Ya existe una cuenta con este correo. Inicia sesión o restablece tu contraseña."
+            }
+            (Self::UsernameTaken, _) => {
+                "An account with this email address already exists. Sign in or reset your password."
+            }
+            (Self::PayloadTooLarge, _) => "The request is too large.",
+            (Self::RateLimited, "nl") => "Te veel pogingen. Probeer het later nog eens.",
+            (Self::RateLimited, "de") => "Zu viele Versuche. Bitte versuche es später noch einmal.",
+            (Self::RateLimited, "fr") => "Trop de tentatives. Veuillez réessayer plus tard.",
+            (Self::RateLimited, "es") => "Demasiados intentos. Inténtalo de nuevo más tarde.",
+            (Self::RateLimited, _) => "Too many attempts. Please try again later.",
+            (Self::ServiceUnavailable | Self::InternalError, "nl") => {
+                "Er ging iets mis bij het aanmaken van je account. Probeer het zo nog eens."
+            }
+            (Self::ServiceUnavailable | Self::InternalError, "de") => {
+                "Beim Anlegen deines Kontos ist etwas schiefgegangen. Bitte versuche es gleich noch einmal."
+            }
+            (Self::ServiceUnavailable | Self::InternalError, "fr") => {
+                "Un problème est survenu lors de la création de votre compte. Veuillez réessayer dans un instant."
+            }
+            (Self::ServiceUnavailable | Self::InternalError, "es") => {
+                "Algo ha fallado al crear tu cuenta. Vuelve a intentarlo en un momento."
+            }
+            (Self::ServiceUnavailable | Self::InternalError, _) => {
+                "Something went wrong while creating your account. Please try again in a moment."
+            }
+        }
+    }
+}
+
+fn error(code: Code, language: &str, retry_after: Option<u64>) -> Response {
+    let body = json!({ "message": code.message(language), "code": code.as_str() });
+    let mut response = (code.status(), axum::Json(body)).into_response();
+    if let Some(secs) = retry_after
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+fn core_error(e: CoreError, language: &str) -> Response {
+    let code = match &e {
+        CoreError::Validation(fields) => {
+            let first = fields.first().map(|f| (f.field.as_str(), f.code)).unwrap_or(("", ""));
+            match first {
+                (_, "required") => Code::MissingField,
+                ("userName", _) => Code::InvalidUsername,
+                (_, c) if c == codes::INVALID_LANGUAGE => Code::InvalidLanguage,
+                ("password", _) => Code::PasswordTooWeak,
+                ("firstName" | "lastName", _) => Code::InvalidName,
+                _ => Code::InvalidRequest,
+            }
+        }
+        CoreError::EmailTaken | CoreError::UsernameTaken => Code::UsernameTaken,
+        CoreError::RateLimited { .. } => Code::RateLimited,
+        CoreError::Busy { .. } | CoreError::Unavailable(_) => Code::ServiceUnavailable,
+        _ => {
+            tracing::error!(error = %e, code = e.code(), "partner signup failed");
+            Code::InternalError
+        }
+    };
+    let retry_after = match &e {
+        CoreError::RateLimited { retry_after_secs } | CoreError::Busy { retry_after_secs } => {
+            Some(*retry_after_secs)
+        }
+        CoreError::Unavailable(_) => Some(5),
+        _ => None,
+    };
+    error(code, language, retry_after)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SignupBody {
+    user_name: Option<String>,
+    password: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    language: Option<String>,
+}
+
+pub async fn signup(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error(Code::PayloadTooLarge, "en", None);
+        }
+        Err(_) => return error(Code::InvalidRequest, "en", None),
+    };
+    // The language for messages, read before anything else can fail.
+    let language = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("language").and_then(|l| l.as_str()).and_then(language_tag))
+        .unwrap_or_else(|| "en".into());
+    let name = super::instance_name(&headers, &state.config.base_domain);
+    let instance = match state.onramp.instance(&name).await {
+        Ok(i) => i,
+        Err(CoreError::InstanceNotFound) => return error(Code::Unauthorized, &language, None),
+        Err(e) => return core_error(e, &language),
+    };
+    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let app = match state.onramp.app_for_key(&instance, key).await {
+        Ok(Some(app)) => app,
+        Ok(None) => return error(Code::Unauthorized, &language, None),
+        Err(e) => return core_error(e, &language),
+    };
+    // Each app answers at its own path.
+    if partner_path(&state, &instance.name, &app.id) != uri.path() {
+        return error(Code::Unauthorized, &language, None);
+    }
+    let request: SignupBody = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(_) => return error(Code::InvalidRequest, &language, None),
+    };
+    let client =
+        super::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|c| c.to_string());
+    let input = PartnerSignupInput {
+        user_name: request.user_name,
+        password: request.password,
+        first_name: request.first_name,
+        last_name: request.last_name,
+        language: request.language,
+        client,
+    };
+    match state.onramp.partner_signup(&instance, &app, input).await {
+        Ok(done) => {
+            state.metrics.signups.inc();
+            let body = json!({
+                "id": done.id.to_string(),
+                "firstName": done.first_name,
+                "lastName": done.last_name,
+                "userName": done.user_name,
+            });
+            (StatusCode::CREATED, axum::Json(body)).into_response()
+        }
+        Err(e) => core_error(e, &language),
+    }
+}
+
+/// The path an app's partner signup answers at.
+pub fn partner_path(state: &AppState, instance: &str, app: &str) -> String {
+    state
+        .config
+        .instances
+        .iter()
+        .filter(|i| i.name == instance)
+        .flat_map(|i| i.apps.iter())
+        .find(|a| a.id == app)
+        .map(|a| a.partner_signup_path.clone())
+        .unwrap_or_else(|| DEFAULT_PATH.into())
+}
