@@ -11,8 +11,8 @@ use anyhow::Context;
 use onramp_core::clock::{Clock, SystemClock};
 use onramp_core::hasher::{HashParams, HasherConfig, PasswordHasher};
 use onramp_core::model::{
-    App, AppSettings, Contract, ContractField, DEFAULT_INSTANCE, Domain, FieldType, PLATFORM_INSTANCE,
-    RoleSpec, api_key_source,
+    App, Contract, ContractField, DEFAULT_INSTANCE, Domain, FieldType, PLATFORM_INSTANCE, RoleSpec,
+    api_key_source,
 };
 use onramp_core::password::PasswordPolicy;
 use onramp_core::ports::AppSpec;
@@ -287,10 +287,14 @@ pub async fn apply_config(onramp: &Onramp, config: &Config) -> anyhow::Result<()
                 .map(|k| onramp.api_key_record(&app.id, &k.0, "configuration file", api_key_source::CONFIG))
                 .collect();
             store.sync_config_api_keys(instance.id, &app.id, &keys, onramp.now()).await?;
-            let settings = AppSettings {
-                default_contract: app.default_contract.clone(),
-                ext_key_type: app.ext_key_type,
-            };
+            // Set in the file: applied; left out: what the CLI stored stays.
+            let mut settings = store.app_settings(instance.id, &app.id).await?;
+            if app.default_contract.is_some() {
+                settings.default_contract = app.default_contract.clone();
+            }
+            if app.ext_key_type.is_some() {
+                settings.ext_key_type = app.ext_key_type;
+            }
             store.set_app_settings(instance.id, &app.id, &settings).await?;
             for c in &app.contracts {
                 store

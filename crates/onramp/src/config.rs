@@ -469,18 +469,23 @@ impl Config {
             "test_database_url",
         ]));
         let mut config: Config = figment.extract().map_err(|e| anyhow::anyhow!(describe(e)))?;
-        config.expand_references()?;
+        config.expand_references(&|name| std::env::var(name).ok())?;
         config.validate()?;
         Ok(config)
     }
 
     /// Parse a TOML document on top of the defaults (no environment); for tests and tools.
     pub fn from_toml(doc: &str) -> anyhow::Result<Self> {
+        Self::from_toml_with_env(doc, &|name| std::env::var(name).ok())
+    }
+
+    /// As `from_toml`, resolving `${NAME}` references with `env`.
+    pub fn from_toml_with_env(doc: &str, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::string(doc))
             .extract()
             .map_err(|e| anyhow::anyhow!(describe(e)))?;
-        config.expand_references()?;
+        config.expand_references(env)?;
         config.validate()?;
         Ok(config)
     }
@@ -493,12 +498,12 @@ impl Config {
     }
 
     /// Replace `${NAME}` API keys with the environment variable's value.
-    fn expand_references(&mut self) -> anyhow::Result<()> {
+    fn expand_references(&mut self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         for inst in &mut self.instances {
             for app in &mut inst.apps {
                 for key in &mut app.api_keys {
                     if let Some(name) = key.0.strip_prefix("${").and_then(|k| k.strip_suffix('}')) {
-                        let value = std::env::var(name).map_err(|_| {
+                        let value = env(name).ok_or_else(|| {
                             anyhow::anyhow!(
                                 "instances.apps[{}].api_keys: environment variable {name} is not set",
                                 app.id
@@ -691,32 +696,65 @@ mod tests {
     }
 
     #[test]
-    fn the_architecture_example_keys_for_this_build_parse() {
+    fn the_architecture_example_parses_whole() {
+        // ARCHITECTURE.md §5, verbatim apart from the environment reference's value.
         let doc = r#"
-            listen = "127.0.0.1:8080"
-            data_dir = "./onramp-data"
-            database_url = "sqlite://./onramp-data/onramp.sqlite3"
-            base_domain = "localhost"
-            public_url = "http://localhost:8080"
+            listen        = "127.0.0.1:8080"
+            data_dir      = "./onramp-data"
+            database_url  = "sqlite://./onramp-data/onramp.sqlite3"
+            base_domain   = "localhost"
+            public_url    = "http://localhost:8080"
             [mail]
             transport = "file"
-            from = "onramp <no-reply@localhost>"
+            from      = "onramp <no-reply@localhost>"
+            [sms]
+            transport = "file"
+            [fast_track]
+            enabled = true
             [[instances]]
             name = "default"
+            open_registration = true
+            open_reg_role = "member"
+            open_reg_email_service = "default"
             [[instances.apps]]
-            id = "app_demo"
-            name = "Demo"
-            signup_url = "http://localhost:3000/activate"
+            id          = "app_demo"
+            name        = "Demo"
+            signup_url  = "http://localhost:3000/activate"
+            api_keys    = ["${ONRAMP_ARCHITECTURE_TEST_KEY}"]
+            default_contract = "basic"
+            ext_key_type = 12
             [[instances.apps.domains]]
             id = "dom_1234567890"
             title = "Acme"
             description = "Acme customers"
             help = "Pick the domain of your company"
             allow_signup = true
+            [[instances.apps.contracts]]
+            id = "basic"
+            fields = [
+              { name = "name",     type = "string",   required = true },
+              { name = "email",    type = "email",    required = true, unique = true },
+              { name = "password", type = "password", required = true },
+              { name = "mobile",   type = "phone",    required = false, unique = true, verify = "sms" },
+            ]
         "#;
-        let c = Config::from_toml(doc).unwrap();
-        assert_eq!(c.instances[0].apps[0].domains[0].id, "dom_1234567890");
-        assert!(c.instances[0].apps[0].activation_token_in_response);
+        let env = |name: &str| {
+            (name == "ONRAMP_ARCHITECTURE_TEST_KEY").then(|| "an-architecture-test-key".to_owned())
+        };
+        let c = Config::from_toml_with_env(doc, &env).unwrap();
+        let app = &c.instances[0].apps[0];
+        assert_eq!(app.domains[0].id, "dom_1234567890");
+        assert!(app.activation_token_in_response);
+        assert_eq!(app.api_keys[0].0, "an-architecture-test-key");
+        assert_eq!((app.default_contract.as_deref(), app.ext_key_type), (Some("basic"), Some(12)));
+        assert_eq!(app.contracts[0].fields[3].verify.as_deref(), Some("sms"));
+        assert!(c.fast_track.enabled && c.instances[0].open_registration == Some(true));
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let c = Config::from_toml(include_str!("../../../onramp.example.toml")).unwrap();
+        assert!(c.fast_track.enabled);
     }
 
     #[test]

@@ -467,3 +467,45 @@ async fn user_settings_and_api_keys_are_managed_from_the_command_line() {
     assert_eq!(register(second, "three@example.com").await, 200, "the other key goes on");
     drop(server);
 }
+
+#[tokio::test]
+async fn contracts_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let run = |args: &[&str]| {
+        let out = onramp().arg("--config").arg(&config).args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let fields = r#"[{"name":"name","type":"string","required":true},{"name":"phone","type":"phone","unique":true,"verify":"sms"}]"#;
+    let (ok, _, err) =
+        run(&["app", "contract", "set", "default", "app_demo", "signup", "--fields", fields, "--default"]);
+    assert!(ok, "{err}");
+    let bad = r#"[{"name":"name","type":"string","verify":"sms"}]"#;
+    let (ok, _, err) = run(&["app", "contract", "set", "default", "app_demo", "bad", "--fields", bad]);
+    assert!(!ok && err.contains("phone fields only"), "{err}");
+    let (ok, _, err) = run(&["app", "contract", "set", "default", "app_demo", "x", "--fields", "not json"]);
+    assert!(!ok && err.contains("JSON"), "{err}");
+    let (ok, _, err) = run(&["app", "contract", "set", "default", "no_app", "x", "--fields", "[]"]);
+    assert!(!ok && err.contains("no app"), "{err}");
+    let (ok, out, _) = run(&["app", "contract", "list", "default", "app_demo"]);
+    assert!(ok && out.starts_with("signup (default): "), "{out}");
+    let (ok, key, _) = run(&["app", "key", "create", "default", "app_demo"]);
+    assert!(ok);
+
+    // A running node creates accounts on it through POST /user.
+    let (server, base) = serve(&config);
+    let r = reqwest::Client::new()
+        .post(format!("{base}/user"))
+        .header("X-Api-Key", key.trim())
+        .json(&serde_json::json!({"name": "Cli", "phone": "+31 6 12345678"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["phone"], "+31612345678");
+    drop(server);
+}
