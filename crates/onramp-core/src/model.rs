@@ -348,6 +348,8 @@ pub struct UserServiceSettings {
     pub open_reg_email_template: Option<String>,
     /// Registration without an application API key.
     pub allow_keyless: bool,
+    /// The language of mail when the reader's own is not shipped (`en-gb` → `en` → this).
+    pub default_language: Option<String>,
 }
 
 /// Where an API key came from: the configuration file (synced at start) or the CLI.

@@ -167,7 +167,9 @@ impl Onramp {
             "email": email.as_entered(),
             "app_name": app.name,
         });
-        let message = self.outbox_mail(WELCOME_TEMPLATE, email.as_entered(), &language, vars)?;
+        let settings = self.store.instance_settings(instance.id).await?;
+        let message =
+            self.outbox_mail_in(WELCOME_TEMPLATE, email.as_entered(), &language, &settings, vars, None)?;
         let now = self.now();
         let registration = NewRegistration {
             user: NewUser {

@@ -218,7 +218,9 @@ impl Onramp {
             });
             let template = settings.open_reg_email_template.as_deref().unwrap_or(CONFIRMATION_TEMPLATE);
             let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());
-            let message = self.outbox_mail_via(template, email.as_entered(), "en", vars, service)?;
+            let language = settings.default_language.as_deref().unwrap_or("en");
+            let message =
+                self.outbox_mail_in(template, email.as_entered(), language, settings, vars, service)?;
             let verification = NewVerification {
                 purpose: Purpose::EmailConfirm,
                 secret_hash: secret_hash(&code),
@@ -388,7 +390,8 @@ impl Onramp {
             "expires_hours": self.settings.code_ttl.whole_hours(),
         });
         let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());
-        let message = self.outbox_mail_via(RESET_TEMPLATE, &user.email, "en", vars, service)?;
+        let language = settings.default_language.as_deref().unwrap_or("en");
+        let message = self.outbox_mail_in(RESET_TEMPLATE, &user.email, language, settings, vars, service)?;
         let verification = NewVerification {
             purpose: Purpose::PasswordReset,
             secret_hash: secret_hash(&code),

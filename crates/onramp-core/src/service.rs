@@ -99,6 +99,9 @@ pub struct MailPayload {
     pub language: String,
     pub message_id: String,
     pub vars: serde_json::Value,
+    /// The language to use when `language` is not shipped (the instance's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_language: Option<String>,
     /// The mail service to send through (`{instance}/{name}`); none: the global transport.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
@@ -279,7 +282,21 @@ impl Onramp {
         vars: serde_json::Value,
         service: Option<String>,
     ) -> Result<NewOutboxMessage, CoreError> {
-        self.outbox_message("mail", template, to, language, vars, service)
+        self.outbox_message("mail", template, to, (language, None), vars, service)
+    }
+
+    /// As `outbox_mail_via`, with the instance's default language as the fallback.
+    pub(crate) fn outbox_mail_in(
+        &self,
+        template: &str,
+        to: &str,
+        language: &str,
+        settings: &UserServiceSettings,
+        vars: serde_json::Value,
+        service: Option<String>,
+    ) -> Result<NewOutboxMessage, CoreError> {
+        let fallback = settings.default_language.clone();
+        self.outbox_message("mail", template, to, (language, fallback), vars, service)
     }
 
     /// Seal a text message (`sms:` outbox kind) for the SMS transport.
@@ -289,7 +306,7 @@ impl Onramp {
         language: &str,
         vars: serde_json::Value,
     ) -> Result<NewOutboxMessage, CoreError> {
-        self.outbox_message("sms", crate::partner::SMS_TEMPLATE, to, language, vars, None)
+        self.outbox_message("sms", crate::partner::SMS_TEMPLATE, to, (language, None), vars, None)
     }
 
     fn outbox_message(
@@ -297,7 +314,7 @@ impl Onramp {
         channel: &str,
         template: &str,
         to: &str,
-        language: &str,
+        (language, fallback_language): (&str, Option<String>),
         vars: serde_json::Value,
         service: Option<String>,
     ) -> Result<NewOutboxMessage, CoreError> {
@@ -308,6 +325,7 @@ impl Onramp {
             language: language.into(),
             message_id: message_id.clone(),
             vars,
+            fallback_language,
             service,
         };
         let plain = serde_json::to_vec(&payload).map_err(|e| CoreError::Internal(e.to_string()))?;

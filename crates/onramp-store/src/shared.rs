@@ -337,8 +337,8 @@ macro_rules! shared_queries {
 
         async fn instance_settings_on(pool: &sqlx::Pool<$db>, instance: InstanceId) -> StoreResult<UserServiceSettings> {
             let row = sqlx::query(
-                "SELECT open_registration, open_reg_role, open_reg_email_service, open_reg_email_template, allow_keyless
-                 FROM instance_settings WHERE instance_id = $1",
+                "SELECT open_registration, open_reg_role, open_reg_email_service, open_reg_email_template, allow_keyless,
+                   default_language FROM instance_settings WHERE instance_id = $1",
             )
             .bind(instance.0)
             .fetch_optional(pool)
@@ -351,6 +351,7 @@ macro_rules! shared_queries {
                     open_reg_email_service: r.get(2),
                     open_reg_email_template: r.get(3),
                     allow_keyless: r.get(4),
+                    default_language: r.get(5),
                 })
                 .unwrap_or_default())
         }
@@ -362,10 +363,11 @@ macro_rules! shared_queries {
         ) -> StoreResult<()> {
             sqlx::query(
                 "INSERT INTO instance_settings (instance_id, open_registration, open_reg_role, open_reg_email_service,
-                   open_reg_email_template, allow_keyless) VALUES ($1, $2, $3, $4, $5, $6)
+                   open_reg_email_template, allow_keyless, default_language) VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (instance_id) DO UPDATE SET open_registration = excluded.open_registration,
                    open_reg_role = excluded.open_reg_role, open_reg_email_service = excluded.open_reg_email_service,
-                   open_reg_email_template = excluded.open_reg_email_template, allow_keyless = excluded.allow_keyless",
+                   open_reg_email_template = excluded.open_reg_email_template, allow_keyless = excluded.allow_keyless,
+                   default_language = excluded.default_language",
             )
             .bind(instance.0)
             .bind(s.open_registration)
@@ -373,6 +375,7 @@ macro_rules! shared_queries {
             .bind(&s.open_reg_email_service)
             .bind(&s.open_reg_email_template)
             .bind(s.allow_keyless)
+            .bind(&s.default_language)
             .execute(pool)
             .await
             .map_err(db_err)

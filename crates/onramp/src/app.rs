@@ -250,6 +250,9 @@ pub async fn apply_config(onramp: &Onramp, config: &Config) -> anyhow::Result<()
         if let Some(v) = inst.allow_keyless_registration {
             settings.allow_keyless = v;
         }
+        if let Some(v) = &inst.default_language {
+            settings.default_language = onramp_core::partner::language_tag(v);
+        }
         let roles: Vec<RoleSpec> = inst
             .roles
             .iter()

@@ -109,6 +109,9 @@ pub enum InstanceAction {
         /// Accept registrations without an application API key.
         #[arg(long)]
         allow_keyless_registration: Option<bool>,
+        /// Mail language when the reader's own is not shipped ("" for English).
+        #[arg(long)]
+        default_language: Option<String>,
     },
     /// List every instance.
     List,
@@ -194,6 +197,7 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
             open_reg_email_service,
             open_reg_email_template,
             allow_keyless_registration,
+            default_language,
         } => {
             let instance = store
                 .instance_summary(&name)
@@ -232,6 +236,15 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
             }
             if let Some(v) = allow_keyless_registration {
                 settings.allow_keyless = v;
+            }
+            if let Some(v) = default_language {
+                settings.default_language = match v.as_str() {
+                    "" => None,
+                    tag => Some(
+                        onramp_core::partner::language_tag(tag)
+                            .ok_or_else(|| anyhow::anyhow!("{tag:?} is not a language tag"))?,
+                    ),
+                };
             }
             if let Some(role) = &settings.open_reg_role {
                 let spec = onramp_core::model::RoleSpec { name: role.clone(), description: String::new() };

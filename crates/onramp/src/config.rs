@@ -337,6 +337,9 @@ pub struct InstanceConfig {
     /// Accept registrations that carry no application API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_keyless_registration: Option<bool>,
+    /// Mail goes out in this language when the reader's own is not shipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_language: Option<String>,
     /// Roles to create (the open-registration role is created in any case).
     #[serde(default)]
     pub roles: Vec<String>,
@@ -356,6 +359,7 @@ impl InstanceConfig {
             open_reg_email_service: None,
             open_reg_email_template: None,
             allow_keyless_registration: None,
+            default_language: None,
             roles: Vec::new(),
             mail_services: Vec::new(),
             apps: Vec::new(),
@@ -599,6 +603,12 @@ impl Config {
             }
             if !names.insert(&inst.name) {
                 problems.push(format!("instances: {:?} is declared twice", inst.name));
+            }
+            if let Some(l) = &inst.default_language
+                && onramp_core::partner::language_tag(l).is_none()
+            {
+                problems
+                    .push(format!("instance {:?}: default_language {l:?} is not a language tag", inst.name));
             }
             let services: Vec<&str> = inst.mail_services.iter().map(|m| m.name.as_str()).collect();
             if let Some(service) = &inst.open_reg_email_service

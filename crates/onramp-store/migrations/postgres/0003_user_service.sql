@@ -6,6 +6,7 @@ CREATE TABLE instance_settings (
     open_reg_role           TEXT,
     open_reg_email_service  TEXT,
     open_reg_email_template TEXT,
+    default_language        TEXT,             -- mail language when the reader's is not shipped
     allow_keyless           BOOLEAN NOT NULL DEFAULT FALSE
 );
 

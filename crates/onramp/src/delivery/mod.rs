@@ -145,7 +145,7 @@ impl Worker {
         }
         let rendered = self
             .templates
-            .render(&payload.template, &payload.language, &payload.vars)
+            .render(&payload.template, &self.language(&payload), &payload.vars)
             .map_err(|e| SendError::Permanent(format!("template {}: {e}", payload.template)))?;
         let (from, transport) = match &payload.service {
             None => (&self.config.from, &self.transport),
@@ -156,6 +156,18 @@ impl Worker {
         };
         let mail = build_message(from, &payload.to, &payload.message_id, &rendered)?;
         transport.send(&mail).await
+    }
+
+    /// The reader's language when we ship it, else the instance's default (then English).
+    fn language(&self, payload: &MailPayload) -> String {
+        match &payload.fallback_language {
+            Some(fallback)
+                if self.templates.language_match(&payload.template, &payload.language).is_none() =>
+            {
+                fallback.clone()
+            }
+            _ => payload.language.clone(),
+        }
     }
 
     /// Run until `shutdown` resolves: wake on every enqueue, and poll for retries.

@@ -143,15 +143,24 @@ impl Templates {
     /// The best language we have for `wanted` (a BCP 47 tag): exact, then its primary
     /// subtag, then English.
     pub fn language_for(&self, name: &str, wanted: &str) -> &'static str {
+        self.language_match(name, wanted).unwrap_or(if self.custom.contains(name) {
+            "custom"
+        } else {
+            FALLBACK_LANGUAGE
+        })
+    }
+
+    /// The shipped language for `wanted` (exact, then its primary subtag), if there is one.
+    pub fn language_match(&self, name: &str, wanted: &str) -> Option<&'static str> {
         if self.custom.contains(name) {
-            return "custom";
+            return Some("custom");
         }
         let wanted = wanted.to_ascii_lowercase();
         let primary = wanted.split(['-', '_']).next().unwrap_or_default().to_owned();
         let have = |l: &str| {
             TEMPLATES.iter().find(|(n, lang, _)| *n == name && *lang == l).map(|(_, lang, _)| *lang)
         };
-        have(&wanted).or_else(|| have(&primary)).unwrap_or(FALLBACK_LANGUAGE)
+        have(&wanted).or_else(|| have(&primary))
     }
 
     pub fn render(

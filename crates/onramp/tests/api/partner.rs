@@ -146,3 +146,21 @@ async fn errors_carry_stable_codes_and_messages_in_the_callers_language(#[values
     assert_eq!(r.status(), 400);
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, before, "nothing written");
 }
+
+#[rstest]
+#[tokio::test]
+async fn an_unshipped_language_falls_back_to_the_instances_default(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, |c| {
+        partners(c);
+        c.instances[0].default_language = Some("de".into());
+    })
+    .await;
+    for (email, language, subject) in [
+        ("xx@login.com", "xx", "Willkommen bei Demo"),
+        ("gb@login.com", "en-gb", "Welcome to Demo"),
+        ("be@login.com", "nl-BE", "Welkom bij Demo"),
+    ] {
+        assert_eq!(signup(&app, PATH, Some(KEY), &body(email, language)).await.0, 201);
+        assert_eq!(app.mails_to(email).await.pop().unwrap().subject, subject, "{language}");
+    }
+}
