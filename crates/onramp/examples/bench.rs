@@ -4,8 +4,9 @@
 //!
 //! Measures, in one run on this machine: Argon2id hashes/s with the default parameters on the
 //! service's own pool (the hash-bound limit), then drives real HTTP over loopback — signups for
-//! SECONDS (default 10), then activation of every token — and prints throughput, its ratio to
-//! the limit, and p50/p99 latency. Traffic goes to 127.0.0.1 only; every loop is bounded.
+//! SECONDS (default 10), then activation of every token, then FastTrack (a whole instance with
+//! its own database per call) for SECONDS — and prints throughput, its ratio to the limit, and
+//! p50/p99 latency. Traffic goes to 127.0.0.1 only; every loop is bounded.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -58,6 +59,8 @@ async fn main() {
         data_dir = "{}"
         [rate_limits]
         enabled = false
+        [fast_track]
+        enabled = true
         [[instances]]
         name = "default"
         [[instances.apps]]
@@ -215,6 +218,40 @@ async fn main() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // 5. FastTrack: one hash, one transaction, one new database and a login secret per call.
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..concurrency)
+        .map(|c| {
+            let client = client.clone();
+            let url = format!("{base}/fast-track");
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                let mut i = 0usize;
+                while Instant::now() < deadline && i < 1_000_000 {
+                    let body = json!({
+                        "email": format!("owner{c}x{i}@bench.example"), "first-name": "Bench",
+                        "last-name": "Owner", "password": "a long benchmark passphrase",
+                    });
+                    let t = Instant::now();
+                    let r = client.post(&url).json(&body).send().await.unwrap();
+                    if r.status() == 200 {
+                        out.push(t.elapsed());
+                    }
+                    i += 1;
+                }
+                out
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for c in clients {
+        latencies.extend(c.await.unwrap());
+    }
+    let fast_tracks = report("fast-tracks", latencies.len(), started.elapsed(), latencies);
+    println!("ratio        fast-tracks/s / hash limit = {:.2}", fast_tracks / limit);
+
     let _ = stop.send(true);
     let _ = worker.await;
 }
