@@ -202,7 +202,10 @@ async fn create_with(
     }
 }
 
-async fn create_default(
+/// Create an account with the app's default contract.
+#[utoipa::path(post, path = "/user", tag = "dialogportal", request_body(content = Object, description = "JSON object"),
+    responses((status = 201, description = "as `POST /user/{contract_id}`"), (status = 303, description = "exists")))]
+pub async fn create_default(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -210,7 +213,13 @@ async fn create_default(
     create_with(state, headers, None, body).await
 }
 
-async fn create(
+/// Create an account with the fields of a contract (seed 003, endpoint 1001).
+#[utoipa::path(post, path = "/user/{contract_id}", tag = "dialogportal", request_body(content = Object, description = "JSON object"), params(("contract_id" = String, Path)),
+    responses((status = 201, description = "`{dpKey, extKeyType?, extKey?, …fields}`"),
+              (status = 303, description = "the account exists: `Location: /user/{dpKey}`"),
+              (status = 400, description = "`{code: \"400\" | \"400.3\" | \"400.4\" | \"400.5\", message, field, errors}`"),
+              (status = 401, description = "X-Api-Key"), (status = 404, description = "no such contract")))]
+pub async fn create(
     State(state): State<AppState>,
     Path(contract_id): Path<String>,
     headers: HeaderMap,
@@ -219,7 +228,10 @@ async fn create(
     create_with(state, headers, Some(contract_id), body).await
 }
 
-async fn account(
+/// Get Account Data.
+#[utoipa::path(get, path = "/user/{dp_key}", tag = "dialogportal", params(("dp_key" = i64, Path)),
+    responses((status = 200, description = "the 201's body"), (status = 404, description = "no such account")))]
+pub async fn account(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -229,7 +241,11 @@ async fn account(
     Ok(axum::Json(account_body(&account)).into_response())
 }
 
-async fn verify_sms(
+/// Verify the phone with the texted code `{code}`.
+#[utoipa::path(post, path = "/user/{dp_key}/verify-sms", tag = "dialogportal", request_body(content = Object, description = "JSON object"), params(("dp_key" = i64, Path)),
+    responses((status = 200, description = "the account, now active"), (status = 400, description = "wrong code"),
+              (status = 409, description = "no live code"), (status = 410, description = "expired")))]
+pub async fn verify_sms(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -243,7 +259,10 @@ async fn verify_sms(
     Ok(axum::Json(account_body(&account)).into_response())
 }
 
-async fn resend_sms(
+/// Text a new code.
+#[utoipa::path(post, path = "/user/{dp_key}/resend-sms", tag = "dialogportal", params(("dp_key" = i64, Path)),
+    responses((status = 202, description = "sent"), (status = 409, description = "nothing to resend"), (status = 429, description = "throttled")))]
+pub async fn resend_sms(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,

@@ -204,7 +204,13 @@ struct RegisterBody {
     phone: Option<String>,
 }
 
-async fn register(
+/// Open registration (seed 001); `login=true` logs the user in when no confirmation is needed.
+#[utoipa::path(post, path = "/api/v2/user/register", tag = "dreamfactory", request_body(content = Object, description = "JSON object"),
+    params(("login" = Option<bool>, Query), ("api_key" = Option<String>, Query, description = "or X-DreamFactory-API-Key")),
+    responses((status = 200, description = "`{success}`, `{success, session_token}` or `{success, confirmation_required}`"),
+              (status = 400, description = "`{error{code, message, context}}`: validation"), (status = 401, description = "API key"),
+              (status = 403, description = "open registration is off"), (status = 409, description = "address or username taken (no confirmation)")))]
+pub async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
     extensions: axum::http::Extensions,
@@ -249,7 +255,13 @@ struct PasswordBody {
     password_confirmation: Option<String>,
 }
 
-async fn password(
+/// Confirm a registration or complete a reset with `{email, code, new_password}`; `reset=true`
+/// with `{email}` mails a code.
+#[utoipa::path(post, path = "/api/v2/user/password", tag = "dreamfactory", request_body(content = Object, description = "JSON object"),
+    params(("login" = Option<bool>, Query), ("reset" = Option<bool>, Query)),
+    responses((status = 200, description = "`{success}` (+ `session_token`)"),
+              (status = 400, description = "invalid or expired code, validation"), (status = 404, description = "email and code do not match")))]
+pub async fn password(
     State(state): State<AppState>,
     headers: HeaderMap,
     extensions: axum::http::Extensions,
@@ -320,7 +332,11 @@ fn session_json(
     })
 }
 
-async fn login(
+/// Log in: DreamFactory's session response.
+#[utoipa::path(post, path = "/api/v2/user/session", tag = "dreamfactory", request_body(content = Object, description = "JSON object"),
+    responses((status = 200, description = "`session_token`, `id`, `name`, `first_name`, `last_name`, `email`, `role`, …"),
+              (status = 400, description = "missing fields"), (status = 401, description = "wrong credentials or not confirmed")))]
+pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
     extensions: axum::http::Extensions,
@@ -363,7 +379,10 @@ fn session_token(headers: &HeaderMap) -> Result<String, DfError> {
         .ok_or_else(|| DfError::new(StatusCode::UNAUTHORIZED, "No session token provided."))
 }
 
-async fn current(
+/// The session of `X-DreamFactory-Session-Token` (or `Authorization: Bearer`).
+#[utoipa::path(get, path = "/api/v2/user/session", tag = "dreamfactory",
+    responses((status = 200, description = "the session"), (status = 401, description = "no valid session")))]
+pub async fn current(
     State(state): State<AppState>,
     headers: HeaderMap,
     extensions: axum::http::Extensions,
@@ -376,7 +395,10 @@ async fn current(
     Ok(axum::Json(session_json(&state, &call, &token, &user, session.expires_at)).into_response())
 }
 
-async fn logout(
+/// Log out.
+#[utoipa::path(delete, path = "/api/v2/user/session", tag = "dreamfactory",
+    responses((status = 200, description = "`{success: true}`"), (status = 401, description = "no valid session")))]
+pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
     extensions: axum::http::Extensions,

@@ -196,6 +196,12 @@ struct SignupBody {
     language: Option<String>,
 }
 
+/// FastEditor partner signup (seed 002), at each app's `partner_signup_path`.
+#[utoipa::path(post, path = "/partner/fasteditor/signup", tag = "fasteditor", request_body(content = Object, description = "JSON object"),
+    responses((status = 201, description = "`{id, firstName, lastName, userName}`"),
+              (status = 400, description = "`{message, code}`: INVALID_REQUEST, MISSING_FIELD, INVALID_USERNAME, INVALID_LANGUAGE, INVALID_NAME, PASSWORD_TOO_WEAK"),
+              (status = 401, description = "UNAUTHORIZED"), (status = 409, description = "USERNAME_TAKEN"),
+              (status = 429, description = "RATE_LIMITED"), (status = 503, description = "SERVICE_UNAVAILABLE")))]
 pub async fn signup(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,

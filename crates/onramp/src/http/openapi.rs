@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use super::{fast_track, ops, v1};
+use super::{dialogportal, dreamfactory, fast_track, fasteditor, ops, v1};
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
@@ -14,6 +14,17 @@ use utoipa::OpenApi;
         v1::session::logout,
         v1::session::current,
         fast_track::fast_track,
+        dreamfactory::register,
+        dreamfactory::password,
+        dreamfactory::login,
+        dreamfactory::current,
+        dreamfactory::logout,
+        fasteditor::signup,
+        dialogportal::create_default,
+        dialogportal::create,
+        dialogportal::account,
+        dialogportal::verify_sms,
+        dialogportal::resend_sms,
         ops::healthz,
         ops::readyz,
         ops::metrics,

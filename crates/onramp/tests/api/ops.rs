@@ -51,9 +51,21 @@ async fn the_openapi_document_lists_every_endpoint(#[values(SQLITE, POSTGRES)] d
         "/metrics",
         "/.well-known/jwks.json",
         "/openapi.json",
+        "/fast-track",
+        "/api/v2/user/register",
+        "/api/v2/user/password",
+        "/api/v2/user/session",
+        "/partner/fasteditor/signup",
+        "/user",
+        "/user/{contract_id}",
+        "/user/{dp_key}",
+        "/user/{dp_key}/verify-sms",
+        "/user/{dp_key}/resend-sms",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
+    let session = &paths["/api/v2/user/session"];
+    assert!(session.get("post").is_some() && session.get("get").is_some() && session.get("delete").is_some());
     assert!(doc["components"]["schemas"]["SignupRequest"]["properties"]["domain_id"].is_object());
 }
 
