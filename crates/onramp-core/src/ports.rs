@@ -256,6 +256,9 @@ pub trait Store: Send + Sync + 'static {
         error: &str,
     ) -> StoreResult<()>;
     async fn outbox_counts(&self) -> StoreResult<OutboxCounts>;
+    /// Give every dead-lettered message (whose payload is still there) a fresh start, due at
+    /// `now`; returns how many.
+    async fn requeue_dead_outbox(&self, now: OffsetDateTime) -> StoreResult<u64>;
 
     // --- rate limits ---
 

@@ -729,6 +729,18 @@ macro_rules! shared_queries {
             tx.commit().await.map_err(db_err)
         }
 
+        async fn requeue_dead_outbox_on(pool: &sqlx::Pool<$db>, now: i64) -> StoreResult<u64> {
+            let done = sqlx::query(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, lease_until = NULL,
+                   last_error = NULL WHERE status = 'dead' AND payload IS NOT NULL",
+            )
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(db_err)?;
+            Ok(done.rows_affected())
+        }
+
         // --- contracts ---
 
         async fn app_settings_on(pool: &sqlx::Pool<$db>, instance: InstanceId, app_id: &str) -> StoreResult<AppSettings> {

@@ -174,6 +174,16 @@ async fn a_failed_message_waits_for_its_retry_or_dies(#[values(SQLITE, POSTGRES)
     assert_eq!(retry[0].attempts, 1);
     let counts = f.store.outbox_counts().await.unwrap();
     assert_eq!((counts.pending, counts.dead), (1, 1));
+
+    // An operator's retry gives the dead letter a fresh start, once.
+    let later = NOW + Duration::hours(2);
+    assert_eq!(f.store.requeue_dead_outbox(later).await.unwrap(), 1);
+    assert_eq!(f.store.requeue_dead_outbox(later).await.unwrap(), 0);
+    assert_eq!(f.store.outbox_counts().await.unwrap().dead, 0);
+    let revived: Vec<_> = f.store.claim_outbox(later, Duration::minutes(1), 10).await.unwrap();
+    let revived = revived.iter().find(|m| m.message_id == "<m2@test>").expect("due again");
+    assert_eq!(revived.attempts, 0);
+    assert_eq!(revived.sealed_payload, vec![1, 2, 3]);
 }
 
 #[rstest]

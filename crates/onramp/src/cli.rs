@@ -30,11 +30,25 @@ pub enum Command {
         #[command(subcommand)]
         action: InstanceAction,
     },
+    /// The outbox: what waits, what died; give dead letters another chance.
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
     /// Manage apps of an instance.
     App {
         #[command(subcommand)]
         action: AppAction,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxAction {
+    /// Messages pending, delivered and dead-lettered.
+    Status,
+    /// Make every dead-lettered message due again, with its attempts reset (after fixing what
+    /// made it fail, such as SMTP credentials); running nodes pick them up.
+    Retry,
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +152,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => serve(config).await,
         Command::Instance { action } => instance(config, action).await,
+        Command::Outbox { action } => outbox(config, action).await,
         Command::App { action: AppAction::Key { action } } => app_key(config, action).await,
         Command::App { action: AppAction::Contract { action } } => app_contract(config, action).await,
     }
@@ -309,6 +324,23 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
                 );
             }
             println!("enabled instance {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn outbox(config: Config, action: OutboxAction) -> anyhow::Result<()> {
+    let store = onramp_store::connect(&config.database_url(), &crate::app::store_options(&config)).await?;
+    store.migrate().await?;
+    match action {
+        OutboxAction::Status => {
+            let c = store.outbox_counts().await?;
+            println!("pending:   {}\ndelivered: {}\ndead:      {}", c.pending, c.sent, c.dead);
+        }
+        OutboxAction::Retry => {
+            use onramp_core::clock::Clock;
+            let n = store.requeue_dead_outbox(onramp_core::clock::SystemClock.now()).await?;
+            println!("{n} dead-lettered message(s) are due again");
         }
     }
     Ok(())

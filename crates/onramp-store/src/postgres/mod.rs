@@ -492,6 +492,10 @@ impl Store for PostgresStore {
         resend_sms_on(&self.pool, instance, dp_key, verification, message, max_attempts).await
     }
 
+    async fn requeue_dead_outbox(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        requeue_dead_outbox_on(&self.pool, ts(now)).await
+    }
+
     async fn redeem_secret(
         &self,
         instance: InstanceId,

@@ -364,6 +364,10 @@ impl Store for SqliteStore {
         resend_sms_on(&self.writer, instance, dp_key, verification, message, max_attempts).await
     }
 
+    async fn requeue_dead_outbox(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        requeue_dead_outbox_on(&self.writer, ts(now)).await
+    }
+
     async fn redeem_secret(
         &self,
         instance: InstanceId,

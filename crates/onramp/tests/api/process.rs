@@ -509,3 +509,33 @@ async fn contracts_are_managed_from_the_command_line() {
     assert_eq!(r.json::<serde_json::Value>().await.unwrap()["phone"], "+31612345678");
     drop(server);
 }
+
+#[tokio::test]
+async fn the_outbox_is_inspected_and_dead_letters_retried_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let run = |args: &[&str]| {
+        let out = onramp().arg("--config").arg(&config).args(args).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, out) = run(&["outbox", "status"]);
+    assert!(ok && out.contains("dead:      0"), "{out}");
+    // A dead letter, as a worker that gave up would leave it (in the configured instance).
+    assert!(run(&["instance", "list"]).0);
+    let db = dir.path().join("data/onramp.sqlite3");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    sqlx::query(
+        "INSERT INTO outbox (instance_id, kind, recipient, message_id, payload, status, attempts, next_attempt_at, created_at)
+         SELECT id, 'mail:test', 'x@example.com', '<dead@test>', x'01', 'dead', 10, 0, 0 FROM instances WHERE name = 'default'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (_, out) = run(&["outbox", "status"]);
+    assert!(out.contains("dead:      1"), "{out}");
+    let (ok, out) = run(&["outbox", "retry"]);
+    assert!(ok && out.starts_with("1 dead-lettered"), "{out}");
+    let (_, out) = run(&["outbox", "status"]);
+    assert!(out.contains("pending:   1") && out.contains("dead:      0"), "{out}");
+    pool.close().await;
+}
