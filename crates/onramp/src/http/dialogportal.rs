@@ -23,10 +23,10 @@ use serde_json::{Map, Value, json};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/user", post(create_default))
-        .route("/user/{id}", post(create).get(account))
-        .route("/user/{id}/verify-sms", post(verify_sms))
-        .route("/user/{id}/resend-sms", post(resend_sms))
+        .route("/user", post(create_default).fallback(wrong_method))
+        .route("/user/{id}", post(create).get(account).fallback(wrong_method))
+        .route("/user/{id}/verify-sms", post(verify_sms).fallback(wrong_method))
+        .route("/user/{id}/resend-sms", post(resend_sms).fallback(wrong_method))
 }
 
 pub struct DpError {
@@ -132,6 +132,10 @@ impl IntoResponse for DpError {
         }
         response
     }
+}
+
+async fn wrong_method() -> DpError {
+    DpError::new(StatusCode::METHOD_NOT_ALLOWED, "This resource does not take that method.")
 }
 
 /// The instance and the app that calls, by its `X-Api-Key`.

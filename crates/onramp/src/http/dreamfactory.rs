@@ -15,7 +15,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{any, post};
 use onramp_core::CoreError;
 use onramp_core::login::{LoggedIn, LoginInput};
 use onramp_core::model::{Instance, UserServiceSettings, UserView};
@@ -27,9 +27,10 @@ use time::format_description::well_known::Rfc3339;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v2/user/register", post(register).put(register).patch(register))
-        .route("/api/v2/user/password", post(password))
-        .route("/api/v2/user/session", post(login).get(current).delete(logout))
+        .route("/api/v2/user/register", post(register).put(register).patch(register).fallback(wrong_method))
+        .route("/api/v2/user/password", post(password).fallback(wrong_method))
+        .route("/api/v2/user/session", post(login).get(current).delete(logout).fallback(wrong_method))
+        .route("/api/v2/{*rest}", any(not_found))
 }
 
 /// `{"error": {"code", "message", "context"}}`
@@ -114,6 +115,14 @@ impl IntoResponse for DfError {
         }
         response
     }
+}
+
+async fn wrong_method() -> DfError {
+    DfError::new(StatusCode::METHOD_NOT_ALLOWED, "This resource does not take that method.")
+}
+
+async fn not_found() -> DfError {
+    DfError::new(StatusCode::NOT_FOUND, "No such resource.")
 }
 
 /// What every call resolves first: the instance, its settings, the calling app.

@@ -28,6 +28,7 @@ pub enum Code {
     PasswordTooWeak,
     UsernameTaken,
     PayloadTooLarge,
+    MethodNotAllowed,
     RateLimited,
     ServiceUnavailable,
     InternalError,
@@ -45,6 +46,7 @@ impl Code {
             Self::PasswordTooWeak => "PASSWORD_TOO_WEAK",
             Self::UsernameTaken => "USERNAME_TAKEN",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::RateLimited => "RATE_LIMITED",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::InternalError => "INTERNAL_ERROR",
@@ -56,6 +58,7 @@ impl Code {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::UsernameTaken => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -120,6 +123,7 @@ impl Code {
                 "An account with this email address already exists. Sign in or reset your password."
             }
             (Self::PayloadTooLarge, _) => "The request is too large.",
+            (Self::MethodNotAllowed, _) => "The signup endpoint takes POST only.",
             (Self::RateLimited, "nl") => "Te veel pogingen. Probeer het later nog eens.",
             (Self::RateLimited, "de") => "Zu viele Versuche. Bitte versuche es später noch einmal.",
             (Self::RateLimited, "fr") => "Trop de tentatives. Veuillez réessayer plus tard.",
@@ -264,6 +268,11 @@ pub async fn signup(
         }
         Err(e) => core_error(e, &language),
     }
+}
+
+/// Any method but `POST`, in this surface's `{message, code}`.
+pub async fn wrong_method() -> Response {
+    error(Code::MethodNotAllowed, "en", None)
 }
 
 /// The path an app's partner signup answers at.

@@ -35,7 +35,8 @@ pub fn router(state: AppState) -> Router {
     partner_paths.dedup();
     let mut partner = Router::new();
     for path in partner_paths {
-        partner = partner.route(&path, axum::routing::post(fasteditor::signup));
+        partner =
+            partner.route(&path, axum::routing::post(fasteditor::signup).fallback(fasteditor::wrong_method));
     }
     Router::new()
         .merge(partner)

@@ -321,3 +321,41 @@ async fn texts_go_to_an_http_provider(#[values(SQLITE, POSTGRES)] db: Db) {
     assert_eq!((sms["to"].as_str(), sms["from"].as_str()), (Some("+31611112222"), Some("Demo")));
     assert!(sms["text"].as_str().unwrap().contains("verification code"), "{sms}");
 }
+
+#[rstest]
+#[tokio::test]
+async fn malformed_calls_get_dialogportals_error_body(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, contracts).await;
+    let assert_code = |status: u16, body: &Value, expected: u16| {
+        assert_eq!(status, expected, "{body}");
+        assert_eq!(body["code"], expected.to_string(), "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    };
+    let r = app.client.get(app.url("/user")).header("X-Api-Key", KEY).send().await.unwrap();
+    let status = r.status().as_u16();
+    assert_code(status, &r.json().await.unwrap(), 405);
+    let r = app
+        .client
+        .post(app.url("/user/basic"))
+        .header("X-Api-Key", KEY)
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    assert_code(status, &r.json().await.unwrap(), 400);
+    let (_, created) =
+        create(&app, "/user/basic", &account("shape@mailserver.com", Some("+31 6 22223333"))).await;
+    let dp_key = created["dpKey"].as_i64().unwrap();
+    let r = post(&app, &format!("/user/{dp_key}/verify-sms"), KEY, &json!({})).await;
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_code(status, &body, 400);
+    assert_eq!(body["field"], "code");
+    let r = post(&app, "/user/999999/resend-sms", KEY, &json!({})).await;
+    let status = r.status().as_u16();
+    assert_code(status, &r.json().await.unwrap(), 404);
+    let r = post(&app, "/user/not-a-key/resend-sms", KEY, &json!({})).await;
+    let status = r.status().as_u16();
+    assert_code(status, &r.json().await.unwrap(), 404);
+}

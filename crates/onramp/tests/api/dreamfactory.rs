@@ -508,3 +508,47 @@ async fn a_key_taken_out_of_the_configuration_is_revoked_at_the_next_start(
     assert_eq!(call(&app, "POST", "/api/v2/user/register", Some(KEY2), &body(2)).await.0, 200);
     assert_eq!(app.count("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NOT NULL").await, 1);
 }
+
+#[rstest]
+#[tokio::test]
+async fn every_error_is_in_dreamfactorys_shape(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, |c| {
+        open(false)(c);
+        c.rate_limits.signup_per_email_per_hour = 2;
+    })
+    .await;
+    // Wrong method, unknown resource.
+    let (status, body) = call(&app, "GET", "/api/v2/user/register", Some(KEY), &json!({})).await;
+    assert_df_error(status, &body, 405);
+    let (status, body) = call(&app, "DELETE", "/api/v2/user/password", Some(KEY), &json!({})).await;
+    assert_df_error(status, &body, 405);
+    let (status, body) = call(&app, "GET", "/api/v2/user/nothing-here", Some(KEY), &json!({})).await;
+    assert_df_error(status, &body, 404);
+    // A login without its fields.
+    let (status, body) =
+        call(&app, "POST", "/api/v2/user/session", Some(KEY), &json!({"email": "a@example.com"})).await;
+    assert_df_error(status, &body, 400);
+    assert_eq!(body["error"]["message"], "Login request is missing required fields.");
+    // No session token.
+    let (status, body) = call(&app, "GET", "/api/v2/user/session", Some(KEY), &json!({})).await;
+    assert_df_error(status, &body, 401);
+    // An oversized body.
+    let huge = json!({"email": "big@example.com", "password": PASSWORD, "name": "x".repeat(70_000)});
+    let (status, body) = register(&app, "", &huge).await;
+    assert_df_error(status, &body, 413);
+    // Too many registrations of one address.
+    let body = json!({"email": "busy@example.com", "password": PASSWORD});
+    assert_eq!(register(&app, "", &body).await.0, 200);
+    assert_eq!(register(&app, "", &body).await.0, 409);
+    let r = app
+        .client
+        .post(app.url("/api/v2/user/register"))
+        .header("X-DreamFactory-API-Key", KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("retry-after"));
+    let status = r.status().as_u16();
+    assert_df_error(status, &r.json().await.unwrap(), 429);
+}

@@ -528,3 +528,17 @@ async fn fast_track_is_rate_limited_per_client_and_per_email_domain(#[values(SQL
     assert_eq!(fast_track(&app, &payload("d@two.example")).await.0, 200);
     assert_eq!(users_in(&app, "platform").await, 3);
 }
+
+#[rstest]
+#[tokio::test]
+async fn another_method_gets_the_error_envelope(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, enable).await;
+    let r = app.get("/fast-track").await;
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    let body = json(r).await;
+    assert_eq!((body["success"].clone(), body["status_code"].clone()), (json!(false), json!(405)));
+    assert_eq!(body["error"]["code"], 405);
+    assert_eq!(body["request"]["verb"], "GET");
+    assert_eq!(body["request"]["signature"], signature(body["request"]["id"].as_str().unwrap()));
+}

@@ -164,3 +164,24 @@ async fn an_unshipped_language_falls_back_to_the_instances_default(#[values(SQLI
         assert_eq!(app.mails_to(email).await.pop().unwrap().subject, subject, "{language}");
     }
 }
+
+#[rstest]
+#[tokio::test]
+async fn method_size_and_rate_errors_keep_the_message_and_code_shape(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, |c| {
+        partners(c);
+        c.rate_limits.signup_per_email_per_hour = 2;
+    })
+    .await;
+    let r = app.client.get(app.url(PATH)).header("X-Api-Key", KEY).send().await.unwrap();
+    let status = r.status().as_u16();
+    assert_error(status, &r.json().await.unwrap(), 405, "METHOD_NOT_ALLOWED");
+    let huge = with(body("big@login.com", "en"), json!({"firstName": "x".repeat(70_000)}));
+    let (status, r) = signup(&app, PATH, Some(KEY), &huge).await;
+    assert_error(status, &r, 413, "PAYLOAD_TOO_LARGE");
+    assert_eq!(signup(&app, PATH, Some(KEY), &body("busy@login.com", "nl")).await.0, 201);
+    assert_eq!(signup(&app, PATH, Some(KEY), &body("busy@login.com", "nl")).await.0, 409);
+    let (status, r) = signup(&app, PATH, Some(KEY), &body("busy@login.com", "nl")).await;
+    assert_error(status, &r, 429, "RATE_LIMITED");
+    assert!(r["message"].as_str().unwrap().contains("Te veel"), "{r}");
+}

@@ -22,7 +22,7 @@ use time::format_description::FormatItem;
 use time::macros::format_description;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/fast-track", post(fast_track))
+    Router::new().route("/fast-track", post(fast_track).fallback(wrong_method))
 }
 
 /// The seed's payload; every field but `redirect`, `nickname`, `company` and `phone` is required.
@@ -91,16 +91,34 @@ struct Call {
     host: String,
     client: String,
     uri: String,
+    verb: String,
 }
 
 impl Call {
+    fn begin(
+        state: &AppState,
+        uri: &axum::http::Uri,
+        verb: &str,
+        headers: &HeaderMap,
+        client: Option<String>,
+    ) -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            start: state.onramp.now().format(START_FORMAT).unwrap_or_default(),
+            host: headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned(),
+            client: client.unwrap_or_default(),
+            uri: uri.path().to_owned(),
+            verb: verb.to_owned(),
+        }
+    }
+
     fn request(&self) -> RequestInfo {
         RequestInfo::new(
             &self.start,
             &self.host,
             &self.client,
             &self.uri,
-            "POST",
+            &self.verb,
             self.started.elapsed().as_secs_f64(),
         )
     }
@@ -193,16 +211,26 @@ pub async fn fast_track(
 ) -> Response {
     let client =
         super::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|ip| ip.to_string());
-    let call = Call {
-        started: std::time::Instant::now(),
-        start: state.onramp.now().format(START_FORMAT).unwrap_or_default(),
-        host: headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned(),
-        client: client.clone().unwrap_or_default(),
-        uri: uri.path().to_owned(),
-    };
+    let call = Call::begin(&state, &uri, "POST", &headers, client.clone());
     let mut response = answer(&state, &call, client, body).await;
     // The answer may carry a login secret: never cache it.
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Any method but `POST`: the error envelope, like every other FastTrack error.
+async fn wrong_method(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+) -> Response {
+    let client =
+        super::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|ip| ip.to_string());
+    let call = Call::begin(&state, &uri, method.as_str(), &headers, client);
+    let mut response = call.error(StatusCode::METHOD_NOT_ALLOWED, "FastTrack takes POST only.", None);
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
     response
 }
 
