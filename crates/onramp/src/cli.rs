@@ -227,13 +227,7 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
                 settings.open_reg_role = blank(v);
             }
             if let Some(v) = open_reg_email_service {
-                let declared = config
-                    .instances
-                    .iter()
-                    .filter(|i| i.name == name)
-                    .flat_map(|i| i.mail_services.iter())
-                    .any(|m| m.name == v);
-                if !v.is_empty() && v != "default" && !declared {
+                if !v.is_empty() && !config.has_mail_service(&name, &v) {
                     anyhow::bail!(
                         "{v:?} is neither \"default\" nor a mail service of {name:?} in the configuration"
                     );
@@ -241,10 +235,7 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
                 settings.open_reg_email_service = blank(v);
             }
             if let Some(v) = open_reg_email_template {
-                if !v.is_empty()
-                    && !crate::delivery::templates::MESSAGES.contains(&v.as_str())
-                    && !config.mail_templates.iter().any(|t| t.name == v)
-                {
+                if !v.is_empty() && !config.has_mail_template(&v) {
                     anyhow::bail!("{v:?} is neither a built-in template nor in mail_templates");
                 }
                 settings.open_reg_email_template = blank(v);

@@ -521,6 +521,23 @@ impl Config {
         Ok(())
     }
 
+    /// Is `name` a mail service of `instance` (`default` is everyone's)?
+    pub fn has_mail_service(&self, instance: &str, name: &str) -> bool {
+        name == "default"
+            || self
+                .instances
+                .iter()
+                .filter(|i| i.name == instance)
+                .flat_map(|i| i.mail_services.iter())
+                .any(|m| m.name == name)
+    }
+
+    /// Is `name` a built-in mail template or one of `mail_templates`?
+    pub fn has_mail_template(&self, name: &str) -> bool {
+        crate::delivery::templates::MESSAGES.contains(&name)
+            || self.mail_templates.iter().any(|t| t.name == name)
+    }
+
     /// Checks serde cannot express.
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut problems = Vec::new();
@@ -610,10 +627,8 @@ impl Config {
                 problems
                     .push(format!("instance {:?}: default_language {l:?} is not a language tag", inst.name));
             }
-            let services: Vec<&str> = inst.mail_services.iter().map(|m| m.name.as_str()).collect();
             if let Some(service) = &inst.open_reg_email_service
-                && service != "default"
-                && !services.contains(&service.as_str())
+                && !self.has_mail_service(&inst.name, service)
             {
                 problems.push(format!(
                     "instance {:?}: open_reg_email_service {service:?} is neither \"default\" nor one of its mail_services",
@@ -633,8 +648,7 @@ impl Config {
                 }
             }
             if let Some(template) = &inst.open_reg_email_template
-                && !crate::delivery::templates::MESSAGES.contains(&template.as_str())
-                && !self.mail_templates.iter().any(|t| &t.name == template)
+                && !self.has_mail_template(template)
             {
                 problems.push(format!(
                     "instance {:?}: open_reg_email_template {template:?} is neither built in nor in mail_templates",

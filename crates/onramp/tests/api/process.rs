@@ -39,6 +39,16 @@ title = "Acme"
     path
 }
 
+/// Run `onramp --config CONFIG ARGS…`: success, stdout, stderr.
+fn cli(config: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = onramp().arg("--config").arg(config).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A server process that is killed when the test ends, however it ends.
 struct Server(Child);
 
@@ -343,14 +353,7 @@ async fn sigkill_of_a_node_under_load_loses_no_accepted_signup() {
 async fn instances_are_managed_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
-    let run = |args: &[&str]| {
-        let out = onramp().arg("--config").arg(&config).args(args).output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| cli(&config, args);
     let (ok, out, err) = run(&["instance", "create", "joe"]);
     assert!(ok, "{err}");
     assert!(out.contains("created instance joe"), "{out}");
@@ -406,14 +409,7 @@ async fn instances_are_managed_from_the_command_line() {
 async fn user_settings_and_api_keys_are_managed_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
-    let run = |args: &[&str]| {
-        let out = onramp().arg("--config").arg(&config).args(args).output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| cli(&config, args);
     let (ok, _, err) =
         run(&["instance", "set", "default", "--open-registration", "true", "--open-reg-role", "member"]);
     assert!(ok, "{err}");
@@ -472,14 +468,7 @@ async fn user_settings_and_api_keys_are_managed_from_the_command_line() {
 async fn contracts_are_managed_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
-    let run = |args: &[&str]| {
-        let out = onramp().arg("--config").arg(&config).args(args).output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| cli(&config, args);
     let fields = r#"[{"name":"name","type":"string","required":true},{"name":"phone","type":"phone","unique":true,"verify":"sms"}]"#;
     let (ok, _, err) =
         run(&["app", "contract", "set", "default", "app_demo", "signup", "--fields", fields, "--default"]);
@@ -515,8 +504,8 @@ async fn the_outbox_is_inspected_and_dead_letters_retried_from_the_command_line(
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
     let run = |args: &[&str]| {
-        let out = onramp().arg("--config").arg(&config).args(args).output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+        let (ok, out, _) = cli(&config, args);
+        (ok, out)
     };
     let (ok, out) = run(&["outbox", "status"]);
     assert!(ok && out.contains("dead:      0"), "{out}");
