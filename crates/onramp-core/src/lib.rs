@@ -1,6 +1,7 @@
 //! onramp's core: validated domain types, the use cases of signup and login, and the ports
 //! (store, clock, token generator) they run on. No HTTP, SQL or SMTP here.
 
+pub(crate) mod cache;
 pub mod clock;
 pub mod country;
 pub mod email;
@@ -9,6 +10,7 @@ pub mod hasher;
 pub mod instance_name;
 pub mod login;
 pub mod model;
+pub mod origin;
 pub mod partner;
 pub mod password;
 pub mod ports;

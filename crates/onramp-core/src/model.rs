@@ -480,6 +480,11 @@ pub struct AppSettings {
     pub default_contract: Option<String>,
     /// Assign an external key of this type to every account the app creates.
     pub ext_key_type: Option<i64>,
+    /// Web origins whose pages may call the instance from a browser (CORS), besides the
+    /// origin of the app's `signup_url`.
+    pub allowed_origins: Vec<String>,
+    /// Those origins may also call the server-to-server surfaces (partner signup, contracts).
+    pub browser_partner_calls: bool,
 }
 
 /// A contract account to create, with what makes it unique; one transaction.

@@ -1,6 +1,7 @@
 //! `Onramp`: the core's entry point. It holds the ports (store, clock, token generator, hashing
 //! pool, seal key) and the settings; the use cases are its methods, one module each.
 
+use crate::cache::TtlCache;
 use crate::clock::Clock;
 use crate::error::CoreError;
 use crate::hasher::{HashError, PasswordHasher};
@@ -121,31 +122,6 @@ pub struct Onramp {
     /// Signup domains with their apps, by (instance, domain id).
     domains: TtlCache<(InstanceId, String), (App, Domain)>,
     outbox_wake: Arc<Notify>,
-}
-
-/// How long configuration read on the request path (instances, signup domains) is believed
-/// before it is looked up again. Configuration changes at start; this bounds how long a node
-/// takes to see a change made elsewhere.
-const CONFIG_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// A read-mostly cache whose entries are believed for a while. Only found values go in.
-struct TtlCache<K, V> {
-    map: RwLock<HashMap<K, (V, std::time::Instant)>>,
-}
-
-impl<K: Eq + std::hash::Hash, V: Clone> TtlCache<K, V> {
-    fn new() -> Self {
-        Self { map: RwLock::new(HashMap::new()) }
-    }
-
-    fn get(&self, key: &K) -> Option<V> {
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        map.get(key).filter(|(_, at)| at.elapsed() < CONFIG_CACHE_TTL).map(|(v, _)| v.clone())
-    }
-
-    fn put(&self, key: K, value: V) {
-        self.map.write().unwrap_or_else(|e| e.into_inner()).insert(key, (value, std::time::Instant::now()));
-    }
 }
 
 impl Onramp {

@@ -744,15 +744,47 @@ macro_rules! shared_queries {
         // --- contracts ---
 
         async fn app_settings_on(pool: &sqlx::Pool<$db>, instance: InstanceId, app_id: &str) -> StoreResult<AppSettings> {
-            let row: Option<(Option<String>, Option<i64>)> = sqlx::query_as(
-                "SELECT default_contract, ext_key_type FROM app_settings WHERE instance_id = $1 AND app_id = $2",
+            let row: Option<(Option<String>, Option<i64>, String, bool)> = sqlx::query_as(
+                "SELECT default_contract, ext_key_type, allowed_origins, browser_partner_calls
+                 FROM app_settings WHERE instance_id = $1 AND app_id = $2",
             )
             .bind(instance.0)
             .bind(app_id)
             .fetch_optional(pool)
             .await
             .map_err(db_err)?;
-            Ok(row.map(|(default_contract, ext_key_type)| AppSettings { default_contract, ext_key_type }).unwrap_or_default())
+            Ok(row
+                .map(|(default_contract, ext_key_type, origins, browser_partner_calls)| AppSettings {
+                    default_contract,
+                    ext_key_type,
+                    allowed_origins: serde_json::from_str(&origins).unwrap_or_default(),
+                    browser_partner_calls,
+                })
+                .unwrap_or_default())
+        }
+
+        async fn app_origins_on(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+        ) -> StoreResult<Vec<onramp_core::origin::AppOrigins>> {
+            let rows: Vec<(String, String, Option<String>, Option<bool>)> = sqlx::query_as(
+                "SELECT a.id, a.signup_url, s.allowed_origins, s.browser_partner_calls
+                 FROM apps a LEFT JOIN app_settings s ON s.instance_id = a.instance_id AND s.app_id = a.id
+                 WHERE a.instance_id = $1 ORDER BY a.id",
+            )
+            .bind(instance.0)
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?;
+            Ok(rows
+                .into_iter()
+                .map(|(app_id, signup_url, origins, partner)| onramp_core::origin::AppOrigins {
+                    app_id,
+                    signup_url,
+                    allowed_origins: origins.and_then(|o| serde_json::from_str(&o).ok()).unwrap_or_default(),
+                    browser_partner_calls: partner.unwrap_or(false),
+                })
+                .collect())
         }
 
         async fn set_app_settings_on(
@@ -761,15 +793,20 @@ macro_rules! shared_queries {
             app_id: &str,
             s: &AppSettings,
         ) -> StoreResult<()> {
+            let origins = serde_json::to_string(&s.allowed_origins).map_err(|e| StoreError::Other(e.to_string()))?;
             sqlx::query(
-                "INSERT INTO app_settings (instance_id, app_id, default_contract, ext_key_type) VALUES ($1, $2, $3, $4)
+                "INSERT INTO app_settings (instance_id, app_id, default_contract, ext_key_type, allowed_origins,
+                   browser_partner_calls) VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (instance_id, app_id) DO UPDATE SET default_contract = excluded.default_contract,
-                   ext_key_type = excluded.ext_key_type",
+                   ext_key_type = excluded.ext_key_type, allowed_origins = excluded.allowed_origins,
+                   browser_partner_calls = excluded.browser_partner_calls",
             )
             .bind(instance.0)
             .bind(app_id)
             .bind(&s.default_contract)
             .bind(s.ext_key_type)
+            .bind(origins)
+            .bind(s.browser_partner_calls)
             .execute(pool)
             .await
             .map_err(db_err)

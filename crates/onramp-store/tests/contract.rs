@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use onramp_core::model::*;
-use onramp_core::ports::Store;
+use onramp_core::ports::{AppSpec, Store};
 use onramp_store::testing::TestDatabase;
 use rstest::rstest;
 use std::collections::HashSet;
@@ -486,4 +486,47 @@ async fn each_instance_gets_its_own_database_with_the_init_sql(#[values(SQLITE, 
             assert_eq!(schemas, 0);
         }
     }
+}
+
+#[rstest]
+#[tokio::test]
+async fn app_settings_keep_browser_origins_per_app_and_instance(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let store = f.store.as_ref();
+    let (a, b) = (instance(store, "a").await, instance(store, "b").await);
+    let app = |id: &str, url: &str| AppSpec {
+        app: App {
+            id: id.into(),
+            name: id.into(),
+            signup_url: url.into(),
+            activation_token_in_response: true,
+            schema_version: "ver_1".into(),
+        },
+        domains: vec![],
+    };
+    store.apply_app(a.id, &app("app_one", "https://one.example/activate")).await.unwrap();
+    store.apply_app(a.id, &app("app_two", "https://two.example/activate")).await.unwrap();
+    store.apply_app(b.id, &app("app_one", "https://b.example/activate")).await.unwrap();
+    // An app with no settings row yet: its signup URL, no origins, partner calls closed.
+    let origins = store.app_origins(a.id).await.unwrap();
+    assert_eq!(origins.len(), 2);
+    assert_eq!(origins[0].app_id, "app_one");
+    assert!(origins.iter().all(|o| o.allowed_origins.is_empty() && !o.browser_partner_calls));
+    let settings = AppSettings {
+        default_contract: None,
+        ext_key_type: Some(3),
+        allowed_origins: vec!["https://spa.example".into(), "https://*.example.org".into()],
+        browser_partner_calls: true,
+    };
+    store.set_app_settings(a.id, "app_two", &settings).await.unwrap();
+    assert_eq!(store.app_settings(a.id, "app_two").await.unwrap(), settings);
+    let origins = store.app_origins(a.id).await.unwrap();
+    let two = origins.iter().find(|o| o.app_id == "app_two").unwrap();
+    assert_eq!(two.allowed_origins, settings.allowed_origins);
+    assert!(two.browser_partner_calls);
+    assert_eq!(two.signup_url, "https://two.example/activate");
+    // Instance b's app of the same id is untouched.
+    let b_origins = store.app_origins(b.id).await.unwrap();
+    assert_eq!(b_origins.len(), 1);
+    assert!(b_origins[0].allowed_origins.is_empty() && !b_origins[0].browser_partner_calls);
 }

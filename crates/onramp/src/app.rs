@@ -31,6 +31,12 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     pub pages: Arc<crate::http::pages::Pages>,
+    /// Which web origins may call each instance (CORS).
+    pub origins: Arc<onramp_core::origin::OriginPolicy>,
+    /// `[fast_track] allowed_origins`, parsed.
+    pub fast_track_origins: Arc<Vec<onramp_core::origin::OriginPattern>>,
+    /// Every path FastEditor partner signup answers at.
+    pub partner_paths: Arc<Vec<String>>,
 }
 
 /// Time and randomness, injectable for tests.
@@ -119,12 +125,44 @@ impl Service {
         .with_services(services)
         .with_sms(config.sms.from.clone(), sms_transport(&config)?);
         let pages = Arc::new(crate::http::pages::Pages::new()?);
-        Ok(Self { state: AppState { onramp, config: Arc::new(config), metrics, pages }, worker })
+        let origins = Arc::new(onramp_core::origin::OriginPolicy::new(onramp.store().clone()));
+        let fast_track_origins = Arc::new(
+            config
+                .fast_track
+                .allowed_origins
+                .iter()
+                .map(|o| onramp_core::origin::OriginPattern::parse(o))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+        let partner_paths = Arc::new(partner_paths(&config));
+        let state = AppState {
+            onramp,
+            config: Arc::new(config),
+            metrics,
+            pages,
+            origins,
+            fast_track_origins,
+            partner_paths,
+        };
+        Ok(Self { state, worker })
     }
 
     pub fn router(&self) -> axum::Router {
         http::router(self.state.clone())
     }
+}
+
+/// FastEditor partner signup answers at each app's configured path (and the default one).
+fn partner_paths(config: &Config) -> Vec<String> {
+    let mut paths: Vec<String> = config
+        .instances
+        .iter()
+        .flat_map(|i| i.apps.iter().map(|a| a.partner_signup_path.clone()))
+        .chain([crate::http::fasteditor::DEFAULT_PATH.to_owned()])
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
 }
 
 pub fn store_options(config: &Config) -> onramp_store::StoreOptions {
@@ -297,6 +335,12 @@ pub async fn apply_config(onramp: &Onramp, config: &Config) -> anyhow::Result<()
             }
             if app.ext_key_type.is_some() {
                 settings.ext_key_type = app.ext_key_type;
+            }
+            if let Some(origins) = &app.allowed_origins {
+                settings.allowed_origins = origins.clone();
+            }
+            if let Some(partner) = app.browser_partner_calls {
+                settings.browser_partner_calls = partner;
             }
             store.set_app_settings(instance.id, &app.id, &settings).await?;
             for c in &app.contracts {

@@ -63,6 +63,27 @@ pub enum AppAction {
         #[command(subcommand)]
         action: ContractAction,
     },
+    /// Web origins whose pages may call an app's instance from a browser (CORS).
+    Origins {
+        #[command(subcommand)]
+        action: OriginsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OriginsAction {
+    /// Replace an app's allowed origins, e.g. `https://app.example.com https://*.example.com`
+    /// (none: only its signup_url's origin). A value in the configuration file wins at start.
+    Set {
+        instance: String,
+        app: String,
+        origins: Vec<String>,
+        /// Let these origins call the partner and contract surfaces too (`true` or `false`).
+        #[arg(long)]
+        partner: Option<bool>,
+    },
+    /// Show an app's allowed origins, its signup_url's origin, and partner access.
+    List { instance: String, app: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +176,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Outbox { action } => outbox(config, action).await,
         Command::App { action: AppAction::Key { action } } => app_key(config, action).await,
         Command::App { action: AppAction::Contract { action } } => app_contract(config, action).await,
+        Command::App { action: AppAction::Origins { action } } => app_origins(config, action).await,
     }
 }
 
@@ -390,6 +412,47 @@ async fn app_key(config: Config, action: KeyAction) -> anyhow::Result<()> {
                 anyhow::bail!("no live key {id:?} in instance {instance:?}");
             }
             println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn app_origins(config: Config, action: OriginsAction) -> anyhow::Result<()> {
+    let service = Service::build(config, Ports::default()).await?;
+    let policy = &service.state.origins;
+    let (OriginsAction::Set { instance, app, .. } | OriginsAction::List { instance, app }) = &action;
+    let inst = service
+        .state
+        .onramp
+        .store()
+        .instance_summary(instance)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no instance {instance:?}"))?;
+    let not_found = |e| match e {
+        onramp_core::CoreError::AppNotFound => anyhow::anyhow!("no app {app:?} in instance {instance:?}"),
+        other => other.into(),
+    };
+    match &action {
+        OriginsAction::Set { origins, partner, .. } => {
+            let saved = policy.set(inst.id, app, origins, *partner).await.map_err(|e| match e {
+                onramp_core::origin::SetOriginsError::Core(e) => not_found(e),
+                invalid => anyhow::anyhow!("{invalid}"),
+            })?;
+            println!(
+                "origins of {instance}/{app}: {}",
+                if saved.is_empty() { "-".into() } else { saved.join(" ") }
+            );
+        }
+        OriginsAction::List { .. } => {
+            let a = policy.app(inst.id, app).await.map_err(not_found)?;
+            let signup = onramp_core::origin::OriginPattern::of_url(&a.signup_url)
+                .map(|o| o.to_string())
+                .unwrap_or_else(|| "-".into());
+            println!("signup_url origin: {signup}");
+            for o in &a.allowed_origins {
+                println!("allowed: {o}");
+            }
+            println!("partner surfaces: {}", if a.browser_partner_calls { "allowed" } else { "closed" });
         }
     }
     Ok(())

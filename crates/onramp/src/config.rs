@@ -46,6 +46,8 @@ pub struct Config {
     pub provisioning: ProvisioningConfig,
     /// Operator mail templates, named for `open_reg_email_template`.
     pub mail_templates: Vec<MailTemplateConfig>,
+    /// How hosted pages and mails look, unless an instance or app says otherwise.
+    pub branding: Branding,
     pub instances: Vec<InstanceConfig>,
 }
 
@@ -70,6 +72,7 @@ impl Default for Config {
             fast_track: FastTrackConfig::default(),
             provisioning: ProvisioningConfig::default(),
             mail_templates: Vec::new(),
+            branding: Branding::default(),
             instances: vec![InstanceConfig::named("default")],
         }
     }
@@ -262,11 +265,64 @@ pub struct FastTrackConfig {
     pub enabled: bool,
     /// How long the `fastTrackGuid` of a new instance may be exchanged for a session.
     pub login_ttl_secs: i64,
+    /// Web origins whose pages may start a FastTrack: an HTML form posted from them (checked
+    /// against `Origin`, or `Referer` when a browser sends no `Origin`), or `fetch` with CORS.
+    pub allowed_origins: Vec<String>,
+    /// Where a failed form post is sent back to (`303`, with `?error={code}`); unset: an HTML
+    /// error page.
+    pub form_url: Option<String>,
 }
 
 impl Default for FastTrackConfig {
     fn default() -> Self {
-        Self { enabled: false, login_ttl_secs: 300 }
+        Self { enabled: false, login_ttl_secs: 300, allowed_origins: Vec::new(), form_url: None }
+    }
+}
+
+/// How hosted pages and mails look: every key is optional and falls back to the enclosing
+/// level (app -> instance -> `[branding]` -> onramp's own).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Branding {
+    /// Shown in page titles, headers and mail footers; defaults to the app's or instance's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+    /// An absolute http(s) URL of the logo (its origin is added to the pages' CSP `img-src`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo_url: Option<String>,
+    /// `#rrggbb`: buttons, links and focus rings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accent_color: Option<String>,
+}
+
+impl Branding {
+    /// `self`, with what it leaves unset taken from `outer`.
+    pub fn over(&self, outer: &Branding) -> Branding {
+        Branding {
+            product_name: self.product_name.clone().or_else(|| outer.product_name.clone()),
+            logo_url: self.logo_url.clone().or_else(|| outer.logo_url.clone()),
+            accent_color: self.accent_color.clone().or_else(|| outer.accent_color.clone()),
+        }
+    }
+
+    fn problems(&self, at: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(c) = &self.accent_color
+            && !(c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|h| h.is_ascii_hexdigit()))
+        {
+            problems.push(format!("{at}branding.accent_color: {c:?} is not a colour like #0b5fff"));
+        }
+        if let Some(u) = &self.logo_url
+            && !url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        {
+            problems.push(format!("{at}branding.logo_url: {u:?} is not an absolute http(s) URL"));
+        }
+        if let Some(n) = &self.product_name
+            && (n.trim().is_empty() || n.chars().count() > 60 || n.chars().any(char::is_control))
+        {
+            problems.push(format!("{at}branding.product_name: must be 1 to 60 printable characters"));
+        }
+        problems
     }
 }
 
@@ -348,6 +404,8 @@ pub struct InstanceConfig {
     pub mail_services: Vec<MailServiceConfig>,
     #[serde(default)]
     pub apps: Vec<AppConfig>,
+    #[serde(default)]
+    pub branding: Branding,
 }
 
 impl InstanceConfig {
@@ -363,6 +421,7 @@ impl InstanceConfig {
             roles: Vec::new(),
             mail_services: Vec::new(),
             apps: Vec::new(),
+            branding: Branding::default(),
         }
     }
 }
@@ -424,6 +483,18 @@ pub struct AppConfig {
     pub contracts: Vec<ContractConfig>,
     #[serde(default)]
     pub domains: Vec<DomainConfig>,
+    /// Web origins whose pages may call this instance from a browser (CORS): exact
+    /// `https://app.example.com`, or `https://*.example.com` for subdomains. The origin of
+    /// `signup_url` is always allowed. Set here: applied at every start; left out: what
+    /// `onramp app origins set` stored stays.
+    #[serde(default)]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Let those origins call the server-to-server surfaces too (partner signup, contract
+    /// accounts). Off by default: those surfaces hold an API key a page cannot keep secret.
+    #[serde(default)]
+    pub browser_partner_calls: Option<bool>,
+    #[serde(default)]
+    pub branding: Branding,
 }
 
 fn partner_signup_path() -> String {
@@ -612,6 +683,17 @@ impl Config {
         if self.fast_track.login_ttl_secs < 10 {
             problems.push("fast_track.login_ttl_secs: must be at least 10".into());
         }
+        for o in &self.fast_track.allowed_origins {
+            if let Err(e) = onramp_core::origin::OriginPattern::parse(o) {
+                problems.push(format!("fast_track.allowed_origins: {e}"));
+            }
+        }
+        if let Some(u) = &self.fast_track.form_url
+            && url::Url::parse(u).map(|u| u.host().is_none()).unwrap_or(true)
+        {
+            problems.push(format!("fast_track.form_url: {u:?} is not an absolute URL"));
+        }
+        problems.extend(self.branding.problems(""));
         let mut names = std::collections::HashSet::new();
         for inst in &self.instances {
             if !is_instance_name(&inst.name) {
@@ -655,8 +737,15 @@ impl Config {
                     inst.name
                 ));
             }
+            problems.extend(inst.branding.problems(&format!("instance {:?}: ", inst.name)));
             let mut domain_ids = std::collections::HashSet::new();
             for app in &inst.apps {
+                problems.extend(app.branding.problems(&format!("instances.apps[{}].", app.id)));
+                for o in app.allowed_origins.iter().flatten() {
+                    if let Err(e) = onramp_core::origin::OriginPattern::parse(o) {
+                        problems.push(format!("instances.apps[{}].allowed_origins: {e}", app.id));
+                    }
+                }
                 if app.api_keys.iter().any(|k| k.0.len() < 16) {
                     problems.push(format!(
                         "instances.apps[{}].api_keys: each key must be at least 16 characters",

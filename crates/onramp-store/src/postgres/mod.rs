@@ -433,6 +433,10 @@ impl Store for PostgresStore {
         app_settings_on(&self.pool, instance, app_id).await
     }
 
+    async fn app_origins(&self, instance: InstanceId) -> StoreResult<Vec<onramp_core::origin::AppOrigins>> {
+        app_origins_on(&self.pool, instance).await
+    }
+
     async fn set_app_settings(
         &self,
         instance: InstanceId,

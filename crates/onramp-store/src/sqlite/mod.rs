@@ -305,6 +305,10 @@ impl Store for SqliteStore {
         app_settings_on(&self.reader, instance, app_id).await
     }
 
+    async fn app_origins(&self, instance: InstanceId) -> StoreResult<Vec<onramp_core::origin::AppOrigins>> {
+        app_origins_on(&self.reader, instance).await
+    }
+
     async fn set_app_settings(
         &self,
         instance: InstanceId,

@@ -39,7 +39,7 @@ pub struct DpError {
 }
 
 impl DpError {
-    fn new(status: StatusCode, message: &str) -> Self {
+    pub(crate) fn new(status: StatusCode, message: &str) -> Self {
         Self {
             status,
             code: status.as_u16().to_string(),

@@ -43,7 +43,7 @@ pub struct DfError {
 }
 
 impl DfError {
-    fn new(status: StatusCode, message: &str) -> Self {
+    pub(crate) fn new(status: StatusCode, message: &str) -> Self {
         Self { status, message: message.into(), context: Value::Null, retry_after: None }
     }
 }

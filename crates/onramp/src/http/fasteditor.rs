@@ -28,6 +28,8 @@ pub enum Code {
     PasswordTooWeak,
     UsernameTaken,
     PayloadTooLarge,
+    UnsupportedMediaType,
+    OriginNotAllowed,
     MethodNotAllowed,
     RateLimited,
     ServiceUnavailable,
@@ -46,6 +48,8 @@ impl Code {
             Self::PasswordTooWeak => "PASSWORD_TOO_WEAK",
             Self::UsernameTaken => "USERNAME_TAKEN",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::RateLimited => "RATE_LIMITED",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -58,6 +62,8 @@ impl Code {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::UsernameTaken => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -123,6 +129,8 @@ impl Code {
                 "An account with this email address already exists. Sign in or reset your password."
             }
             (Self::PayloadTooLarge, _) => "The request is too large.",
+            (Self::UnsupportedMediaType, _) => "Send the body as JSON with Content-Type: application/json.",
+            (Self::OriginNotAllowed, _) => "Pages of this origin may not call the signup endpoint.",
             (Self::MethodNotAllowed, _) => "The signup endpoint takes POST only.",
             (Self::RateLimited, "nl") => "Te veel pogingen. Probeer het later nog eens.",
             (Self::RateLimited, "de") => "Zu viele Versuche. Bitte versuche es später noch einmal.",
@@ -148,7 +156,7 @@ impl Code {
     }
 }
 
-fn error(code: Code, language: &str, retry_after: Option<u64>) -> Response {
+pub(crate) fn error(code: Code, language: &str, retry_after: Option<u64>) -> Response {
     let body = json!({ "message": code.message(language), "code": code.as_str() });
     let mut response = (code.status(), axum::Json(body)).into_response();
     if let Some(secs) = retry_after

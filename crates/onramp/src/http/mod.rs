@@ -2,6 +2,7 @@
 //! outcomes and errors in its own format; what they share (instance resolution, client address,
 //! body limit, metrics, the ops endpoints) lives here.
 
+pub mod browser;
 pub mod dialogportal;
 pub mod dreamfactory;
 pub mod fast_track;
@@ -23,20 +24,10 @@ use std::net::{IpAddr, SocketAddr};
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    // FastEditor partner signup answers at each app's configured path.
-    let mut partner_paths: Vec<String> = state
-        .config
-        .instances
-        .iter()
-        .flat_map(|i| i.apps.iter().map(|a| a.partner_signup_path.clone()))
-        .chain([fasteditor::DEFAULT_PATH.to_owned()])
-        .collect();
-    partner_paths.sort();
-    partner_paths.dedup();
     let mut partner = Router::new();
-    for path in partner_paths {
+    for path in state.partner_paths.iter() {
         partner =
-            partner.route(&path, axum::routing::post(fasteditor::signup).fallback(fasteditor::wrong_method));
+            partner.route(path, axum::routing::post(fasteditor::signup).fallback(fasteditor::wrong_method));
     }
     Router::new()
         .merge(partner)
@@ -48,6 +39,9 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::routes())
         .fallback(v1::error::not_found)
         .method_not_allowed_fallback(v1::error::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), browser::require_json))
+        .layer(browser::cors_layer())
+        .layer(middleware::from_fn_with_state(state.clone(), browser::check_origin))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::trace::TraceLayer::new_for_http())

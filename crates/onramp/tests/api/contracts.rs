@@ -338,12 +338,24 @@ async fn malformed_calls_get_dialogportals_error_body(#[values(SQLITE, POSTGRES)
         .client
         .post(app.url("/user/basic"))
         .header("X-Api-Key", KEY)
+        .header("Content-Type", "application/json")
         .body("not json")
         .send()
         .await
         .unwrap();
     let status = r.status().as_u16();
     assert_code(status, &r.json().await.unwrap(), 400);
+    // A body that is not declared JSON is refused before it is read (no cross-site "simple" post).
+    for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
+        let mut request = app.client.post(app.url("/user/basic")).header("X-Api-Key", KEY);
+        if let Some(t) = content_type {
+            request = request.header("Content-Type", t);
+        }
+        let r = request.body(account("plain@mailserver.com", None).to_string()).send().await.unwrap();
+        let status = r.status().as_u16();
+        assert_code(status, &r.json().await.unwrap(), 415);
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE email = 'plain@mailserver.com'").await, 0);
     let (_, created) =
         create(&app, "/user/basic", &account("shape@mailserver.com", Some("+31 6 22223333"))).await;
     let dp_key = created["dpKey"].as_i64().unwrap();

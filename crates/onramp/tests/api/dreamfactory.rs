@@ -552,3 +552,46 @@ async fn every_error_is_in_dreamfactorys_shape(#[values(SQLITE, POSTGRES)] db: D
     let status = r.status().as_u16();
     assert_df_error(status, &r.json().await.unwrap(), 429);
 }
+
+#[rstest]
+#[tokio::test]
+async fn bodies_not_declared_json_are_refused_unread(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, open(true)).await;
+    let body = json!({"email": "plain@example.com", "password": PASSWORD}).to_string();
+    // What a page on any site may post without a preflight: text/plain, a form, no type at all.
+    for path in ["/api/v2/user/register", "/api/v2/user/password?reset=true", "/api/v2/user/session"] {
+        for content_type in [
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            None,
+        ] {
+            let mut r =
+                app.client.post(app.url(path)).header("X-DreamFactory-API-Key", KEY).body(body.clone());
+            if let Some(t) = content_type {
+                r = r.header("Content-Type", t);
+            }
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            let answer: Value = r.json().await.unwrap();
+            assert_df_error(status, &answer, 415);
+            assert!(answer["error"]["message"].as_str().unwrap().contains("application/json"), "{answer}");
+        }
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE email = 'plain@example.com'").await, 0);
+    app.worker.run_once().await.unwrap();
+    assert!(app.mails().await.is_empty(), "no reset or confirmation mail went out");
+    // JSON with parameters, and the +json family, are JSON.
+    for content_type in ["application/json; charset=utf-8", "application/vnd.api+json"] {
+        let r = app
+            .client
+            .post(app.url("/api/v2/user/password?reset=true"))
+            .header("X-DreamFactory-API-Key", KEY)
+            .header("Content-Type", content_type)
+            .body(json!({"email": "nobody@example.com"}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{content_type}");
+    }
+}

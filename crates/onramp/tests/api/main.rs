@@ -9,6 +9,7 @@ mod smtp_sink;
 mod activation;
 mod cluster;
 mod contracts;
+mod cors;
 mod dreamfactory;
 mod fast_track;
 mod login;

@@ -142,8 +142,28 @@ async fn errors_carry_stable_codes_and_messages_in_the_callers_language(#[values
     )
     .await;
     assert_error(status, &r, 400, "INVALID_NAME");
-    let r = app.client.post(app.url(PATH)).header("X-Api-Key", KEY).body("{").send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url(PATH))
+        .header("X-Api-Key", KEY)
+        .header("Content-Type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
+    // text/plain (what a cross-site page can post without a preflight) is refused unread.
+    let r = app
+        .client
+        .post(app.url(PATH))
+        .header("X-Api-Key", KEY)
+        .header("Content-Type", "text/plain")
+        .body(body("plain@login.com", "en").to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    assert_error(status, &r.json().await.unwrap(), 415, "UNSUPPORTED_MEDIA_TYPE");
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, before, "nothing written");
 }
 

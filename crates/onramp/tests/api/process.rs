@@ -528,3 +528,47 @@ async fn the_outbox_is_inspected_and_dead_letters_retried_from_the_command_line(
     assert!(out.contains("pending:   1") && out.contains("dead:      0"), "{out}");
     pool.close().await;
 }
+
+#[tokio::test]
+async fn browser_origins_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let run = |args: &[&str]| cli(&config, args);
+    let (ok, out, err) = run(&[
+        "app",
+        "origins",
+        "set",
+        "default",
+        "app_demo",
+        "https://SPA.example.com",
+        "https://*.example.org",
+        "--partner",
+        "false",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("https://spa.example.com https://*.example.org"), "{out}");
+    let (ok, _, err) = run(&["app", "origins", "set", "default", "app_demo", "spa.example.com"]);
+    assert!(!ok && err.contains("is not an origin"), "{err}");
+    let (ok, _, err) = run(&["app", "origins", "set", "default", "no_app", "https://x.example"]);
+    assert!(!ok && err.contains("no app"), "{err}");
+    let (ok, out, _) = run(&["app", "origins", "list", "default", "app_demo"]);
+    assert!(
+        ok && out.contains("allowed: https://spa.example.com") && out.contains("partner surfaces: closed"),
+        "{out}"
+    );
+
+    // A running node answers that origin's preflight, and refuses another.
+    let (server, base) = serve(&config);
+    let preflight = |origin: &'static str| {
+        reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, format!("{base}/v1/auth/signup"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .send()
+    };
+    let r = preflight("https://spa.example.com").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "https://spa.example.com");
+    assert_eq!(preflight("https://other.example.com").await.unwrap().status(), 403);
+    drop(server);
+}

@@ -218,6 +218,21 @@ pub async fn fast_track(
     response
 }
 
+/// An error envelope for a request refused before its handler ran (CORS, content type).
+pub(crate) fn refused(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    status: StatusCode,
+    message: &str,
+) -> Response {
+    let client = super::client_addr(&parts.extensions, &parts.headers, &state.config.trusted_proxies)
+        .map(|ip| ip.to_string());
+    let call = Call::begin(state, &parts.uri, parts.method.as_str(), &parts.headers, client);
+    let mut response = call.error(status, message, None);
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// Any method but `POST`: the error envelope, like every other FastTrack error.
 async fn wrong_method(
     State(state): State<AppState>,
