@@ -378,8 +378,10 @@ pub fn contract_problems(app: &str, contract: &str, fields: &[ContractField]) ->
     if contract.is_empty() || !contract.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         problems.push(format!("{at}: the id must be letters, digits, '-' and '_'"));
     }
-    if contract == "confirm" || contract.parse::<i64>().is_ok() {
-        problems.push(format!("{at}: the id may not be \"confirm\" or a number (those paths are taken)"));
+    if contract == "confirm" || contract == "reset" || contract.parse::<i64>().is_ok() {
+        problems.push(format!(
+            "{at}: the id may not be \"confirm\", \"reset\" or a number (those paths are taken)"
+        ));
     }
     for f in fields {
         if !names.insert(&f.name) {

@@ -39,6 +39,7 @@ impl Surface {
             Self::FastTrack
         } else if (path == "/user" || path.starts_with("/user/"))
             && path != onramp_core::registration::CONFIRM_PAGE_PATH
+            && path != super::pages::account::RESET_PAGE_PATH
         {
             Self::Contract
         } else if state.partner_paths.iter().any(|p| p == path) {

@@ -37,7 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(fast_track::routes())
         .merge(dreamfactory::routes())
         .merge(pages::routes())
-        .fallback(v1::error::not_found)
+        .fallback(pages::instance::not_found)
         .method_not_allowed_fallback(v1::error::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), browser::require_json))
         .layer(browser::cors_layer())

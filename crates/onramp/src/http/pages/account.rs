@@ -1,0 +1,238 @@
+//! Account pages: the `/v1` signup page and activation page (seed 004, both run the seed's own
+//! snippets), and DreamFactory's confirm page (code + new password) and reset page (ask for a
+//! code). Forms post to the same host only.
+
+// The helpers here end a handler early with the page to show; a page is a `Response`.
+#![allow(clippy::result_large_err)]
+
+use super::{Look, query_value, same_origin_post};
+use crate::app::AppState;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use minijinja::context;
+use onramp_core::CoreError;
+use onramp_core::model::Instance;
+use onramp_core::registration::CodeInput;
+
+pub const RESET_PAGE_PATH: &str = "/user/reset";
+
+/// The addressed instance and how its pages look, or the page that says there is none.
+async fn instance_page(state: &AppState, headers: &HeaderMap) -> Result<(Instance, Look), Response> {
+    let name = crate::http::instance_name(headers, &state.config.base_domain);
+    let look = Look::of(state, headers, &name, None);
+    match state.onramp.instance(&name).await {
+        Ok(instance) => Ok((instance, look)),
+        Err(e) => Err(state.pages.error(&look, &e)),
+    }
+}
+
+/// A form's fields, or the 413 page (bodies over the limit are refused before parsing).
+fn form(
+    state: &AppState,
+    look: &Look,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Vec<(String, String)>, Response> {
+    match body {
+        Ok(b) => Ok(url::form_urlencoded::parse(&b).into_owned().collect()),
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(state.pages.message(look, StatusCode::PAYLOAD_TOO_LARGE, "e413_title", "e413_text"))
+        }
+        Err(_) => Err(state.pages.message(look, StatusCode::BAD_REQUEST, "e500_title", "generic_error")),
+    }
+}
+
+fn field(fields: &[(String, String)], name: &str) -> String {
+    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default()
+}
+
+/// A form posted from another site is refused (SECURITY 31).
+fn refuse_cross_site(state: &AppState, look: &Look, headers: &HeaderMap) -> Result<(), Response> {
+    if same_origin_post(headers) {
+        Ok(())
+    } else {
+        Err(state.pages.message(look, StatusCode::FORBIDDEN, "form_refused_title", "form_refused_text"))
+    }
+}
+
+/// `GET /signup?app={app_id}`: the hosted signup form of one app (its first app with an open
+/// signup domain when none is named).
+pub async fn signup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let (instance, look) = match instance_page(&state, &headers).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let store = state.onramp.store();
+    let app_id = match query_value(query.as_deref(), "app") {
+        Some(id) => Some(id),
+        None => first_signup_app(&state, &instance).await,
+    };
+    let app = match app_id {
+        Some(id) => store.app(instance.id, &id).await.map_err(CoreError::from),
+        None => Ok(None),
+    };
+    match app {
+        Ok(Some(app)) => {
+            let look = Look::of(&state, &headers, &instance.name, Some((&app.id, &app.name)));
+            let country = super::region(&headers).unwrap_or_default();
+            state.pages.render(&look, StatusCode::OK, "signup.html", context! { app_id => app.id, country })
+        }
+        Ok(None) => state.pages.message(&look, StatusCode::NOT_FOUND, "e404_title", "e404_text"),
+        Err(e) => state.pages.error(&look, &e),
+    }
+}
+
+/// The instance's apps that take signups, with their names (for the home page too).
+pub async fn signup_apps(state: &AppState, instance: &Instance) -> Result<Vec<(String, String)>, CoreError> {
+    let store = state.onramp.store();
+    let mut apps = Vec::new();
+    for a in store.app_origins(instance.id).await? {
+        let open = store.app_domains(instance.id, &a.app_id).await?.iter().any(|d| d.allow_signup);
+        if let (true, Some(app)) = (open, store.app(instance.id, &a.app_id).await?) {
+            apps.push((app.id, app.name));
+        }
+    }
+    Ok(apps)
+}
+
+async fn first_signup_app(state: &AppState, instance: &Instance) -> Option<String> {
+    signup_apps(state, instance).await.ok()?.into_iter().next().map(|(id, _)| id)
+}
+
+/// `GET /activate`: the page an activation link may open (an app's `signup_url` may point here).
+pub async fn activate(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match instance_page(&state, &headers).await {
+        Ok((_, look)) => state.pages.render(&look, StatusCode::OK, "activate.html", context! {}),
+        Err(page) => page,
+    }
+}
+
+/// `GET /user/confirm`: asks for the code (filled in from the link) and a new password.
+pub async fn confirm_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let (_, look) = match instance_page(&state, &headers).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let (email, code) = (query_value(query.as_deref(), "email"), query_value(query.as_deref(), "code"));
+    state.pages.render(&look, StatusCode::OK, "confirm.html", context! { email, code })
+}
+
+/// `POST /user/confirm`: redeems the code; errors are shown on the form, in the reader's language.
+pub async fn confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (instance, look) = match instance_page(&state, &headers).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let fields = match refuse_cross_site(&state, &look, &headers).and_then(|()| form(&state, &look, body)) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    let input = CodeInput {
+        email: field(&fields, "email"),
+        code: field(&fields, "code"),
+        new_password: field(&fields, "new_password"),
+        password_confirmation: Some(field(&fields, "password_confirmation")),
+        login: false,
+        client: crate::http::client_addr(&extensions, &headers, &state.config.trusted_proxies)
+            .map(|c| c.to_string()),
+    };
+    let (email, code) = (input.email.clone(), input.code.clone());
+    let t = |key: &str| state.pages.text(look.lang, key);
+    let (status, error, field_errors) = match state.onramp.redeem_email_code(&instance, input).await {
+        Ok(_) => {
+            return state.pages.message(&look, StatusCode::OK, "confirm_done_title", "confirm_done_text");
+        }
+        Err(CoreError::Validation(problems)) => {
+            let mut by_field = std::collections::BTreeMap::new();
+            for p in &problems {
+                let key = if p.code == "password_mismatch" {
+                    "field_passwords_differ".to_owned()
+                } else {
+                    format!("field_{}", p.code)
+                };
+                let text = state.pages.text(look.lang, &key);
+                let text =
+                    if text == key { format!("{} {}", p.field.replace('_', " "), p.message) } else { text };
+                by_field.insert(p.field.clone(), text);
+            }
+            let general = by_field
+                .iter()
+                .filter(|(f, _)| !matches!(f.as_str(), "new_password" | "password_confirmation"));
+            let general: Vec<String> = general.map(|(_, m)| m.clone()).collect();
+            (StatusCode::BAD_REQUEST, (!general.is_empty()).then(|| general.join(" ")), by_field)
+        }
+        Err(CoreError::TokenNotFound) => {
+            (StatusCode::NOT_FOUND, Some(t("code_mismatch")), Default::default())
+        }
+        Err(CoreError::TokenUsed) => (StatusCode::BAD_REQUEST, Some(t("code_used")), Default::default()),
+        Err(CoreError::TokenExpired) => {
+            (StatusCode::BAD_REQUEST, Some(t("code_expired")), Default::default())
+        }
+        Err(e) => return state.pages.error(&look, &e),
+    };
+    state.pages.render(&look, status, "confirm.html", context! { email, code, error, field_errors })
+}
+
+/// `GET /user/reset`: asks for the address to send a reset code to.
+pub async fn reset_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match instance_page(&state, &headers).await {
+        Ok((_, look)) => state.pages.render(&look, StatusCode::OK, "reset.html", context! {}),
+        Err(page) => page,
+    }
+}
+
+/// `POST /user/reset`: the same answer whether or not the address is known.
+pub async fn reset(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (instance, look) = match instance_page(&state, &headers).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let fields = match refuse_cross_site(&state, &look, &headers).and_then(|()| form(&state, &look, body)) {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    let email = field(&fields, "email");
+    let settings = match state.onramp.store().instance_settings(instance.id).await {
+        Ok(s) => s,
+        Err(e) => return state.pages.error(&look, &CoreError::from(e)),
+    };
+    let client =
+        crate::http::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|c| c.to_string());
+    match state.onramp.request_password_reset(&instance, &settings, &email, client).await {
+        Ok(()) => {
+            let text = state.pages.text(look.lang, "reset_done_text").replace("{email}", &email);
+            let title = state.pages.text(look.lang, "reset_done_title");
+            state.pages.render(
+                &look,
+                StatusCode::OK,
+                "message.html",
+                context! { title, message => text, state => "ok" },
+            )
+        }
+        Err(CoreError::Validation(_)) => {
+            let error = state.pages.text(look.lang, "field_invalid_email");
+            state.pages.render(&look, StatusCode::BAD_REQUEST, "reset.html", context! { email, error })
+        }
+        Err(e) => state.pages.error(&look, &e),
+    }
+}
