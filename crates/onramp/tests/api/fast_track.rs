@@ -542,3 +542,82 @@ async fn another_method_gets_the_error_envelope(#[values(SQLITE, POSTGRES)] db: 
     assert_eq!(body["request"]["verb"], "GET");
     assert_eq!(body["request"]["signature"], signature(body["request"]["id"].as_str().unwrap()));
 }
+
+/// A form post to `/fast-track` from `origin` (None: no Origin and no Referer).
+async fn form_post(app: &TestApp, origin: Option<&str>, fields: &[(&str, &str)]) -> reqwest::Response {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut r = client.post(app.url("/fast-track")).form(fields);
+    if let Some(o) = origin {
+        r = r.header("Origin", o);
+    }
+    r.send().await.unwrap()
+}
+
+const FORM: [(&str, &str); 4] =
+    [("email", "form@example.com"), ("first-name", "Fay"), ("last-name", "Form"), ("password", PASSWORD)];
+
+#[rstest]
+#[tokio::test]
+async fn a_form_starts_fast_track_only_from_an_allowed_origin(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, |c| {
+        enable(c);
+        c.fast_track.allowed_origins = vec!["https://www.example.com".into()];
+    })
+    .await;
+    // Another site, or no origin at all: an HTML page, nothing created.
+    for origin in [Some("https://evil.example.net"), None] {
+        let r = form_post(&app, origin, &FORM).await;
+        assert_eq!(r.status(), 403);
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(r.text().await.unwrap().contains("may not be sent from there"));
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE email = 'form@example.com'").await, 0);
+    // Invalid fields: an HTML page saying what to check.
+    let mut bad = FORM;
+    bad[3] = ("password", "short");
+    let r = form_post(&app, Some("https://www.example.com"), &bad).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("Please check the form"));
+    // From the allowed origin: a 303 to the new instance's one-time login, which signs in.
+    let r = form_post(&app, Some("https://www.example.com"), &FORM).await;
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.contains("://form.localhost:") && location.contains("/welcome?fastTrackGuid="),
+        "{location}"
+    );
+    let page = app.browser().get(&location).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("Welcome to form, Fay!"));
+    // The same address again: taken, said on a page.
+    let r = form_post(&app, Some("https://www.example.com"), &FORM).await;
+    assert_eq!(r.status(), 409);
+    // Text bodies are not forms: 415 in the envelope.
+    let r = app
+        .client
+        .post(app.url("/fast-track"))
+        .header("Content-Type", "text/plain")
+        .body(payload("plain@example.com").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(json(r).await["status_code"], 415);
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_failed_form_goes_back_to_the_operators_form_with_the_code(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, |c| {
+        enable(c);
+        c.fast_track.allowed_origins = vec!["https://www.example.com".into()];
+        c.fast_track.form_url = Some("https://www.example.com/try?plan=free".into());
+    })
+    .await;
+    let mut bad = FORM;
+    bad[0] = ("email", "not-an-email");
+    let r = form_post(&app, Some("https://www.example.com"), &bad).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "https://www.example.com/try?plan=free&error=validation_failed");
+    let r = form_post(&app, Some("https://evil.example.net"), &FORM).await;
+    assert_eq!(r.headers()["location"], "https://www.example.com/try?plan=free&error=origin_not_allowed");
+}

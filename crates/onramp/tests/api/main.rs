@@ -7,6 +7,7 @@ mod helpers;
 mod smtp_sink;
 
 mod activation;
+mod browser;
 mod cluster;
 mod contracts;
 mod cors;

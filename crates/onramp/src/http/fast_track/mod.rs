@@ -5,6 +5,7 @@
 //! real HTTP status (the vendor answered 200 for everything) and the same code inside.
 
 pub mod envelope;
+mod form;
 
 use crate::app::AppState;
 use axum::Router;
@@ -211,11 +212,25 @@ pub async fn fast_track(
 ) -> Response {
     let client =
         super::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|ip| ip.to_string());
+    if is_form(&headers) {
+        return form::answer(&state, &headers, client, body).await;
+    }
     let call = Call::begin(&state, &uri, "POST", &headers, client.clone());
     let mut response = answer(&state, &call, client, body).await;
     // The answer may carry a login secret: never cache it.
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// Is the body an HTML form (`application/x-www-form-urlencoded`)?
+fn is_form(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
 }
 
 /// An error envelope for a request refused before its handler ran (CORS, content type).

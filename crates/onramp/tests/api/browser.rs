@@ -1,0 +1,395 @@
+//! In a real browser: Debian's Chromium, headless, driven over WebDriver (chromedriver) by
+//! fantoccini. Pages served from other origins call onramp as the seeds' clients do; onramp's
+//! hosted pages are filled in by typing. Each test saves screenshots under `target/browser/`.
+
+use crate::helpers::*;
+use axum::response::Html;
+use fantoccini::{Client, ClientBuilder, Locator};
+use onramp::config::Secret;
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const DF_KEY: &str = "df-spa-api-key-0123456789";
+const PASSWORD: &str = "a quiet harbour at dawn";
+
+/// A headless Chromium behind its own chromedriver; both end with it.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start(language: &str) -> Self {
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
+            "the browser tests need Debian's chromium and chromium-driver: apt-get install chromium chromium-driver"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1200,1000", "--hide-scrollbars",
+                    format!("--lang={language}"), format!("--user-data-dir={}", profile.path().display()),
+                ],
+                "prefs": { "intl.accept_languages": language },
+            }
+        });
+        let caps = match caps {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last = None;
+        // chromedriver takes a moment to listen: a bounded number of tries.
+        for _ in 0..50 {
+            // chromedriver speaks plain HTTP on loopback: no TLS stack needed.
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector).capabilities(caps.clone()).connect(&url).await {
+                Ok(client) => return Self { client, driver, _profile: profile },
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("no WebDriver session: {last:?}");
+    }
+
+    /// Wait (bounded) for an element whose text contains `text`.
+    async fn wait_text(&self, css: &str, text: &str) -> String {
+        let mut seen = String::new();
+        for _ in 0..100 {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await {
+                seen = e.text().await.unwrap_or_default();
+                if seen.contains(text) {
+                    return seen;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css} never showed {text:?}; it shows {seen:?}");
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let e = self.client.find(Locator::Css(css)).await.unwrap();
+        e.clear().await.unwrap();
+        e.send_keys(value).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.client.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// A static site on its own origin (`http://127.0.0.1:{port}`), serving `pages` by path.
+async fn site(pages: Vec<(&'static str, String)>) -> String {
+    let mut router = axum::Router::new();
+    for (path, html) in pages {
+        router = router.route(path, axum::routing::get(move || async move { Html(html) }));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    origin
+}
+
+/// onramp's address as pages reach it (`public_url`, a different origin from every site).
+fn onramp_url(app: &TestApp) -> String {
+    format!("http://localhost:{}", app.addr.port())
+}
+
+fn page(api: &str, script: &str) -> String {
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Client</title>
+<style>body{{font:16px system-ui;margin:2rem}} pre{{background:#f4f4f4;padding:1rem;white-space:pre-wrap}}</style></head>
+<body><h1>A client on another origin</h1>
+<form id="f"><select id="domain"></select> <span id="desc"></span></form>
+<pre id="result">waiting</pre>
+<script>const API = "{api}";
+{script}
+</script></body></html>"#
+    )
+}
+
+#[tokio::test]
+async fn seed_004s_snippets_sign_up_and_activate_from_another_origin() {
+    // The app's own pages: the seed's dropdown and signup, and its activation page.
+    let signup_script = r#"
+fetch(API + "/v1/apps/app_demo/schema").then(r => r.json()).then(schema => {
+  const domains = schema.domains;
+  let options = []
+  Object.keys(domains).map((id) => {
+      if (domains[id].allow_signup) {
+          options.push({
+              value: id,
+              label: domains[id].title
+          })
+      }
+  })
+  const select = document.getElementById("domain");
+  options.forEach(o => select.add(new Option(o.label, o.value)));
+  document.getElementById("desc").textContent = domains[select.value].description;
+  return fetch(API + "/v1/auth/signup", {method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({domain_id: select.value, account_title: "Acme Corp", name: "June Doe",
+      email: "junedoe@acmecorp.com", country_id: "US", password: "a quiet harbour at dawn"})});
+}).then(r => r.json()).then(b => document.getElementById("result").textContent = JSON.stringify(b))
+  .catch(e => document.getElementById("result").textContent = "failed: " + e);"#;
+    let activate_script = r#"
+var token = new URLSearchParams(window.location.hash).get('token');
+fetch(API + "/v1/auth/signup-activation", {method: "POST", headers: {"Content-Type": "application/json"},
+  body: JSON.stringify({token: token})})
+  .then(r => r.json()).then(b => document.getElementById("result").textContent = JSON.stringify(b))
+  .catch(e => document.getElementById("result").textContent = "failed: " + e);"#;
+    // The site's origin must be known before onramp starts (it is the app's signup_url), and
+    // onramp's before the site's pages are written: bind the site first, fill it in after.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let app =
+        TestApp::spawn_with(SQLITE, |c| c.instances[0].apps[0].signup_url = format!("{origin}/activate"))
+            .await;
+    let api = onramp_url(&app);
+    let router = axum::Router::new()
+        .route("/signup", axum::routing::get(Html(page(&api, signup_script))))
+        .route("/activate", axum::routing::get(Html(page(&api, activate_script))));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let browser = Browser::start("en-US").await;
+    browser.client.goto(&format!("{origin}/signup")).await.unwrap();
+    let answer = browser.wait_text("#result", "token").await;
+    assert!(answer.starts_with("{\"token\""), "{answer}");
+    let options = browser.client.find_all(Locator::Css("#domain option")).await.unwrap();
+    assert_eq!(options.len(), 1, "only the domain that allows signup");
+    assert_eq!(options[0].text().await.unwrap(), "Acme");
+    browser.screenshot("seed004-signup-from-another-origin").await;
+
+    app.worker.run_once().await.unwrap();
+    let mail = app.mails_to("junedoe@acmecorp.com").await.remove(0);
+    let link = link_in(&mail);
+    assert!(link.starts_with(&format!("{origin}/activate?")) && link.contains("#&token="), "{link}");
+    browser.client.goto(&link).await.unwrap();
+    let answer = browser.wait_text("#result", "account_id").await;
+    let activated: Value = serde_json::from_str(&answer).unwrap();
+    assert!(activated["user_id"].as_str().unwrap().starts_with("usr_"), "{activated}");
+    browser.screenshot("seed004-activation-from-another-origin").await;
+    browser.close().await;
+    assert_eq!(app.login("junedoe@acmecorp.com", PASSWORD).await.status(), 200);
+}
+
+#[tokio::test]
+async fn the_hosted_signup_and_activation_pages_work_by_typing() {
+    // The app's signup_url is onramp's own hosted activation page.
+    let app = TestApp::spawn_with(SQLITE, |c| {
+        c.instances[0].apps[0].branding.accent_color = Some("#6d28d9".into());
+        c.instances[0].apps[0].branding.product_name = Some("Acme Cloud".into());
+    })
+    .await;
+    let base = onramp_url(&app);
+    // onramp's own address is known once it listens; nothing has read the app yet.
+    app.exec(&format!("UPDATE apps SET signup_url = '{base}/activate' WHERE id = 'app_demo'")).await;
+    let browser = Browser::start("en-US").await;
+    browser.client.goto(&format!("{base}/signup?app=app_demo")).await.unwrap();
+    browser.wait_text("#domain_id", "Acme").await;
+    browser.wait_text("#domain-about", "Acme customers").await;
+    // A first try with mistakes: the errors appear next to their fields.
+    browser.fill("#account_title", "Acme Corp").await;
+    browser.fill("#name", "June Doe").await;
+    browser.fill("#email", "not-an-email").await;
+    browser.fill("#password", "password").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_text("#email-error", "valid email").await;
+    browser.wait_text("#password-error", "too common").await;
+    let country = browser.client.find(Locator::Css("#country_id")).await.unwrap();
+    assert_eq!(country.prop("value").await.unwrap().as_deref(), Some("US"), "prefilled from the language");
+    browser.screenshot("hosted-signup-errors").await;
+    browser.fill("#email", "june@acmecorp.com").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_text("#done", "june@acmecorp.com").await;
+    browser.screenshot("hosted-signup-check-your-email").await;
+
+    app.worker.run_once().await.unwrap();
+    let link = link_in(&app.mails_to("june@acmecorp.com").await.remove(0));
+    assert!(link.starts_with(&format!("{base}/activate?")), "{link}");
+    browser.client.goto(&link).await.unwrap();
+    browser.wait_text("#title", "Your account is active").await;
+    let url = browser.client.current_url().await.unwrap();
+    assert!(url.query().is_none() && url.fragment().is_none(), "the token left the address bar: {url}");
+    browser.screenshot("hosted-activation").await;
+    // The same link again: used.
+    browser.client.goto(&link).await.unwrap();
+    browser.wait_text("#text", "already used").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn dreamfactorys_spa_calls_work_from_its_origin_and_another_origin_is_blocked() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let spa = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let spa_origin = spa.clone();
+    let app = TestApp::spawn_with(SQLITE, move |c| {
+        let inst = &mut c.instances[0];
+        inst.open_registration = Some(true);
+        inst.open_reg_role = Some("member".into());
+        inst.apps[0].api_keys = vec![Secret(DF_KEY.into())];
+        inst.apps[0].allowed_origins = Some(vec![spa_origin]);
+    })
+    .await;
+    let api = onramp_url(&app);
+    // DreamFactory's React example client: register with login=true, read the session, sign out.
+    let spa_script = format!(
+        r#"
+const headers = {{"Content-Type": "application/json", "X-DreamFactory-API-Key": "{DF_KEY}"}};
+const log = [];
+(async () => {{
+  let r = await fetch(API + "/api/v2/user/register?login=true", {{method: "POST", headers,
+    body: JSON.stringify({{email: "spa@example.com", password: "{PASSWORD}", first_name: "Spa", last_name: "User"}})}});
+  const reg = await r.json(); log.push("register " + r.status);
+  const auth = {{...headers, "X-DreamFactory-Session-Token": reg.session_token}};
+  r = await fetch(API + "/api/v2/user/session", {{headers: auth}}); const s = await r.json();
+  log.push("session " + r.status + " " + s.email);
+  r = await fetch(API + "/api/v2/user/session", {{method: "DELETE", headers: auth}}); log.push("signout " + r.status);
+  r = await fetch(API + "/api/v2/user/session", {{headers: auth}}); log.push("after " + r.status);
+}})().catch(e => log.push("failed: " + e)).finally(() => document.getElementById("result").textContent = log.join("\n"));"#
+    );
+    let router = axum::Router::new().route("/", axum::routing::get(Html(page(&api, &spa_script))));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    // Another site, not allowed: its JSON post is stopped at the preflight.
+    let evil_script = r#"
+fetch(API + "/v1/auth/signup", {method: "POST", headers: {"Content-Type": "application/json"},
+  body: JSON.stringify({domain_id: "dom_1234567890", account_title: "X", name: "Eve", email: "eve@example.com", country_id: "US"})})
+  .then(r => document.getElementById("result").textContent = "reached: " + r.status)
+  .catch(e => document.getElementById("result").textContent = "blocked: " + e.name);"#;
+    let evil = site(vec![("/", page(&api, evil_script))]).await;
+
+    let browser = Browser::start("en-US").await;
+    browser.client.goto(&format!("{spa}/")).await.unwrap();
+    let log = browser.wait_text("#result", "after").await;
+    assert_eq!(log, "register 200\nsession 200 spa@example.com\nsignout 200\nafter 401", "{log}");
+    browser.screenshot("dreamfactory-spa-from-its-origin").await;
+    browser.client.goto(&format!("{evil}/")).await.unwrap();
+    let blocked = browser.wait_text("#result", "blocked").await;
+    assert_eq!(blocked, "blocked: TypeError");
+    browser.screenshot("other-origin-blocked").await;
+    browser.close().await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE email = 'eve@example.com'").await, 0);
+}
+
+#[tokio::test]
+async fn fast_track_from_an_html_form_lands_signed_in_on_the_new_instance() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site_origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let allowed = site_origin.clone();
+    let app = TestApp::spawn_with(SQLITE, move |c| {
+        c.fast_track.enabled = true;
+        c.fast_track.allowed_origins = vec![allowed];
+    })
+    .await;
+    let form = format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Try it</title></head><body>
+<h1>Start your free instance</h1>
+<form method="post" action="{}/fast-track">
+<input name="email" id="email"> <input name="first-name" id="first" value="Joe"> <input name="last-name" id="last" value="Doe">
+<input name="password" id="password" type="password"> <button id="go">Start</button></form></body></html>"#,
+        onramp_url(&app)
+    );
+    let router = axum::Router::new().route("/", axum::routing::get(Html(form)));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let browser = Browser::start("en-US").await;
+    browser.client.goto(&format!("{site_origin}/")).await.unwrap();
+    browser.fill("#email", "joe@example.com").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("#go").await;
+    browser.wait_text("h1", "Welcome to joe, Joe!").await;
+    let url = browser.client.current_url().await.unwrap();
+    assert_eq!(url.as_str(), format!("http://joe.localhost:{}/welcome", app.addr.port()));
+    browser.screenshot("fast-track-welcome").await;
+    // Sign out from the welcome page.
+    browser.click("form[action='/signout'] button").await;
+    browser.wait_text("h1", "You are signed out").await;
+    browser.client.goto(&format!("http://joe.localhost:{}/welcome", app.addr.port())).await.unwrap();
+    browser.wait_text("h1", "not signed in").await;
+    // The instance's home page.
+    browser.client.goto(&format!("http://joe.localhost:{}/", app.addr.port())).await.unwrap();
+    browser.wait_text("main", "Forgot your password?").await;
+    browser.screenshot("instance-home").await;
+    browser.client.goto(&format!("http://joe.localhost:{}/nothing-here", app.addr.port())).await.unwrap();
+    browser.wait_text("h1", "Page not found").await;
+    browser.screenshot("not-found").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_confirm_page_is_completed_by_typing_in_the_readers_language() {
+    let app = TestApp::spawn_with(SQLITE, |c| {
+        let inst = &mut c.instances[0];
+        inst.open_registration = Some(true);
+        inst.open_reg_role = Some("member".into());
+        inst.open_reg_email_service = Some("default".into());
+        inst.apps[0].api_keys = vec![Secret(DF_KEY.into())];
+    })
+    .await;
+    let r = app
+        .client
+        .post(app.url("/api/v2/user/register"))
+        .header("X-DreamFactory-API-Key", DF_KEY)
+        .json(&json!({"email": "conf@example.com", "first_name": "Conf"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.worker.run_once().await.unwrap();
+    let mail = app.mails_to("conf@example.com").await.remove(0);
+    let link = mail.text.split_whitespace().find(|w| w.contains("/user/confirm?")).unwrap().to_owned();
+    let browser = Browser::start("de-DE").await;
+    browser.client.goto(&link).await.unwrap();
+    browser.wait_text("h1", "Wähle dein Passwort").await;
+    browser.fill("#new_password", PASSWORD).await;
+    browser.fill("#password_confirmation", "something else entirely").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_text("#password_confirmation-error", "stimmen nicht").await;
+    browser.screenshot("confirm-page-error-de").await;
+    browser.fill("#new_password", PASSWORD).await;
+    browser.fill("#password_confirmation", PASSWORD).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_text("h1", "Dein Passwort ist gesetzt").await;
+    browser.screenshot("confirm-page-done-de").await;
+    browser.client.goto(&app.url("/user/reset")).await.unwrap();
+    browser.wait_text("h1", "Passwort zurücksetzen").await;
+    browser.screenshot("reset-page-de").await;
+    browser.close().await;
+    let r = app
+        .client
+        .post(app.url("/api/v2/user/session"))
+        .header("X-DreamFactory-API-Key", DF_KEY)
+        .json(&json!({"email": "conf@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
