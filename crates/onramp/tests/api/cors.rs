@@ -275,3 +275,35 @@ fn an_origin_that_is_not_one_stops_the_start() {
         assert!(c.validate().unwrap_err().to_string().contains("fast_track.allowed_origins"));
     }
 }
+
+#[rstest]
+#[tokio::test]
+async fn hosted_forms_refuse_posts_from_other_sites(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, browser_apps).await;
+    for path in ["/user/confirm", "/user/reset", "/signout"] {
+        let r = app
+            .client
+            .post(app.url(path))
+            .header("Origin", "https://evil.example.net")
+            .header("Accept-Language", "fr")
+            .form(&[("email", "x@example.com"), ("code", "c"), ("new_password", "p")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+        assert_eq!(header(&r, "content-language"), Some("fr"));
+        let csp = header(&r, "content-security-policy").unwrap().to_owned();
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(r.text().await.unwrap().contains("Ce formulaire ne peut pas"), "{path}");
+    }
+    // The same form from the page's own host is taken (an unknown address answers like a known one).
+    let r = app
+        .client
+        .post(app.url("/user/reset"))
+        .header("Origin", format!("http://{}", app.addr))
+        .form(&[("email", "x@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -48,13 +48,24 @@ fn field(fields: &[(String, String)], name: &str) -> String {
     fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default()
 }
 
-/// A form posted from another site is refused (SECURITY 31).
-fn refuse_cross_site(state: &AppState, look: &Look, headers: &HeaderMap) -> Result<(), Response> {
-    if same_origin_post(headers) {
-        Ok(())
-    } else {
-        Err(state.pages.message(look, StatusCode::FORBIDDEN, "form_refused_title", "form_refused_text"))
+/// What every form post starts with: the instance, its look, and the fields of a form posted
+/// from this host (one posted from another site is refused: SECURITY 31).
+async fn posted_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Instance, Look, Vec<(String, String)>), Response> {
+    let (instance, look) = instance_page(state, headers).await?;
+    if !same_origin_post(headers) {
+        return Err(state.pages.message(
+            &look,
+            StatusCode::FORBIDDEN,
+            "form_refused_title",
+            "form_refused_text",
+        ));
     }
+    let fields = form(state, &look, body)?;
+    Ok((instance, look, fields))
 }
 
 /// `GET /signup?app={app_id}`: the hosted signup form of one app (its first app with an open
@@ -134,12 +145,8 @@ pub async fn confirm(
     extensions: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (instance, look) = match instance_page(&state, &headers).await {
+    let (instance, look, fields) = match posted_form(&state, &headers, body).await {
         Ok(found) => found,
-        Err(page) => return page,
-    };
-    let fields = match refuse_cross_site(&state, &look, &headers).and_then(|()| form(&state, &look, body)) {
-        Ok(f) => f,
         Err(page) => return page,
     };
     let input = CodeInput {
@@ -203,12 +210,8 @@ pub async fn reset(
     extensions: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (instance, look) = match instance_page(&state, &headers).await {
+    let (instance, look, fields) = match posted_form(&state, &headers, body).await {
         Ok(found) => found,
-        Err(page) => return page,
-    };
-    let fields = match refuse_cross_site(&state, &look, &headers).and_then(|()| form(&state, &look, body)) {
-        Ok(f) => f,
         Err(page) => return page,
     };
     let email = field(&fields, "email");
