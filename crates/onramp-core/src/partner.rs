@@ -165,6 +165,8 @@ impl Onramp {
             "first_name": first_name.clone().unwrap_or_default(),
             "name": name,
             "email": email.as_entered(),
+            "instance": instance.name,
+            "app_id": app.id,
             "app_name": app.name,
         });
         let settings = self.store.instance_settings(instance.id).await?;

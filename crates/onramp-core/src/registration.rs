@@ -213,6 +213,7 @@ impl Onramp {
                 "phone": phone.clone().unwrap_or_default(),
                 "confirm_code": code,
                 "link": self.confirm_link(instance, email.as_entered(), &code),
+                "instance": instance.name,
                 "app_name": input.app_name,
                 "expires_hours": self.settings.code_ttl.whole_hours(),
             });
@@ -283,7 +284,12 @@ impl Onramp {
                 let key = format!("mail:account_exists:{}:{}", instance.id.0, email.canonical());
                 if self.within(&key, ACCOUNT_EXISTS_MAILS).await? {
                     let login_url = instance_url(&self.settings.public_url, &instance.name);
-                    let vars = json!({ "name": name, "app_name": input.app_name, "login_url": login_url });
+                    let vars = json!({
+                        "name": name,
+                        "instance": instance.name,
+                        "app_name": input.app_name,
+                        "login_url": login_url,
+                    });
                     let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());
                     let message =
                         self.outbox_mail_via("account_exists", &owner_email, "en", vars, service)?;
@@ -386,6 +392,7 @@ impl Onramp {
             "email": user.email,
             "confirm_code": code,
             "link": self.confirm_link(instance, &user.email, &code),
+            "instance": instance.name,
             "app_name": instance.name,
             "expires_hours": self.settings.code_ttl.whole_hours(),
         });

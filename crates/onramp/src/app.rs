@@ -78,6 +78,7 @@ impl Service {
                 .with_provisioning(provisioning),
         );
         apply_config(&onramp, &config).await?;
+        let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
         let templates = Templates::with_custom(
             &config
@@ -123,6 +124,7 @@ impl Service {
         )?
         .with_templates(templates)
         .with_services(services)
+        .with_branding(config.clone())
         .with_sms(config.sms.from.clone(), sms_transport(&config)?);
         let pages = Arc::new(crate::http::pages::Pages::new()?);
         let origins = Arc::new(onramp_core::origin::OriginPolicy::new(onramp.store().clone()));
@@ -135,15 +137,7 @@ impl Service {
                 .collect::<Result<Vec<_>, _>>()?,
         );
         let partner_paths = Arc::new(partner_paths(&config));
-        let state = AppState {
-            onramp,
-            config: Arc::new(config),
-            metrics,
-            pages,
-            origins,
-            fast_track_origins,
-            partner_paths,
-        };
+        let state = AppState { onramp, config, metrics, pages, origins, fast_track_origins, partner_paths };
         Ok(Self { state, worker })
     }
 

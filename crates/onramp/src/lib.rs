@@ -2,6 +2,7 @@
 //! parses the command line and calls `cli::run`.
 
 pub mod app;
+pub mod branding;
 pub mod cli;
 pub mod config;
 pub mod delivery;

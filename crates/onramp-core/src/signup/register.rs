@@ -171,6 +171,8 @@ impl Onramp {
             };
             let mut vars = json!({
                 "name": cmd.name,
+                "instance": instance.name,
+                "app_id": app.id,
                 "app_name": app.name,
                 "account_title": cmd.account_title,
                 "link": link,
@@ -227,7 +229,13 @@ impl Onramp {
                     // The owner hears of it, at most once per window (SECURITY.md 23).
                     let key = format!("mail:account_exists:{}:{}", instance.id.0, cmd.email.canonical());
                     if self.within(&key, ACCOUNT_EXISTS_MAILS).await? {
-                        let vars = json!({ "name": name, "app_name": app.name, "login_url": app.signup_url });
+                        let vars = json!({
+                            "name": name,
+                            "instance": instance.name,
+                            "app_id": app.id,
+                            "app_name": app.name,
+                            "login_url": app.signup_url,
+                        });
                         let message = self.outbox_mail("account_exists", &email, "en", vars)?;
                         self.store.enqueue(instance.id, &message).await?;
                         self.wake_outbox();

@@ -7,6 +7,8 @@ pub mod sms;
 pub mod templates;
 pub mod webhooks;
 
+use crate::branding::Brand;
+use crate::config::Config;
 use crate::metrics::Metrics;
 use mail::{MailTransport, SendError, build_message};
 use onramp_core::model::OutboxMessage;
@@ -33,6 +35,8 @@ pub struct Worker {
     sms: Option<(String, Box<dyn sms::SmsTransport>)>,
     services: MailServices,
     templates: Templates,
+    /// Where mails find their branding.
+    branding: Arc<Config>,
     metrics: Arc<Metrics>,
     config: WorkerConfig,
 }
@@ -52,6 +56,7 @@ impl Worker {
             sms: None,
             services: MailServices::new(),
             templates: Templates::new()?,
+            branding: Arc::new(Config::default()),
             metrics,
             config,
         })
@@ -60,6 +65,12 @@ impl Worker {
     /// Use these templates (the built-in ones plus the operator's).
     pub fn with_templates(mut self, templates: Templates) -> Self {
         self.templates = templates;
+        self
+    }
+
+    /// Brand mails as `config` brands the instance (and app) that sent them.
+    pub fn with_branding(mut self, config: Arc<Config>) -> Self {
+        self.branding = config;
         self
     }
 
@@ -145,7 +156,7 @@ impl Worker {
         }
         let rendered = self
             .templates
-            .render(&payload.template, &self.language(&payload), &payload.vars)
+            .render(&payload.template, &self.language(&payload), &self.mail_vars(&payload))
             .map_err(|e| SendError::Permanent(format!("template {}: {e}", payload.template)))?;
         let (from, transport) = match &payload.service {
             None => (&self.config.from, &self.transport),
@@ -156,6 +167,30 @@ impl Worker {
         };
         let mail = build_message(from, &payload.to, &payload.message_id, &rendered)?;
         transport.send(&mail).await
+    }
+
+    /// The payload's variables plus what the layout shows: the brand of the instance and app
+    /// that sent the mail (named by `instance`, `app_id` and `app_name`) and the recipient.
+    fn mail_vars(&self, payload: &MailPayload) -> serde_json::Value {
+        let text = |key: &str| payload.vars.get(key).and_then(|v| v.as_str()).unwrap_or_default();
+        let instance =
+            Some(text("instance")).filter(|i| !i.is_empty()).unwrap_or(onramp_core::model::DEFAULT_INSTANCE);
+        let brand = Brand::resolve(&self.branding, instance, Some((text("app_id"), text("app_name"))));
+        let mut vars = payload.vars.clone();
+        if let Some(map) = vars.as_object_mut() {
+            map.insert(
+                "brand".into(),
+                serde_json::json!({
+                    "name": brand.name,
+                    "logo_url": brand.logo_url,
+                    "accent": brand.accent,
+                    "ink": brand.ink(),
+                    "initial": brand.initial(),
+                }),
+            );
+            map.entry("recipient").or_insert_with(|| payload.to.clone().into());
+        }
+        vars
     }
 
     /// The reader's language when we ship it, else the instance's default (then English).

@@ -1,5 +1,7 @@
 //! Email templates: one folder per message and language (`subject.txt`, `body.txt`,
-//! `body.html`), embedded in the binary and rendered with minijinja (HTML auto-escaped).
+//! `body.html`), embedded in the binary and rendered with minijinja (HTML auto-escaped). Every
+//! HTML part extends one branded layout (`mail/layout.html`): logo or name, a button with the
+//! plain link under it, and a footer saying why the mail was sent.
 
 use minijinja::{AutoEscape, Environment};
 
@@ -57,9 +59,12 @@ const SMS: &[(&str, &str, &str)] = &[
     ("sms_verification", "es", include_str!("../../templates/sms/sms_verification/es.txt")),
 ];
 
+/// The layout HTML parts extend (operator templates may too, as `mail/layout.html`).
+const LAYOUT: &str = include_str!("../../templates/mail/layout.html");
+
 /// Every built-in message.
-pub const MESSAGES: [&str; 4] =
-    ["signup_activation", "account_exists", "user_confirmation", "password_reset"];
+pub const MESSAGES: [&str; 5] =
+    ["signup_activation", "account_exists", "user_confirmation", "password_reset", "welcome"];
 
 /// The languages every built-in message ships in.
 pub const LANGUAGES: [&str; 5] = ["en", "nl", "de", "fr", "es"];
@@ -103,6 +108,7 @@ impl Templates {
             if name.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None }
         });
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+        env.add_template("mail/layout.html", LAYOUT)?;
         for (name, lang, parts) in TEMPLATES {
             for (part, source) in PARTS.iter().zip(parts.iter()) {
                 env.add_template_owned(format!("{name}/{lang}/{part}"), *source)?;
@@ -163,6 +169,8 @@ impl Templates {
         have(&wanted).or_else(|| have(&primary))
     }
 
+    /// Render `name` in the best language for `language`. The layout also sees `lang` (the
+    /// shipped language closest to the reader's, also for operator templates).
     pub fn render(
         &self,
         name: &str,
@@ -170,8 +178,15 @@ impl Templates {
         vars: &serde_json::Value,
     ) -> Result<RenderedMail, minijinja::Error> {
         let lang = self.language_for(name, language);
+        let primary = language.split(['-', '_']).next().unwrap_or_default().to_ascii_lowercase();
+        let reader = if lang != "custom" {
+            lang
+        } else {
+            LANGUAGES.into_iter().find(|l| *l == primary).unwrap_or(FALLBACK_LANGUAGE)
+        };
+        let ctx = minijinja::context! { lang => reader, ..minijinja::Value::from_serialize(vars) };
         let part = |p: &str| -> Result<String, minijinja::Error> {
-            self.env.get_template(&format!("{name}/{lang}/{p}"))?.render(vars)
+            self.env.get_template(&format!("{name}/{lang}/{p}"))?.render(&ctx)
         };
         Ok(RenderedMail {
             // A subject is one line, whatever a variable held.
@@ -230,7 +245,91 @@ mod tests {
         json!({"name": "June", "app_name": "Demo", "account_title": "Acme", "link": "http://x/?token=t#&token=t",
                "username": "june.doe", "password": "s3cretPw", "username_generated": true,
                "password_generated": true, "expires_hours": 24, "login_url": "http://x/login",
-               "first_name": "June", "last_name": "Doe", "email": "june@example.com", "confirm_code": "c0de42"})
+               "first_name": "June", "last_name": "Doe", "email": "june@example.com", "confirm_code": "c0de42",
+               "recipient": "june@example.com",
+               "brand": {"name": "Acme <Books>", "accent": "#ffd400", "ink": "#111827", "initial": "A", "logo_url": null}})
+    }
+
+    #[test]
+    fn html_parts_are_branded_with_a_button_its_plain_link_and_why_they_were_sent() {
+        let t = Templates::new().unwrap();
+        let english_reasons: Vec<String> = MESSAGES
+            .iter()
+            .map(|name| t.render(name, "en", &full_vars()).unwrap().html)
+            .map(|html| html[html.rfind("<td align=\"center\"").unwrap()..].to_owned())
+            .collect();
+        for name in MESSAGES {
+            for lang in LANGUAGES {
+                let html = t.render(name, lang, &full_vars()).unwrap().html;
+                let at = |what: &str| format!("{name}/{lang}: no {what} in\n{html}");
+                assert!(
+                    html.contains("Acme &lt;Books&gt;") && !html.contains("<Books>"),
+                    "{}",
+                    at("escaped brand")
+                );
+                assert!(
+                    html.contains("background:#ffd400") && html.contains("color:#111827"),
+                    "{}",
+                    at("accent")
+                );
+                assert!(html.contains("june@example.com"), "{}", at("recipient in the footer"));
+                assert!(
+                    html.contains("max-width:560px") && html.contains("@media"),
+                    "{}",
+                    at("responsive layout")
+                );
+                assert!(!html.contains("{{") && !html.contains("{%"), "{}", at("unrendered tag"));
+                // The footer line is the message's own, in its own language.
+                let footer = &html[html.rfind("<td align=\"center\"").unwrap()..];
+                if lang != "en" {
+                    assert!(!english_reasons.iter().any(|r| r == footer), "{}", at("translated footer"));
+                }
+                let link = match name {
+                    "welcome" => None,
+                    "account_exists" => Some("http:&#x2f;&#x2f;x&#x2f;login"),
+                    _ => Some("http:&#x2f;&#x2f;x&#x2f;?token=t#&amp;token=t"),
+                };
+                match link {
+                    // The button, and the same link in plain text under it.
+                    Some(link) => {
+                        assert_eq!(html.matches(&format!("href=\"{link}\"")).count(), 2, "{}", at("button"))
+                    }
+                    None => assert!(!html.contains("class=\"button\""), "{name}/{lang}: a button to nowhere"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_logo_replaces_the_initial() {
+        let t = Templates::new().unwrap();
+        let mut vars = full_vars();
+        vars["brand"]["logo_url"] = json!("https://cdn.example.com/logo.png");
+        let html = t.render("welcome", "fr", &vars).unwrap().html;
+        assert!(
+            html.contains(
+                "<img src=\"https:&#x2f;&#x2f;cdn.example.com&#x2f;logo.png\" alt=\"Acme &lt;Books&gt;\""
+            ),
+            "{html}"
+        );
+        assert!(html.contains("Envoyé par Acme &lt;Books&gt;"), "{html}");
+    }
+
+    #[test]
+    fn operator_templates_may_extend_the_layout_in_the_readers_language() {
+        let t = Templates::with_custom(&[CustomTemplate {
+            name: "acme_confirm".into(),
+            subject: "Confirm".into(),
+            text: "{{ link }}".into(),
+            html: r#"{% extends "mail/layout.html" %}{% set heading = "Hi" %}{% set action_url = link %}{% set action_label = "Go" %}{% block content %}<p>Acme</p>{% endblock %}"#.into(),
+        }])
+        .unwrap();
+        let html = t.render("acme_confirm", "de-AT", &full_vars()).unwrap().html;
+        assert!(
+            html.contains("lang=\"de\"") && html.contains("Funktioniert die Schaltfläche nicht?"),
+            "{html}"
+        );
+        assert!(html.contains(">Go</a>") && html.contains("<p>Acme</p>"), "{html}");
     }
 
     #[test]

@@ -99,6 +99,23 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Open a mail's HTML part as a mail client's web view would (a file, no server), and
+    /// screenshot it.
+    async fn show_mail(&self, mail: &Mail, name: &str) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.canonicalize().unwrap().join(format!("{name}.html"));
+        std::fs::write(&file, &mail.html).unwrap();
+        self.client.goto(&format!("file://{}", file.display())).await.unwrap();
+        self.wait_text("h1", "").await;
+        self.screenshot(name).await;
+    }
+
+    /// Run `script` in the page and return what it returns.
+    async fn eval(&self, script: &str) -> Value {
+        self.client.execute(script, vec![]).await.unwrap()
+    }
+
     async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill();
@@ -247,6 +264,69 @@ async fn the_hosted_signup_and_activation_pages_work_by_typing() {
 }
 
 #[tokio::test]
+async fn branded_mails_read_well_on_desktop_and_phone_and_their_button_activates_the_account() {
+    let app = TestApp::spawn_with(SQLITE, |c| {
+        c.instances[0].apps[0].branding.accent_color = Some("#e11d48".into());
+        c.instances[0].apps[0].branding.product_name = Some("Acme Cloud".into());
+    })
+    .await;
+    let base = onramp_url(&app);
+    app.exec(&format!("UPDATE apps SET signup_url = '{base}/activate' WHERE id = 'app_demo'")).await;
+    let signup = signup_body("june@acmecorp.com");
+    assert_eq!(app.signup(&with(signup.clone(), json!({"password": null}))).await.status(), 200);
+    app.worker.run_once().await.unwrap();
+    let mail = app.mails_to("june@acmecorp.com").await.remove(0);
+    let browser = Browser::start("en-US").await;
+    browser.show_mail(&mail, "mail-signup-activation").await;
+    browser.wait_text("h1", "Activate your").await;
+    // The branding: the product's name in the header and footer, the accent on the button.
+    let look = browser
+        .eval(
+            r#"const b = document.querySelector("table.button td");
+               return {bg: getComputedStyle(b).backgroundColor, ink: getComputedStyle(b.querySelector("a")).color,
+                       body: document.body.innerText, href: b.querySelector("a").href,
+                       plain: [...document.querySelectorAll("a")].filter(a => a.innerText === a.href).map(a => a.href)};"#,
+        )
+        .await;
+    assert_eq!(look["bg"], "rgb(225, 29, 72)", "{look}");
+    assert_eq!(look["ink"], "rgb(255, 255, 255)", "{look}");
+    let body = look["body"].as_str().unwrap();
+    assert!(body.contains("Acme Cloud") && body.contains("Sent by Acme Cloud"), "{body}");
+    assert!(body.contains("because june@acmecorp.com was used to sign up"), "{body}");
+    assert!(body.contains("Password: ") && body.contains("Username: "), "generated credentials: {body}");
+    // The button and the plain link under it lead to the same place as the text part's link.
+    let link = link_in(&mail);
+    assert_eq!(look["href"], link.as_str());
+    assert_eq!(look["plain"], json!([link]));
+    // On a phone the card fills the screen and the button its width.
+    browser.client.set_window_size(390, 844).await.unwrap();
+    let widths = browser
+        .eval(
+            r#"return [document.querySelector("table.button a").getBoundingClientRect().width,
+                       document.querySelector("td.card").getBoundingClientRect().width, window.innerWidth];"#,
+        )
+        .await;
+    let [button, card, screen] = [0, 1, 2].map(|i| widths[i].as_f64().unwrap());
+    assert!(card > screen * 0.85 && card <= screen, "{widths}");
+    assert!(button > card * 0.8, "the button spans the card on a phone: {widths}");
+    browser.screenshot("mail-signup-activation-phone").await;
+    browser.client.set_window_size(1200, 1000).await.unwrap();
+    // Following the button from the mail activates the account on the hosted page.
+    browser.client.goto(&link).await.unwrap();
+    browser.wait_text("#title", "Your account is active").await;
+
+    // A second signup with the same address: the owner hears of it, with a way to sign in.
+    assert_eq!(app.signup(&signup).await.status(), 200);
+    app.worker.run_once().await.unwrap();
+    let mail = app.mails_to("june@acmecorp.com").await.pop().unwrap();
+    assert!(mail.subject.contains("already have"), "{}", mail.subject);
+    browser.show_mail(&mail, "mail-account-exists").await;
+    let href = browser.eval(r#"return document.querySelector("table.button a").href"#).await;
+    assert_eq!(href, format!("{base}/activate").as_str());
+    browser.close().await;
+}
+
+#[tokio::test]
 async fn dreamfactorys_spa_calls_work_from_its_origin_and_another_origin_is_blocked() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let spa = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -351,6 +431,7 @@ async fn the_confirm_page_is_completed_by_typing_in_the_readers_language() {
         inst.open_registration = Some(true);
         inst.open_reg_role = Some("member".into());
         inst.open_reg_email_service = Some("default".into());
+        inst.default_language = Some("de".into());
         inst.apps[0].api_keys = vec![Secret(DF_KEY.into())];
     })
     .await;
@@ -367,6 +448,11 @@ async fn the_confirm_page_is_completed_by_typing_in_the_readers_language() {
     let mail = app.mails_to("conf@example.com").await.remove(0);
     let link = mail.text.split_whitespace().find(|w| w.contains("/user/confirm?")).unwrap().to_owned();
     let browser = Browser::start("de-DE").await;
+    // The mail, in the instance's language, with its button, code and plain link.
+    browser.show_mail(&mail, "mail-user-confirmation-de").await;
+    browser.wait_text("h1", "Bestätige deine Registrierung").await;
+    let href = browser.eval(r#"return document.querySelector("table.button a").href"#).await;
+    assert_eq!(href, link.as_str());
     browser.client.goto(&link).await.unwrap();
     browser.wait_text("h1", "Wähle dein Passwort").await;
     browser.fill("#new_password", PASSWORD).await;

@@ -11,7 +11,7 @@ pub mod account;
 pub mod instance;
 
 use crate::app::AppState;
-use crate::config::Branding;
+use crate::branding::Brand;
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -25,8 +25,6 @@ pub const SESSION_COOKIE: &str = "onramp_session";
 
 /// The languages every page ships in; the first is the fallback.
 pub const LANGUAGES: [&str; 5] = ["en", "nl", "de", "fr", "es"];
-
-const DEFAULT_ACCENT: &str = "#0b5fff";
 
 pub fn routes() -> Router<AppState> {
     use onramp_core::provision::WELCOME_PATH;
@@ -107,7 +105,7 @@ impl Pages {
             lang,
             t => self.strings.get(lang).cloned().unwrap_or_default(),
             strings_json => Value::from_safe_string(self.strings_json.get(lang).cloned().unwrap_or_default()),
-            brand => context! { name => look.name, logo_url => look.logo_url, initial => look.initial() },
+            brand => context! { name => look.brand.name, logo_url => look.brand.logo_url, initial => look.brand.initial() },
             accent_css => look.accent_css(),
             ..ctx
         };
@@ -184,50 +182,19 @@ impl Pages {
 #[derive(Debug, Clone)]
 pub struct Look {
     pub lang: &'static str,
-    pub name: String,
-    pub logo_url: Option<String>,
-    pub accent: String,
+    pub brand: Brand,
 }
 
 impl Look {
     /// The reader's language and the branding of `instance` (and `app`, when the page is one
-    /// app's): app over instance over `[branding]`; the name defaults to the app's name, then
-    /// the instance's (`default` is onramp's own).
+    /// app's), see [`Brand::resolve`].
     pub fn of(state: &AppState, headers: &HeaderMap, instance: &str, app: Option<(&str, &str)>) -> Self {
-        let config = &state.config;
-        let inst = config.instances.iter().find(|i| i.name == instance);
-        let mut branding =
-            inst.map(|i| i.branding.over(&config.branding)).unwrap_or_else(|| config.branding.clone());
-        if let Some((app_id, _)) = app
-            && let Some(a) = inst.and_then(|i| i.apps.iter().find(|a| a.id == app_id))
-        {
-            branding = a.branding.over(&branding);
-        }
-        let Branding { product_name, logo_url, accent_color } = branding;
-        let fallback_name = match app {
-            Some((_, name)) => name.to_owned(),
-            None if instance == onramp_core::model::DEFAULT_INSTANCE => "onramp".to_owned(),
-            None => instance.to_owned(),
-        };
-        Self {
-            lang: language(headers),
-            name: product_name.unwrap_or(fallback_name),
-            logo_url,
-            accent: accent_color.unwrap_or_else(|| DEFAULT_ACCENT.to_owned()),
-        }
-    }
-
-    fn initial(&self) -> String {
-        self.name
-            .chars()
-            .find(|c| c.is_alphanumeric())
-            .map(|c| c.to_uppercase().collect())
-            .unwrap_or_default()
+        Self { lang: language(headers), brand: Brand::resolve(&state.config, instance, app) }
     }
 
     /// The page's one inline style: the accent colour (validated as `#rrggbb` at start).
     fn accent_css(&self) -> String {
-        format!(":root{{--accent:{}}}", self.accent)
+        format!(":root{{--accent:{};--accent-ink:{}}}", self.brand.accent, self.brand.ink())
     }
 
     /// Pages carry secrets in forms and links: not cached, not framed, no referrer, and only
@@ -235,6 +202,7 @@ impl Look {
     fn secure(&self, headers: &mut HeaderMap) {
         let style_hash = base64_sha256(self.accent_css().as_bytes());
         let logo = self
+            .brand
             .logo_url
             .as_deref()
             .and_then(onramp_core::origin::OriginPattern::of_url)
@@ -375,7 +343,8 @@ mod tests {
                 assert!(same.len() < 3, "{lang} leaves {same:?} in English");
             }
         }
-        let look = Look { lang: "de", name: "<b>Acme</b>".into(), logo_url: None, accent: "#123456".into() };
+        let brand = Brand { name: "<b>Acme</b>".into(), logo_url: None, accent: "#123456".into() };
+        let look = Look { lang: "de", brand };
         for name in
             ["signup.html", "activate.html", "confirm.html", "reset.html", "home.html", "message.html"]
         {
