@@ -6,6 +6,7 @@ use onramp_core::ports::{Store, StoreError};
 use std::sync::Arc;
 
 pub mod postgres;
+pub mod private_fs;
 mod shared;
 pub mod sqlite;
 pub mod testing;

@@ -226,12 +226,12 @@ fn seal_key(config: &Config, tokens: &dyn TokenGenerator) -> anyhow::Result<Seal
         None => {
             let path = config.data_dir.join("secret.key");
             if !path.exists() {
-                std::fs::create_dir_all(&config.data_dir)
+                onramp_store::private_fs::create_dir_all(&config.data_dir)
                     .with_context(|| format!("creating {}", config.data_dir.display()))?;
                 let mut bytes = [0u8; 32];
                 tokens.bytes(&mut bytes);
                 let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                write_private(&path, hex.as_bytes())
+                onramp_store::private_fs::write_new(&path, hex.as_bytes())
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             std::fs::read_to_string(&path)
@@ -248,15 +248,6 @@ fn seal_key(config: &Config, tokens: &dyn TokenGenerator) -> anyhow::Result<Seal
         *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).context("secret key must be hex")?;
     }
     Ok(SealKey::from_bytes(key))
-}
-
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(bytes)
 }
 
 /// Create the configured instances and apps; running it twice changes nothing.

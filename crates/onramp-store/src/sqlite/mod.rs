@@ -31,10 +31,15 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(10))
             .foreign_keys(true);
-        let parent = connect.get_filename().parent().unwrap_or(std::path::Path::new(".")).to_path_buf();
+        let file = connect.get_filename().to_path_buf();
+        let parent = file.parent().unwrap_or(std::path::Path::new(".")).to_path_buf();
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(&parent)
+            crate::private_fs::create_dir_all(&parent)
                 .map_err(|e| StoreError::Unavailable(format!("{}: {e}", parent.display())))?;
+        }
+        if file.as_os_str() != ":memory:" {
+            crate::private_fs::touch(&file)
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", file.display())))?;
         }
         let instances_dir = options.instances_dir.clone().unwrap_or_else(|| parent.join("instances"));
         let writer = SqlitePoolOptions::new()
@@ -178,10 +183,11 @@ impl Store for SqliteStore {
         // Owned, so the future does not hold a borrow that async-trait cannot name.
         let init_sql = init_sql.map(str::to_owned);
         let path = self.instance_file(instance);
-        tokio::fs::create_dir_all(&self.instances_dir)
-            .await
+        crate::private_fs::create_dir_all(&self.instances_dir)
             .map_err(|e| StoreError::Other(format!("creating {}: {e}", self.instances_dir.display())))?;
         remove_database_file(&path).await?;
+        crate::private_fs::touch(&path)
+            .map_err(|e| StoreError::Other(format!("creating {}: {e}", path.display())))?;
         let created = async {
             use sqlx::Connection;
             let mut conn = sqlx::SqliteConnection::connect_with(

@@ -41,8 +41,9 @@ pub fn build_message(
         .map_err(|e| SendError::Permanent(e.to_string()))
 }
 
-/// Writes `{dir}/{message-id}.eml` through a temporary file and a rename: a reader never sees
-/// half a message, and a retry of the same message replaces the file instead of adding one.
+/// Writes `{dir}/{message-id}.eml` (0600: it may hold a generated password) through a temporary
+/// file and a rename: a reader never sees half a message, and a retry of the same message
+/// replaces the file instead of adding one.
 pub struct FileTransport {
     dir: PathBuf,
 }
@@ -72,11 +73,8 @@ impl MailTransport for FileTransport {
         let bytes = message.formatted();
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let stem = file_stem(&id);
-            let tmp = dir.join(format!(".{stem}.tmp"));
-            std::fs::write(&tmp, &bytes)?;
-            std::fs::rename(&tmp, dir.join(format!("{stem}.eml")))
+            onramp_store::private_fs::create_dir_all(&dir)?;
+            onramp_store::private_fs::write_atomic(&dir.join(format!("{}.eml", file_stem(&id))), &bytes)
         })
         .await
         .map_err(|e| SendError::Transient(e.to_string()))?

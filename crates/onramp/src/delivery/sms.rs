@@ -42,10 +42,8 @@ impl SmsTransport for FileSms {
         let body = serde_json::to_vec_pretty(sms).map_err(|e| SendError::Permanent(e.to_string()))?;
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let tmp = dir.join(format!(".{stem}.tmp"));
-            std::fs::write(&tmp, body)?;
-            std::fs::rename(&tmp, dir.join(format!("{stem}.json")))
+            onramp_store::private_fs::create_dir_all(&dir)?;
+            onramp_store::private_fs::write_atomic(&dir.join(format!("{stem}.json")), &body)
         })
         .await
         .map_err(|e| SendError::Transient(e.to_string()))?

@@ -134,6 +134,39 @@ async fn the_binary_signs_up_mails_activates_and_logs_in() {
     child.kill();
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn files_under_data_dir_are_readable_by_onramps_user_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let (mut child, base) = serve(&config);
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/auth/signup"))
+        .json(&with(signup_body("perm@acmecorp.com"), serde_json::json!({"password": null})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let data = dir.path().join("data");
+    let mail = eventually("the activation .eml", || read_mails(&data.join("mail")).pop()).await;
+    assert!(mail.text.contains("Password: "), "this mail holds a generated password");
+    child.kill();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for d in [data.clone(), data.join("mail")] {
+        assert_eq!(mode(&d), 0o700, "{}", d.display());
+    }
+    let mut files = vec![data.join("onramp.sqlite3"), data.join("secret.key")];
+    files.extend(std::fs::read_dir(data.join("mail")).unwrap().map(|e| e.unwrap().path()));
+    files.extend(
+        ["onramp.sqlite3-wal", "onramp.sqlite3-shm"].map(|f| data.join(f)).into_iter().filter(|p| p.exists()),
+    );
+    assert!(files.len() >= 3, "{files:?}");
+    for f in files {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
+}
+
 #[tokio::test]
 async fn kill_9_between_commit_and_send_loses_no_mail() {
     let sink = SmtpSink::start().await;
