@@ -357,13 +357,14 @@ impl Onramp {
         }
     }
 
-    /// Mail a reset code to a known address; the answer is the same either way.
+    /// Mail a reset code to a known address; the answer is the same either way. `app_name` is
+    /// the name the mail gives the product (the calling app's).
     #[tracing::instrument(skip_all, fields(instance = %instance.name))]
     pub async fn request_password_reset(
         &self,
         instance: &Instance,
         settings: &UserServiceSettings,
-        email: &str,
+        (email, app_name): (&str, &str),
         client: Option<String>,
     ) -> Result<(), CoreError> {
         let email =
@@ -393,7 +394,7 @@ impl Onramp {
             "confirm_code": code,
             "link": self.confirm_link(instance, &user.email, &code),
             "instance": instance.name,
-            "app_name": instance.name,
+            "app_name": app_name,
             "expires_hours": self.settings.code_ttl.whole_hours(),
         });
         let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());

@@ -317,7 +317,8 @@ impl Onramp {
         })
     }
 
-    pub(crate) fn uuid(&self) -> uuid::Uuid {
+    /// A random UUID from the injected generator (request ids and the like).
+    pub fn uuid(&self) -> uuid::Uuid {
         let mut bytes = [0u8; 16];
         self.tokens.bytes(&mut bytes);
         uuid::Builder::from_random_bytes(bytes).into_uuid()

@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/user/register", post(register).put(register).patch(register).fallback(wrong_method))
         .route("/api/v2/user/password", post(password).fallback(wrong_method))
         .route("/api/v2/user/session", post(login).get(current).delete(logout).fallback(wrong_method))
+        .layer(super::no_store())
         .route("/api/v2/{*rest}", any(not_found))
 }
 
@@ -170,7 +171,10 @@ async fn resolve(
             Some(app) => app.name,
             None => return Err(DfError::new(StatusCode::UNAUTHORIZED, "Invalid API key.")),
         },
-        None if settings.allow_keyless => instance.name.clone(),
+        // No app named: the product's name as its pages show it (not `default`).
+        None if settings.allow_keyless => {
+            crate::branding::Brand::resolve(&state.config, &instance.name, None).name
+        }
         None => return Err(DfError::new(StatusCode::UNAUTHORIZED, "No API key provided.")),
     };
     let client =
@@ -285,7 +289,12 @@ pub async fn password(
         // The same answer whether or not the address is known.
         state
             .onramp
-            .request_password_reset(&call.instance, &call.settings, &email, call.client.clone())
+            .request_password_reset(
+                &call.instance,
+                &call.settings,
+                (&email, &call.app_name),
+                call.client.clone(),
+            )
             .await?;
         return Ok(axum::Json(json!({ "success": true })).into_response());
     }

@@ -66,6 +66,14 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
 
 /// The instance a request addresses: `{instance}.{base_domain}` names one; any other host
 /// means `default`. Links never come from this header; only the choice of directory does.
+/// `Cache-Control: no-store` on every answer of the routes it wraps (tokens, sessions, codes).
+pub fn no_store() -> tower_http::set_header::SetResponseHeaderLayer<axum::http::HeaderValue> {
+    tower_http::set_header::SetResponseHeaderLayer::overriding(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    )
+}
+
 pub fn instance_name(headers: &HeaderMap, base_domain: &str) -> String {
     let host = headers
         .get(axum::http::header::HOST)

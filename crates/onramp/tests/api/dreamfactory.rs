@@ -173,6 +173,18 @@ async fn without_confirmation_the_user_is_active_and_may_log_in_at_once(#[values
         assert_eq!(session["phone"], "+1 650 253 0000");
         assert_eq!(session["session_token"], token.as_str());
     }
+    // Answers with session tokens are never cached.
+    for path in ["/api/v2/user/register?login=true", "/api/v2/user/session"] {
+        let r = app
+            .client
+            .post(app.url(path))
+            .header("X-DreamFactory-API-Key", KEY)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
+    }
     // Logging out ends it.
     let r = app
         .client
@@ -406,7 +418,9 @@ async fn an_earlier_registrant_loses_everything_when_the_owner_resets(#[values(S
     );
     assert!(app.mails_to("nobody@example.com").await.is_empty());
     let mail = app.mails_to("victim@example.com").await.pop().unwrap();
-    assert!(mail.subject.contains("password"), "{}", mail.subject);
+    // Named after the app whose key asked, not the instance (`default`).
+    assert_eq!(mail.subject, "Reset your Demo password");
+    assert!(!mail.text.contains("default") && !mail.html.contains("default"), "{}", mail.text);
 
     let owner_password = "the owner's own passphrase";
     let body = json!({"email": "victim@example.com", "code": code_in(&mail), "new_password": owner_password});

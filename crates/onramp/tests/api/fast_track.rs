@@ -293,9 +293,15 @@ async fn bad_input_is_a_400_envelope_and_changes_nothing(#[values(SQLITE, POSTGR
         with(payload("joe@example.com"), json!({"company": "x".repeat(101)})),
         json!(["not", "an", "object"]),
     ];
+    let mut ids = std::collections::HashSet::new();
     for case in &cases {
         let (status, body) = fast_track(&app, case).await;
         assert_error(status, &body, 400);
+        // The test clock stands still: every request in the same second, each its own id.
+        assert!(
+            ids.insert(body["request"]["id"].as_str().unwrap().to_owned()),
+            "request.id repeated: {body}"
+        );
     }
     let r = app
         .client

@@ -190,3 +190,28 @@ async fn a_weaker_stored_hash_is_upgraded_at_login(#[values(SQLITE, POSTGRES)] d
     );
     assert_eq!(app.login("rehashme", "a fine passphrase").await.status(), 200);
 }
+
+#[rstest]
+#[tokio::test]
+async fn answers_carrying_tokens_are_never_cached(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
+    let no_store = |r: &reqwest::Response| {
+        r.headers().get("cache-control").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    };
+    let r = app.signup(&signup_body("cache@acmecorp.com")).await;
+    assert_eq!((r.status().as_u16(), no_store(&r).as_deref()), (200, Some("no-store")));
+    let r = app.signup(&json!({})).await;
+    assert_eq!((r.status().as_u16(), no_store(&r).as_deref()), (422, Some("no-store")), "errors too");
+    app.worker.run_once().await.unwrap();
+    let r = app.activate(&token_in(&app.mails_to("cache@acmecorp.com").await.remove(0))).await;
+    assert_eq!((r.status().as_u16(), no_store(&r).as_deref()), (200, Some("no-store")));
+    let r = app.login("cache@acmecorp.com", "eomcpmdp2jp2ijvekklmlkm").await;
+    assert_eq!((r.status().as_u16(), no_store(&r).as_deref()), (200, Some("no-store")));
+    let token = json(r).await["access_token"].as_str().unwrap().to_owned();
+    let r = app.client.get(app.url("/v1/auth/session")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), no_store(&r).as_deref()), (200, Some("no-store")));
+    // The app schema holds nothing private.
+    let r = app.get("/v1/apps/app_demo/schema").await;
+    assert_eq!(r.status(), 200);
+    assert_ne!(no_store(&r).as_deref(), Some("no-store"));
+}

@@ -1,7 +1,7 @@
 //! The DreamFactory Enterprise console envelope that FastTrack answers in (seed 000):
 //! `success`, `status_code`, `response` or `error`, and `request{elapsed, id, request-uri,
-//! signature, start, verb, version}`. `id` is a 40-hex SHA-1 of the request's start time, host
-//! and client address; `signature` is `base64(HMAC-SHA256(key = id, message = id))` — the
+//! signature, start, verb, version}`. `id` is a 40-hex SHA-1 of the request's start time, host,
+//! client address and a random nonce (so two requests in one second differ); `signature` is `base64(HMAC-SHA256(key = id, message = id))` — the
 //! formula both of the seed's example envelopes verify with.
 
 use base64::Engine;
@@ -10,9 +10,9 @@ use serde::Serialize;
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
-/// `request.id`: SHA-1 over start time, host and client address, hex.
-pub fn request_id(start: &str, host: &str, client: &str) -> String {
-    let digest = Sha1::digest(format!("{start}{host}{client}").as_bytes());
+/// `request.id`: SHA-1 over start time, host, client address and a per-request nonce, hex.
+pub fn request_id(start: &str, host: &str, client: &str, nonce: &str) -> String {
+    let digest = Sha1::digest(format!("{start}{host}{client}{nonce}").as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -43,8 +43,7 @@ pub struct RequestInfo {
 }
 
 impl RequestInfo {
-    pub fn new(start: &str, host: &str, client: &str, request_uri: &str, verb: &str, elapsed: f64) -> Self {
-        let id = request_id(start, host, client);
+    pub fn new(id: String, request_uri: &str, verb: &str, start: &str, elapsed: f64) -> Self {
         Self {
             elapsed: (elapsed * 10_000.0).round() / 10_000.0,
             signature: signature(&id),
@@ -109,17 +108,19 @@ mod tests {
 
     #[test]
     fn the_request_id_is_a_40_hex_sha1_that_depends_on_each_input() {
-        let id = request_id("2016-02-25T16:32:08-05:00", "dfe.example.com", "10.0.0.1");
+        let id = request_id("2016-02-25T16:32:08-05:00", "dfe.example.com", "10.0.0.1", "n1");
         assert_eq!(id.len(), 40);
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_ne!(id, request_id("2016-02-25T16:32:09-05:00", "dfe.example.com", "10.0.0.1"));
-        assert_ne!(id, request_id("2016-02-25T16:32:08-05:00", "other.example.com", "10.0.0.1"));
-        assert_ne!(id, request_id("2016-02-25T16:32:08-05:00", "dfe.example.com", "10.0.0.2"));
+        assert_ne!(id, request_id("2016-02-25T16:32:09-05:00", "dfe.example.com", "10.0.0.1", "n1"));
+        assert_ne!(id, request_id("2016-02-25T16:32:08-05:00", "other.example.com", "10.0.0.1", "n1"));
+        assert_ne!(id, request_id("2016-02-25T16:32:08-05:00", "dfe.example.com", "10.0.0.2", "n1"));
+        assert_ne!(id, request_id("2016-02-25T16:32:08-05:00", "dfe.example.com", "10.0.0.1", "n2"));
     }
 
     #[test]
     fn envelopes_have_the_seeds_shape() {
-        let req = RequestInfo::new("2016-02-25T16:21:25-05:00", "h", "c", "/fast-track", "POST", 0.11094);
+        let id = request_id("2016-02-25T16:21:25-05:00", "h", "c", "n");
+        let req = RequestInfo::new(id, "/fast-track", "POST", "2016-02-25T16:21:25-05:00", 0.11094);
         let err =
             serde_json::to_value(Envelope::<()>::error(400, "I am an error message", req.clone())).unwrap();
         assert_eq!(err["success"], false);

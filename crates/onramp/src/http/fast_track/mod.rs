@@ -93,6 +93,8 @@ struct Call {
     client: String,
     uri: String,
     verb: String,
+    /// Makes `request.id` unique per request.
+    nonce: String,
 }
 
 impl Call {
@@ -108,20 +110,15 @@ impl Call {
             start: state.onramp.now().format(START_FORMAT).unwrap_or_default(),
             host: headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned(),
             client: client.unwrap_or_default(),
+            nonce: state.onramp.uuid().simple().to_string(),
             uri: uri.path().to_owned(),
             verb: verb.to_owned(),
         }
     }
 
     fn request(&self) -> RequestInfo {
-        RequestInfo::new(
-            &self.start,
-            &self.host,
-            &self.client,
-            &self.uri,
-            &self.verb,
-            self.started.elapsed().as_secs_f64(),
-        )
+        let id = envelope::request_id(&self.start, &self.host, &self.client, &self.nonce);
+        RequestInfo::new(id, &self.uri, &self.verb, &self.start, self.started.elapsed().as_secs_f64())
     }
 
     fn error(&self, status: StatusCode, message: &str, retry_after: Option<u64>) -> Response {

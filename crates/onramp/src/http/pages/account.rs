@@ -221,7 +221,8 @@ pub async fn reset(
     };
     let client =
         crate::http::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|c| c.to_string());
-    match state.onramp.request_password_reset(&instance, &settings, &email, client).await {
+    match state.onramp.request_password_reset(&instance, &settings, (&email, &look.brand.name), client).await
+    {
         Ok(()) => {
             let text = state.pages.text(look.lang, "reset_done_text").replace("{email}", &email);
             let title = state.pages.text(look.lang, "reset_done_title");

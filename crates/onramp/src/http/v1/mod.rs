@@ -19,13 +19,15 @@ use serde::de::DeserializeOwned;
 use std::net::IpAddr;
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/apps/{app_id}/schema", get(schema::app_schema))
+    // Answers that carry tokens or sessions are never stored by a cache.
+    let auth = Router::new()
         .route("/v1/auth/signup", post(signup::signup))
         .route("/v1/auth/signup-activation", post(signup::activate))
         .route("/v1/auth/login", post(session::login))
         .route("/v1/auth/logout", post(session::logout))
         .route("/v1/auth/session", get(session::current))
+        .layer(super::no_store());
+    Router::new().route("/v1/apps/{app_id}/schema", get(schema::app_schema)).merge(auth)
 }
 
 /// The addressed instance (from `Host`), or a `/v1` 404.
