@@ -61,6 +61,12 @@ impl EmailAddress {
         Ok(Self { as_entered: cleaned, canonical })
     }
 
+    /// What a password must not be: the local part, and the whole address as typed and in
+    /// canonical form.
+    pub fn identifying_words(&self) -> [&str; 3] {
+        [self.local_part(), self.as_entered(), self.canonical()]
+    }
+
     /// The address as the person typed it (less surrounding space and invisible characters).
     pub fn as_entered(&self) -> &str {
         &self.as_entered

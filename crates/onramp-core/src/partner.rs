@@ -141,7 +141,7 @@ impl Onramp {
                 let mut context: Vec<&str> =
                     [first_name.as_deref(), last_name.as_deref()].into_iter().flatten().collect();
                 if let Some(e) = &email {
-                    context.push(e.local_part());
+                    context.extend(e.identifying_words());
                 }
                 self.settings.password.check("password", raw, &context).map_err(|e| errors.push(e)).ok()
             }
@@ -244,7 +244,8 @@ impl Onramp {
         }
         let mut profile = Map::new();
         let mut unique = Vec::new();
-        let (mut email, mut password, mut phone, mut sms_phone, mut name) = (None, None, None, None, None);
+        let (mut email, mut raw_password, mut phone, mut sms_phone, mut name) =
+            (None, None, None, None, None);
         for field in &contract.fields {
             let value = body.get(&field.name).filter(|v| !v.is_null() && *v != &json!(""));
             let Some(value) = value else {
@@ -261,11 +262,9 @@ impl Onramp {
                             email = EmailAddress::parse(stored.as_str().unwrap_or_default()).ok()
                         }
                         FieldType::Password => {
-                            let raw = stored.as_str().unwrap_or_default();
-                            match self.settings.password.check("password", raw, &[]) {
-                                Ok(p) => password = Some(p),
-                                Err(e) => errors.push(e.renamed(&field.name)),
-                            }
+                            // Checked once every other field is known: it must not be one of them.
+                            raw_password =
+                                Some((field.name.clone(), stored.as_str().unwrap_or_default().to_owned()));
                             continue;
                         }
                         FieldType::Phone => {
@@ -285,6 +284,17 @@ impl Onramp {
                     }
                     profile.insert(field.name.clone(), stored);
                 }
+            }
+        }
+        let mut password = None;
+        if let Some((field, raw)) = raw_password {
+            let mut context: Vec<&str> = profile.values().filter_map(Value::as_str).collect();
+            if let Some(e) = &email {
+                context.extend(e.identifying_words());
+            }
+            match self.settings.password.check("password", &raw, &context) {
+                Ok(p) => password = Some(p),
+                Err(e) => errors.push(e.renamed(&field)),
             }
         }
         if !errors.is_empty() {

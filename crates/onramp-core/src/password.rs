@@ -54,12 +54,26 @@ impl Password {
     }
 }
 
+fn is_visible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    !matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::Unassigned
+    ) && !matches!(c, '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' | '\u{034F}' | '\u{180B}'..='\u{180F}' | '\u{FE00}'..='\u{FE0F}')
+}
+
 impl PasswordPolicy {
     /// Check `input` against the policy. `context` holds words the password must not be or
     /// contain as its whole (the username, the email's local part, the instance name, ...).
     pub fn check(&self, field: &'static str, input: &str, context: &[&str]) -> Result<Password, FieldError> {
         let normalized: String = input.nfkc().collect();
-        let chars = normalized.chars().count();
+        // Only what can be seen counts towards the length: zero-width spaces, joiners, bidi
+        // controls and other format or control characters add nothing an attacker must guess.
+        let chars = normalized.chars().filter(|c| is_visible(*c)).count();
         if chars == 0 {
             return Err(FieldError::new(field, "required", "is required"));
         }
@@ -136,6 +150,28 @@ mod tests {
             assert_eq!(err.code, "password_contains_context", "{p}");
         }
         assert!(policy().check("password", "junedoe rides bikes", &["junedoe"]).is_ok());
+    }
+
+    #[test]
+    fn invisible_characters_do_not_count_towards_the_length() {
+        for p in
+            ["\u{200B}".repeat(8), "\u{200D}".repeat(12), "\u{2066}\u{2069}".repeat(5), "\u{FEFF}".repeat(9)]
+        {
+            assert_eq!(policy().check("password", &p, &[]).unwrap_err().code, "required", "{p:?}");
+        }
+        let padded = format!("abc{}de", "\u{200B}".repeat(6));
+        assert_eq!(policy().check("password", &padded, &[]).unwrap_err().code, "password_too_short");
+        assert!(
+            policy().check("password", "z\u{e9}bre \u{1F993} rayé", &[]).is_ok(),
+            "letters, emoji, spaces count"
+        );
+    }
+
+    #[test]
+    fn the_whole_email_is_refused_as_a_password() {
+        let err =
+            policy().check("password", "June.Doe@AcmeCorp.com", &["june.doe@acmecorp.com"]).unwrap_err();
+        assert_eq!(err.code, "password_contains_context");
     }
 
     #[test]

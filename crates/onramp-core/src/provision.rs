@@ -174,7 +174,7 @@ impl Onramp {
         let mut context: Vec<&str> =
             [first.as_deref(), last.as_deref(), nickname.as_deref()].into_iter().flatten().collect();
         if let Some(e) = &email {
-            context.push(e.local_part());
+            context.extend(e.identifying_words());
         }
         let password = self
             .settings

@@ -166,7 +166,7 @@ impl Onramp {
                     .flatten()
                     .collect();
                 if let Some(e) = &email {
-                    context.push(e.local_part());
+                    context.extend(e.identifying_words());
                 }
                 self.settings.password.check("password", raw, &context).map_err(|e| errors.push(e)).ok()
             }

@@ -88,7 +88,7 @@ impl Onramp {
                     context.push(u);
                 }
                 if let Some(e) = &email {
-                    context.push(e.local_part());
+                    context.extend(e.identifying_words());
                 }
                 if blank_to_none(&input.username).is_some_and(|u| u.trim() == raw.trim()) {
                     errors.push(FieldError::new(

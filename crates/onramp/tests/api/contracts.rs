@@ -161,6 +161,17 @@ async fn validation_fails_with_400_and_the_sms_sub_codes(#[values(SQLITE, POSTGR
         (with(account("a@mailserver.com", None), json!({"birthday": "01/04/1990"})), "400", "birthday"),
         (with(account("a@mailserver.com", None), json!({"member_code": "ab12"})), "400", "member_code"),
         (with(account("a@mailserver.com", None), json!({"password": "password"})), "400", "password"),
+        (
+            with(account("long.name@mailserver.com", None), json!({"password": "long.name@mailserver.com"})),
+            "400",
+            "password",
+        ),
+        (with(account("a@mailserver.com", None), json!({"password": "John Doe"})), "400", "password"),
+        (
+            with(account("a@mailserver.com", None), json!({"password": "\u{2060}".repeat(9)})),
+            "400",
+            "password",
+        ),
         (account("not-an-email", None), "400", "email"),
         (account("a@mailserver.com", Some("0650 253 0000 ext")), "400.3", "mobile"),
     ];

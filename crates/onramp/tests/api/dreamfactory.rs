@@ -207,6 +207,8 @@ async fn without_confirmation_the_user_is_active_and_may_log_in_at_once(#[values
     for bad in [
         json!({"email": "x@example.com", "password": PASSWORD, "password_confirmation": "something else"}),
         json!({"email": "x@example.com", "password": "password"}),
+        json!({"email": "long.name@example.com", "password": "Long.Name@Example.com"}),
+        json!({"email": "x@example.com", "password": "\u{200B}".repeat(8)}),
         json!({"email": "not an email", "password": PASSWORD}),
         json!({"email": "x@example.com", "password": PASSWORD, "is_sys_admin": true}),
         json!({"email": "x@example.com", "password": PASSWORD, "phone": "call me maybe"}),

@@ -285,6 +285,8 @@ async fn bad_input_is_a_400_envelope_and_changes_nothing(#[values(SQLITE, POSTGR
         with(payload("joe@example.com"), json!({"password": null})),
         with(payload("joe@example.com"), json!({"password": "password1"})),
         with(payload("joe@example.com"), json!({"password": "short"})),
+        with(payload("joe.bloggs@example.com"), json!({"password": "Joe.Bloggs@Example.com"})),
+        with(payload("joe@example.com"), json!({"password": "\u{200B}".repeat(8)})),
         with(payload("joe@example.com"), json!({"redirect": "yes"})),
         with(payload("joe@example.com"), json!({"email": 42})),
         payload("not-an-email"),

@@ -119,6 +119,14 @@ async fn errors_carry_stable_codes_and_messages_in_the_callers_language(#[values
             .await;
     assert_error(status, &r, 400, "PASSWORD_TOO_WEAK");
     assert!(r["message"].as_str().unwrap().contains("mot de passe"), "{r}");
+    // The whole address is too weak; nothing but invisible characters is no password at all.
+    for (password, code) in
+        [("Long.Name@Login.com", "PASSWORD_TOO_WEAK"), (&"\u{200B}".repeat(10), "MISSING_FIELD")]
+    {
+        let weak = with(body("long.name@login.com", "en"), json!({ "password": password }));
+        let (status, r) = signup(&app, PATH, Some(KEY), &weak).await;
+        assert_error(status, &r, 400, code);
+    }
     let (status, r) = signup(&app, PATH, Some(KEY), &body("lang@login.com", "not a language")).await;
     assert_error(status, &r, 400, "INVALID_LANGUAGE");
     let (status, r) =

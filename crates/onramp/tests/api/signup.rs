@@ -136,6 +136,18 @@ async fn each_invalid_field_is_named_with_a_stable_code_and_nothing_is_written(
             json!({ "password": "junedoe12024" , "username": "junedoe12"}),
             ("password", "password_contains_context"),
         ),
+        // The whole address, in any case, is no password.
+        (
+            json!({ "password": "June.Doe@AcmeCorp.com", "email": "june.doe@acmecorp.com" }),
+            ("password", "password_contains_context"),
+        ),
+        (
+            json!({ "password": "junedoe12", "username": "JuneDoe12" }),
+            ("password", "password_contains_context"),
+        ),
+        // Invisible characters do not count towards the length.
+        (json!({ "password": "\u{200B}".repeat(8) }), ("password", "required")),
+        (json!({ "password": format!("abc{}", "\u{200D}".repeat(9)) }), ("password", "password_too_short")),
         (json!({ "domain_id": "dom_unknown" }), ("domain_id", "unknown_domain")),
         (json!({ "domain_id": CLOSED_DOMAIN }), ("domain_id", "signup_not_allowed")),
     ];
