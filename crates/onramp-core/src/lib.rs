@@ -20,6 +20,7 @@ pub mod seal;
 pub mod service;
 pub mod session;
 pub mod signup;
+pub mod text;
 pub mod token;
 pub mod username;
 

@@ -81,7 +81,7 @@ pub enum ContractResult {
 
 fn name_part(field: &str, value: &Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
     let v = value.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
-    if v.chars().count() > 100 || v.chars().any(char::is_control) {
+    if v.chars().count() > 100 || crate::text::has_forbidden(v) {
         errors.push(FieldError::new(
             field,
             "invalid",
@@ -463,12 +463,8 @@ fn check_field(field: &ContractField, value: &Value) -> Result<Checked, FieldErr
                 return Err(FieldError::new(name, "invalid_length", "has the wrong length"));
             }
             if field.kind == FieldType::String {
-                if s.chars().any(char::is_control) {
-                    return Err(FieldError::new(
-                        name,
-                        "invalid_characters",
-                        "must not contain control characters",
-                    ));
+                if crate::text::has_forbidden(&s) {
+                    return Err(FieldError::new(name, "invalid_characters", crate::text::FORBIDDEN_MESSAGE));
                 }
                 if let Some(pattern) = &field.pattern
                     && !regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|r| r.is_match(&s))

@@ -121,8 +121,8 @@ fn text(field: &str, value: &str, required: bool, errors: &mut Vec<FieldError>) 
     }
     if v.chars().count() > MAX_NAME {
         errors.push(FieldError::new(field, "too_long", &format!("must be at most {MAX_NAME} characters")));
-    } else if v.chars().any(char::is_control) {
-        errors.push(FieldError::new(field, "invalid_characters", "must not contain control characters"));
+    } else if crate::text::has_forbidden(v) {
+        errors.push(FieldError::new(field, "invalid_characters", crate::text::FORBIDDEN_MESSAGE));
     }
     Some(v.to_owned())
 }
@@ -163,7 +163,15 @@ impl Onramp {
         let last = text("last-name", &input.last_name, true, &mut errors);
         let nickname = text("nickname", input.nickname.as_deref().unwrap_or_default(), false, &mut errors);
         let company = text("company", input.company.as_deref().unwrap_or_default(), false, &mut errors);
-        let phone = text("phone", input.phone.as_deref().unwrap_or_default(), false, &mut errors);
+        // A phone, when given, is a real number, stored in E.164 (as dialogportal's are).
+        let phone =
+            text("phone", input.phone.as_deref().unwrap_or_default(), false, &mut errors).and_then(|p| {
+                crate::partner::e164(&p).or_else(|| {
+                    let message = "must be a phone number in international form, like +31 20 123 4567";
+                    errors.push(FieldError::new("phone", "invalid_phone", message));
+                    None
+                })
+            });
         let base = email
             .as_ref()
             .map(|e| instance_name::base_from_local_part(e.local_part()))

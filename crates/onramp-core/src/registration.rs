@@ -80,8 +80,8 @@ fn optional_text(field: &str, value: &Option<String>, errors: &mut Vec<FieldErro
     let v = value.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
     if v.chars().count() > MAX_TEXT {
         errors.push(FieldError::new(field, "too_long", &format!("must be at most {MAX_TEXT} characters")));
-    } else if v.chars().any(char::is_control) {
-        errors.push(FieldError::new(field, "invalid_characters", "must not contain control characters"));
+    } else if crate::text::has_forbidden(v) {
+        errors.push(FieldError::new(field, "invalid_characters", crate::text::FORBIDDEN_MESSAGE));
     }
     Some(v.to_owned())
 }

@@ -56,8 +56,8 @@ fn required_text(field: &str, value: &str, errors: &mut Vec<FieldError>) -> Stri
         errors.push(FieldError::new(field, "required", "is required"));
     } else if v.chars().count() > MAX_TEXT {
         errors.push(FieldError::new(field, "too_long", &format!("must be at most {MAX_TEXT} characters")));
-    } else if v.chars().any(char::is_control) {
-        errors.push(FieldError::new(field, "invalid_characters", "must not contain control characters"));
+    } else if crate::text::has_forbidden(v) {
+        errors.push(FieldError::new(field, "invalid_characters", crate::text::FORBIDDEN_MESSAGE));
     }
     v.to_owned()
 }

@@ -70,10 +70,11 @@ impl Surface {
             Self::FastTrack => super::fast_track::refused(state, parts, status, message),
             Self::Partner => {
                 use super::fasteditor::Code;
-                let code = if status == StatusCode::FORBIDDEN {
-                    Code::OriginNotAllowed
-                } else {
-                    Code::UnsupportedMediaType
+                let code = match status {
+                    StatusCode::FORBIDDEN => Code::OriginNotAllowed,
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::UnsupportedMediaType,
+                    StatusCode::PAYLOAD_TOO_LARGE => Code::PayloadTooLarge,
+                    _ => Code::InvalidRequest,
                 };
                 super::fasteditor::error(code, "en", None)
             }

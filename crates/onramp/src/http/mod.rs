@@ -7,6 +7,7 @@ pub mod dialogportal;
 pub mod dreamfactory;
 pub mod fast_track;
 pub mod fasteditor;
+pub mod input;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::routes())
         .fallback(pages::instance::not_found)
         .method_not_allowed_fallback(v1::error::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), input::refuse_unstorable))
         .layer(middleware::from_fn_with_state(state.clone(), browser::require_json))
         .layer(browser::cors_layer())
         .layer(middleware::from_fn_with_state(state.clone(), browser::check_origin))

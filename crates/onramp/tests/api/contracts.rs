@@ -9,7 +9,7 @@ use rstest::rstest;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
-const KEY: &str = "dialogportal-app-key-0001";
+pub(crate) const KEY: &str = "dialogportal-app-key-0001";
 const PLAIN_KEY: &str = "dialogportal-plain-key-02";
 
 fn field(name: &str, kind: FieldType, required: bool, unique: bool) -> ContractField {
@@ -25,7 +25,7 @@ fn field(name: &str, kind: FieldType, required: bool, unique: bool) -> ContractF
     }
 }
 
-fn contracts(c: &mut Config) {
+pub(crate) fn contracts(c: &mut Config) {
     let app = &mut c.instances[0].apps[0];
     app.api_keys = vec![Secret(KEY.into())];
     app.ext_key_type = Some(12);

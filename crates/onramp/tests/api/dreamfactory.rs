@@ -7,12 +7,12 @@ use onramp::config::{Config, MailServiceConfig, MailTemplateConfig, MailTranspor
 use rstest::rstest;
 use serde_json::{Value, json};
 
-const KEY: &str = "df-test-api-key-0123456789";
+pub(crate) const KEY: &str = "df-test-api-key-0123456789";
 const KEY2: &str = "df-test-api-key-rotated-9876";
 const PASSWORD: &str = "a quiet harbour at dawn";
 
 /// Open registration on the default instance, with the `member` role and an API key.
-fn open(confirm: bool) -> impl FnOnce(&mut Config) {
+pub(crate) fn open(confirm: bool) -> impl FnOnce(&mut Config) {
     move |c: &mut Config| {
         let inst = &mut c.instances[0];
         inst.open_registration = Some(true);

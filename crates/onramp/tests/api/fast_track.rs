@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 
 const PASSWORD: &str = "gratePassW0rd!-but-longer";
 
-fn enable(config: &mut Config) {
+pub(crate) fn enable(config: &mut Config) {
     config.fast_track.enabled = true;
 }
 
-fn payload(email: &str) -> Value {
+pub(crate) fn payload(email: &str) -> Value {
     json!({
         "email": email,
         "first-name": "Joe",

@@ -13,6 +13,7 @@ mod contracts;
 mod cors;
 mod dreamfactory;
 mod fast_track;
+mod input;
 mod login;
 mod ops;
 mod outbox;

@@ -7,13 +7,13 @@ use onramp::config::{AppConfig, Config, Secret};
 use rstest::rstest;
 use serde_json::{Value, json};
 
-const KEY: &str = "fasteditor-partner-key-1";
+pub(crate) const KEY: &str = "fasteditor-partner-key-1";
 const KEY2: &str = "fasteditor-partner-key-2";
 const OTHER_KEY: &str = "other-app-partner-key-3";
 const PATH: &str = "/partner/fasteditor/signup";
 const PASSWORD: &str = "#9ske%ls9#DS1-longer";
 
-fn partners(c: &mut Config) {
+pub(crate) fn partners(c: &mut Config) {
     c.instances[0].apps[0].api_keys = vec![Secret(KEY.into()), Secret(KEY2.into())];
     let mut other: AppConfig = c.instances[0].apps[0].clone();
     other.id = "app_other".into();
