@@ -8,13 +8,14 @@ use crate::model::*;
 use crate::password::Password;
 use crate::ports::StoreError;
 use crate::service::{Limit, Onramp};
-use crate::token::secret_hash;
 use serde_json::{Map, Value, json};
 
 /// Texted codes: six digits, ten minutes, five tries across resends.
 pub const SMS_CODE_DIGITS: usize = 6;
 pub const SMS_CODE_TTL: time::Duration = time::Duration::minutes(10);
 pub const SMS_MAX_ATTEMPTS: u32 = 5;
+/// Texted codes are six digits: stored as a keyed hash, never a plain one.
+const SMS_HASH_PURPOSE: &str = "sms-code";
 /// Resends per number.
 const SMS_RESEND_BURST: Limit = Limit::per_minutes(1, 1);
 const SMS_RESEND_HOURLY: Limit = Limit::per_minutes(5, 60);
@@ -319,7 +320,7 @@ impl Onramp {
                 let message = self.outbox_sms(number, "en", json!({ "code": code, "app_name": app.name }))?;
                 let verification = NewVerification {
                     purpose: Purpose::Sms,
-                    secret_hash: secret_hash(&code),
+                    secret_hash: self.seal.keyed_hash(SMS_HASH_PURPOSE, &code),
                     expires_at: now + SMS_CODE_TTL,
                 };
                 Some((verification, message))
@@ -404,7 +405,13 @@ impl Onramp {
         self.contract_account(instance, dp_key).await?;
         match self
             .store
-            .verify_sms(instance.id, dp_key, &secret_hash(code), self.now(), SMS_MAX_ATTEMPTS)
+            .verify_sms(
+                instance.id,
+                dp_key,
+                &self.seal.keyed_hash(SMS_HASH_PURPOSE, code),
+                self.now(),
+                SMS_MAX_ATTEMPTS,
+            )
             .await?
         {
             Ok(()) => self.contract_account(instance, dp_key).await,
@@ -431,7 +438,7 @@ impl Onramp {
             self.outbox_sms(&number, &account.language, json!({ "code": code, "app_name": app.name }))?;
         let verification = NewVerification {
             purpose: Purpose::Sms,
-            secret_hash: secret_hash(&code),
+            secret_hash: self.seal.keyed_hash(SMS_HASH_PURPOSE, &code),
             expires_at: self.now() + SMS_CODE_TTL,
         };
         if !self.store.resend_sms(instance.id, dp_key, &verification, &message, SMS_MAX_ATTEMPTS).await? {

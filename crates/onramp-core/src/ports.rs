@@ -31,6 +31,9 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> StoreResult<()>;
     /// Is the database reachable?
     async fn ping(&self) -> StoreResult<()>;
+    /// The cluster-wide value of `name`: `value` if none was stored yet (it is stored then),
+    /// else the one stored first, by whichever node.
+    async fn claim_setting(&self, name: &str, value: &str) -> StoreResult<String>;
 
     // --- instances and their configuration ---
 

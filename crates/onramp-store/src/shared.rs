@@ -1047,6 +1047,21 @@ macro_rules! shared_queries {
             tx.commit().await.map_err(db_err)?;
             Ok(true)
         }
+
+        async fn claim_setting_on(pool: &sqlx::Pool<$db>, name: &str, value: &str) -> StoreResult<String> {
+            sqlx::query("INSERT INTO cluster_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .bind(value)
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+            let (stored,): (String,) = sqlx::query_as("SELECT value FROM cluster_settings WHERE name = $1")
+                .bind(name)
+                .fetch_one(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(stored)
+        }
     };
 }
 

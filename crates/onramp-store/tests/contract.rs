@@ -68,6 +68,28 @@ async fn migrating_twice_changes_nothing(#[values(SQLITE, POSTGRES)] db: Db) {
 
 #[rstest]
 #[tokio::test]
+async fn the_first_claim_of_a_cluster_setting_wins_for_every_node(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let other = onramp_store::connect(&f.url, &Default::default()).await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = if i % 2 == 0 { f.store.clone() } else { other.clone() };
+            tokio::spawn(async move {
+                store.claim_setting("secret_key_check", &format!("value-{i}")).await.unwrap()
+            })
+        })
+        .collect();
+    let mut claims = Vec::new();
+    for t in tasks {
+        claims.push(t.await.unwrap());
+    }
+    assert!(claims.iter().all(|c| c == &claims[0]), "{claims:?}");
+    assert_eq!(f.store.claim_setting("secret_key_check", "late").await.unwrap(), claims[0]);
+    assert_eq!(f.store.claim_setting("another", "b").await.unwrap(), "b");
+}
+
+#[rstest]
+#[tokio::test]
 async fn a_schema_newer_than_this_build_is_refused(#[values(SQLITE, POSTGRES)] db: Db) {
     let f = open(db).await;
     // A migration this build does not know, as a newer onramp would have left it.

@@ -63,6 +63,17 @@ impl Service {
             .context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
         let seal = seal_key(&config, ports.tokens.as_ref())?;
+        // Nodes sharing a database must share the key that seals its outbox: the first node
+        // records its key's check value, and a node with another key does not start (it could
+        // not open the others' mail, nor they its own).
+        let check = store.claim_setting(KEY_CHECK_SETTING, &seal.check_value()).await?;
+        if check != seal.check_value() {
+            anyhow::bail!(
+                "this node's secret key is not the one the database was set up with: every node \
+                 sharing a database must use the same secret_key (or the same {}/secret.key)",
+                config.data_dir.display()
+            );
+        }
         let hasher = PasswordHasher::new(HasherConfig {
             params: HashParams {
                 m_cost: config.hashing.memory_kib,
@@ -218,6 +229,9 @@ fn message_id_domain(from: &str) -> String {
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| "localhost".into())
 }
+
+/// The `cluster_settings` name of the secret key's check value.
+const KEY_CHECK_SETTING: &str = "secret_key_check";
 
 /// The configured key, or the one in `{data_dir}/secret.key` (created on first start, 0600).
 fn seal_key(config: &Config, tokens: &dyn TokenGenerator) -> anyhow::Result<SealKey> {

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub fast_tracks: Counter,
     pub outbox_delivered: Counter,
     pub outbox_failures: Counter,
+    /// Messages this node could not open (sealed under another key), left for another node.
+    pub outbox_unopenable: Counter,
     pub outbox_pending: Gauge,
     pub outbox_dead: Gauge,
     pub hash_queue_depth: Gauge,
@@ -40,6 +42,7 @@ impl Metrics {
             fast_tracks: Counter::default(),
             outbox_delivered: Counter::default(),
             outbox_failures: Counter::default(),
+            outbox_unopenable: Counter::default(),
             outbox_pending: Gauge::default(),
             outbox_dead: Gauge::default(),
             hash_queue_depth: Gauge::default(),
@@ -55,6 +58,11 @@ impl Metrics {
             "outbox_failures",
             "Outbox delivery attempts that failed",
             m.outbox_failures.clone(),
+        );
+        registry.register(
+            "outbox_unopenable",
+            "Outbox messages this node could not open (another secret key), left for another node",
+            m.outbox_unopenable.clone(),
         );
         registry.register("outbox_pending", "Outbox messages waiting for delivery", m.outbox_pending.clone());
         registry.register("outbox_dead", "Outbox messages dead-lettered", m.outbox_dead.clone());

@@ -224,6 +224,10 @@ impl Store for PostgresStore {
         MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
     }
 
+    async fn claim_setting(&self, name: &str, value: &str) -> StoreResult<String> {
+        claim_setting_on(&self.pool, name, value).await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1::BIGINT").execute(&self.pool).await.map_err(db_err).map(|_| ())
     }

@@ -90,6 +90,10 @@ impl Store for SqliteStore {
         MIGRATOR.run(&self.writer).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
     }
 
+    async fn claim_setting(&self, name: &str, value: &str) -> StoreResult<String> {
+        claim_setting_on(&self.writer, name, value).await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_err).map(|_| ())
     }

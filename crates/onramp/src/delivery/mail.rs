@@ -15,6 +15,10 @@ pub enum SendError {
     Permanent(String),
     #[error("transient: {0}")]
     Transient(String),
+    /// This node cannot open the sealed payload (another key, or damage): it is left for a node
+    /// that can, never dead-lettered here.
+    #[error("unopenable: {0}")]
+    Unopenable(String),
 }
 
 #[async_trait]

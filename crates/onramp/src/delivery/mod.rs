@@ -42,6 +42,8 @@ pub struct Worker {
 }
 
 const MAX_RETRY_DELAY: Duration = Duration::hours(1);
+/// How long a message this node cannot open waits before any node claims it again.
+const UNOPENABLE_RETRY: Duration = Duration::minutes(5);
 
 impl Worker {
     pub fn new(
@@ -98,6 +100,15 @@ impl Worker {
                     store.outbox_delivered(message.id, self.onramp.now()).await?;
                     self.metrics.outbox_delivered.inc();
                 }
+                Err(SendError::Unopenable(e)) => {
+                    // Not an attempt: the message waits, whole, for a node with the right key.
+                    tracing::error!(id = message.id, kind = %message.kind, error = %e, "outbox message cannot be opened by this node; left for another");
+                    self.metrics.outbox_unopenable.inc();
+                    let later = Some(self.onramp.now() + UNOPENABLE_RETRY);
+                    store
+                        .outbox_failed(message.id, message.attempts, later, &format!("unopenable: {e}"))
+                        .await?;
+                }
                 Err(e) => {
                     self.metrics.outbox_failures.inc();
                     let retry_at = match &e {
@@ -139,7 +150,7 @@ impl Worker {
             .onramp
             .seal_key()
             .open(&message.sealed_payload)
-            .map_err(|e| SendError::Permanent(e.to_string()))?;
+            .map_err(|e| SendError::Unopenable(e.to_string()))?;
         let payload: MailPayload = serde_json::from_slice(&plain)
             .map_err(|e| SendError::Permanent(format!("payload unreadable: {e}")))?;
         if message.kind.starts_with("sms:") {

@@ -217,6 +217,10 @@ async fn a_texted_code_verifies_the_phone(#[values(SQLITE, POSTGRES)] db: Db) {
     assert_eq!(app.text(&format!("SELECT status FROM users WHERE id = {dp_key}")).await, "pending");
     let code = texted_code(&app, "+31612345678").await;
     assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+    // A dump alone does not give the code back: no plain hash of any six digits is stored.
+    let stored = app.text(&format!("SELECT secret_hash FROM verifications WHERE user_id = {dp_key}")).await;
+    assert_eq!(stored.len(), 64);
+    assert_ne!(stored, onramp_core::token::secret_hash(&code));
 
     let verify = |code: &str| json!({"code": code});
     let r = post(&app, &format!("/user/{dp_key}/verify-sms"), KEY, &verify("000000x")).await;

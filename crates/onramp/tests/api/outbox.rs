@@ -128,3 +128,60 @@ async fn a_committed_signup_is_delivered_after_a_restart(#[values(SQLITE, POSTGR
     assert_eq!(token_in(&mails[0]), token);
     assert_eq!(second.activate(&token).await.status(), 200);
 }
+
+#[rstest]
+#[tokio::test]
+async fn a_node_with_another_secret_key_refuses_to_start(#[values(SQLITE, POSTGRES)] db: Db) {
+    let env = TestEnv::new(db).await;
+    let mut config = env.config();
+    config.secret_key = Some(onramp::config::Secret("1f".repeat(32)));
+    let first = TestApp::spawn_in(env, config.clone()).await;
+    assert_eq!(first.signup(&signup_body("key@acmecorp.com")).await.status(), 200);
+    let TestApp { env, .. } = first;
+    // Same database, another key: no start, and a message that says why.
+    config.secret_key = Some(onramp::config::Secret("2e".repeat(32)));
+    let ports = onramp::app::Ports {
+        clock: std::sync::Arc::new(onramp_core::clock::SystemClock),
+        tokens: std::sync::Arc::new(onramp_core::token::OsTokenGenerator),
+    };
+    let refused = onramp::app::Service::build(config.clone(), ports).await.err().expect("refused");
+    assert!(format!("{refused:#}").contains("secret key"), "{refused:#}");
+    // The right key starts, and the mail the first node committed goes out.
+    config.secret_key = Some(onramp::config::Secret("1f".repeat(32)));
+    let again = TestApp::spawn_in(env, config).await;
+    assert_eq!(again.mails_to("key@acmecorp.com").await.len(), 1);
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_payload_this_node_cannot_open_is_left_for_another_never_dead_lettered(
+    #[values(SQLITE, POSTGRES)] db: Db,
+) {
+    let sink = SmtpSink::start().await;
+    let app = smtp_app(db, &sink).await; // max_attempts = 3
+    assert_eq!(app.signup(&signup_body("sealed@acmecorp.com")).await.status(), 200);
+    let postgres = app.env.pg.is_some();
+    let hex_of = if postgres { "encode(payload, 'hex')" } else { "hex(payload)" };
+    let original = app.text(&format!("SELECT {hex_of} FROM outbox")).await;
+    // What another node's key sealed: this node cannot open it.
+    let foreign =
+        onramp_core::seal::SealKey::from_bytes([7; 32]).seal([3; 24], b"{\"template\":\"x\"}").unwrap();
+    let literal = |hex: &str| if postgres { format!("decode('{hex}', 'hex')") } else { format!("X'{hex}'") };
+    let foreign_hex: String = foreign.iter().map(|b| format!("{b:02x}")).collect();
+    app.exec(&format!("UPDATE outbox SET payload = {}", literal(&foreign_hex))).await;
+    for _ in 0..5 {
+        app.worker.drain().await.unwrap();
+        app.clock.advance(time::Duration::minutes(10));
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND attempts = 0 AND last_error LIKE 'unopenable%'").await,
+        1
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("onramp_outbox_unopenable_total 5"), "{metrics}");
+    assert!(metrics.contains("onramp_outbox_dead 0"), "{metrics}");
+    // Once a node can open it (here: the payload as sealed), it goes out.
+    app.exec(&format!("UPDATE outbox SET payload = {}", literal(&original.to_lowercase()))).await;
+    app.worker.drain().await.unwrap();
+    assert_eq!(sink.received().await.len(), 1);
+}
