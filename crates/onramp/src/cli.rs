@@ -4,7 +4,6 @@ use crate::app::{Ports, Service};
 use crate::config::Config;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -503,25 +502,53 @@ async fn app_contract(config: Config, action: ContractAction) -> anyhow::Result<
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen.clone();
+    let server = config.server.clone();
+    let metrics_listen = config.metrics.listen.clone();
+    if let Some(limit) = crate::server::raise_open_files_limit()
+        && (server.max_connections as u64) + 256 > limit
+    {
+        tracing::warn!(
+            limit,
+            max_connections = server.max_connections,
+            "max_connections is close to the open files limit"
+        );
+    }
     let service = Service::build(config, Ports::default()).await?;
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "onramp listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut worker_stop = stop_rx.clone();
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
     let router = service.router();
-    let worker = tokio::spawn(service.worker.run(async move {
-        let _ = worker_stop.wait_for(|stop| *stop).await;
-    }));
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-        })
-        .await?;
+    let metrics = match metrics_listen {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(&at)
+                .await
+                .with_context(|| format!("binding metrics.listen {at}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+            let router = crate::http::ops::metrics_router(service.state.clone());
+            let (server, stop) = (server.clone(), stopped(stop_rx.clone()));
+            Some(tokio::spawn(async move { crate::server::serve(listener, router, &server, stop).await }))
+        }
+        None => None,
+    };
+    let worker = tokio::spawn(service.worker.run(stopped(stop_rx.clone())));
+    // SIGTERM: stop accepting, finish the requests in flight, then stop the worker, which
+    // lets go of the messages it claimed but did not send.
+    let http = crate::server::serve(listener, router, &server, async {
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
+    });
+    http.await?;
     let _ = stop_tx.send(true);
     let _ = worker.await;
+    if let Some(m) = metrics {
+        let _ = m.await;
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -34,6 +34,10 @@ pub struct Config {
     pub secret_key: Option<Secret>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Connection bounds of the HTTP server.
+    pub server: ServerConfig,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsConfig,
     pub mail: MailConfig,
     pub sms: SmsConfig,
     pub passwords: PasswordConfig,
@@ -61,6 +65,8 @@ impl Default for Config {
             public_url: "http://localhost:8080".into(),
             secret_key: None,
             trusted_proxies: Vec::new(),
+            server: ServerConfig::default(),
+            metrics: MetricsConfig::default(),
             mail: MailConfig::default(),
             sms: SmsConfig::default(),
             passwords: PasswordConfig::default(),
@@ -220,6 +226,34 @@ impl Default for RateLimitConfig {
             fast_track_per_email_domain_per_hour: 100,
         }
     }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// A client must send a request's complete headers within this long, counted from the
+    /// connection's start or the end of the previous response: slow and idle connections close.
+    pub header_timeout_secs: u64,
+    /// Open connections at most; one more is closed at once.
+    pub max_connections: usize,
+    /// On SIGTERM: how long requests in flight may take to finish.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { header_timeout_secs: 10, max_connections: 1024, shutdown_grace_secs: 20 }
+    }
+}
+
+/// `/metrics` is public unless one of these says otherwise.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Scrapers must send `Authorization: Bearer {token}`.
+    pub token: Option<Secret>,
+    /// Serve `/metrics` on this address only (e.g. `127.0.0.1:9100`), not on `listen`.
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -614,6 +648,17 @@ impl Config {
         let mut problems = Vec::new();
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             problems.push(format!("listen: {:?} is not an address like 127.0.0.1:8080", self.listen));
+        }
+        if self.server.header_timeout_secs == 0 || self.server.max_connections == 0 {
+            problems.push("server: header_timeout_secs and max_connections must be at least 1".into());
+        }
+        if let Some(listen) = &self.metrics.listen
+            && (listen.parse::<std::net::SocketAddr>().is_err() || *listen == self.listen)
+        {
+            problems.push(format!("metrics.listen: {listen:?} must be an address other than listen"));
+        }
+        if self.metrics.token.as_ref().is_some_and(|t| t.0.len() < 16) {
+            problems.push("metrics.token: must be at least 16 characters".into());
         }
         if url::Url::parse(&self.public_url).map(|u| u.host().is_none()).unwrap_or(true) {
             problems.push(format!("public_url: {:?} is not an absolute URL", self.public_url));

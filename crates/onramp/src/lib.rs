@@ -8,4 +8,5 @@ pub mod config;
 pub mod delivery;
 pub mod http;
 pub mod metrics;
+pub mod server;
 pub mod telemetry;

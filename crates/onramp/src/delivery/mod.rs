@@ -14,6 +14,7 @@ use mail::{MailTransport, SendError, build_message};
 use onramp_core::model::OutboxMessage;
 use onramp_core::{MailPayload, Onramp};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use templates::Templates;
 use time::Duration;
 
@@ -90,10 +91,21 @@ impl Worker {
 
     /// Claim one batch of due messages and deliver it; returns how many were claimed.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
+        self.run_batch(&AtomicBool::new(false)).await
+    }
+
+    /// One batch; once `stopping` is set, the messages not yet sent are let go at once (for
+    /// another node or the next start) instead of waiting out their lease.
+    async fn run_batch(&self, stopping: &AtomicBool) -> anyhow::Result<usize> {
         let store = self.onramp.store();
         let batch = store.claim_outbox(self.onramp.now(), self.config.lease, self.config.batch).await?;
         let claimed = batch.len();
         for message in batch {
+            if stopping.load(Ordering::SeqCst) {
+                let now = Some(self.onramp.now());
+                store.outbox_failed(message.id, message.attempts, now, "released at shutdown").await?;
+                continue;
+            }
             let attempts = message.attempts + 1;
             match self.deliver(&message).await {
                 Ok(()) => {
@@ -216,21 +228,31 @@ impl Worker {
         }
     }
 
-    /// Run until `shutdown` resolves: wake on every enqueue, and poll for retries.
+    /// Run until `shutdown` resolves: wake on every enqueue, and poll for retries. On
+    /// shutdown the message being sent is finished and the rest of its batch released.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let wake = self.onramp.outbox_wake();
-        tokio::pin!(shutdown);
-        loop {
-            match self.run_once().await {
-                Ok(n) if n as u32 == self.config.batch => continue,
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "outbox worker pass failed"),
+        let stopping = AtomicBool::new(false);
+        let stop = tokio::sync::Notify::new();
+        let watch = async {
+            shutdown.await;
+            stopping.store(true, Ordering::SeqCst);
+            stop.notify_one();
+        };
+        let work = async {
+            while !stopping.load(Ordering::SeqCst) {
+                match self.run_batch(&stopping).await {
+                    Ok(n) if n as u32 == self.config.batch => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "outbox worker pass failed"),
+                }
+                tokio::select! {
+                    _ = stop.notified() => break,
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(self.config.poll_interval) => {}
+                }
             }
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
-            }
-        }
+        };
+        tokio::join!(watch, work);
     }
 }

@@ -38,7 +38,47 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus metrics", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    // Served on its own listener instead: not here.
+    if state.config.metrics.listen.is_some() {
+        return V1Error::new(StatusCode::NOT_FOUND, "not_found", "Not found.").into_response();
+    }
+    metrics_guarded(&state, &headers).await
+}
+
+/// `/metrics` alone, for `[metrics] listen`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(state): State<AppState>, headers: HeaderMap| async move {
+                metrics_guarded(&state, &headers).await
+            }),
+        )
+        .with_state(state)
+}
+
+/// With `[metrics] token`, only a scraper sending it as a bearer token reads the metrics.
+async fn metrics_guarded(state: &AppState, headers: &HeaderMap) -> Response {
+    if let Some(token) = &state.config.metrics.token {
+        use subtle::ConstantTimeEq;
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !bool::from(given.as_bytes().ct_eq(token.0.as_bytes())) {
+            let mut r =
+                V1Error::new(StatusCode::UNAUTHORIZED, "unauthorized", "A metrics token is required.")
+                    .into_response();
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    encode_metrics(state).await
+}
+
+async fn encode_metrics(state: &AppState) -> Response {
     let m = &state.metrics;
     if let Ok(counts) = state.onramp.store().outbox_counts().await {
         m.outbox_pending.set(i64::try_from(counts.pending).unwrap_or(i64::MAX));

@@ -140,15 +140,15 @@ impl TestApp {
         if config.public_url == Config::default().public_url {
             config.public_url = format!("http://localhost:{}", addr.port());
         }
+        let server = config.server.clone();
         let service =
             Service::build(config, Ports { clock: clock.clone(), tokens: Arc::new(OsTokenGenerator) })
                 .await
                 .expect("service builds");
         let router = service.router();
+        // The server loop `onramp serve` runs, with its bounds.
         tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .await
-                .expect("serve");
+            onramp::server::serve(listener, router, &server, std::future::pending()).await.expect("serve");
         });
         Self {
             addr,

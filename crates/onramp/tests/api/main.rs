@@ -9,6 +9,7 @@ mod smtp_sink;
 mod activation;
 mod browser;
 mod cluster;
+mod connections;
 mod contracts;
 mod cors;
 mod dreamfactory;

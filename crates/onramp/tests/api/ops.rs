@@ -120,3 +120,17 @@ async fn unknown_routes_and_methods_answer_in_the_v1_error_format(#[values(SQLIT
     assert_eq!(r.status(), 405);
     assert_eq!(json(r).await["error"]["code"], "method_not_allowed");
 }
+
+#[rstest]
+#[tokio::test]
+async fn a_metrics_token_guards_metrics(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, |c| {
+        c.metrics.token = Some(onramp::config::Secret("scrape-token-0123456789".into()))
+    })
+    .await;
+    assert_eq!(app.get("/metrics").await.status(), 401);
+    let r = app.client.get(app.url("/metrics")).bearer_auth("scrape-token-0123456789").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("onramp_http_requests"));
+    assert_eq!(app.get("/healthz").await.status(), 200, "only /metrics is guarded");
+}

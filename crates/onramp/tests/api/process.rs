@@ -605,3 +605,76 @@ async fn browser_origins_are_managed_from_the_command_line() {
     assert_eq!(preflight("https://other.example.com").await.unwrap().status(), 403);
     drop(server);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let (mut server, base) = serve(&config);
+    let addr = base.strip_prefix("http://").unwrap().to_owned();
+    // A signup in flight: its headers and half its body are sent.
+    let body = serde_json::to_vec(&signup_body("term@acmecorp.com")).unwrap();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/auth/signup HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..body.len() / 2]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = server.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No new connection is taken once it is shutting down.
+    let refused = match tokio::net::TcpStream::connect(&addr).await {
+        Err(_) => true,
+        Ok(mut s) => {
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+            let mut buf = Vec::new();
+            matches!(
+                tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await,
+                Ok(Ok(0)) | Ok(Err(_))
+            )
+        }
+    };
+    assert!(refused, "a new connection was served after SIGTERM");
+    // The request in flight is finished and answered.
+    stream.write_all(&body[body.len() / 2..]).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer)).await.unwrap().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Then the process exits on its own, successfully.
+    let status = eventually("onramp to exit", || server.0.try_wait().unwrap()).await;
+    assert!(status.success(), "{status}");
+    // Its mail was committed with the signup; the next start sends it.
+    let (_again, _) = serve(&config);
+    eventually("the activation .eml", || read_mails(&dir.path().join("data/mail")).pop()).await;
+}
+
+#[tokio::test]
+async fn metrics_can_move_to_their_own_listener_behind_a_token() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let token = "scrape-token-0123456789";
+    let config =
+        write_config(dir.path(), &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"{token}\"\n"));
+    let (_server, base) = serve(&config);
+    let client = reqwest::Client::new();
+    // Not on the public listener.
+    assert_eq!(client.get(format!("{base}/metrics")).send().await.unwrap().status(), 404);
+    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let r = client.get(&metrics).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        client.get(&metrics).bearer_auth("wrong-token-0123456789").send().await.unwrap().status(),
+        401
+    );
+    let r = client.get(&metrics).bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("onramp_outbox_pending"));
+    // Only /metrics there.
+    assert_eq!(client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap().status(), 404);
+}
