@@ -127,8 +127,8 @@ impl Service {
                 poll_interval: std::time::Duration::from_millis(config.outbox.poll_interval_ms),
                 lease: time::Duration::seconds(i64::try_from(config.outbox.lease_secs).unwrap_or(60)),
                 // Sent one after another, a batch must end inside its lease even when every
-                // send runs into the timeout.
-                batch: u32::try_from(config.outbox.lease_secs / (config.mail.timeout_secs + 1))
+                // send runs into the timeout (a whole SMTP conversation: 3 x mail.timeout_secs).
+                batch: u32::try_from(config.outbox.lease_secs / (3 * config.mail.timeout_secs + 1))
                     .unwrap_or(1)
                     .clamp(1, 32),
             },

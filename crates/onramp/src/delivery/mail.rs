@@ -88,22 +88,27 @@ impl MailTransport for FileTransport {
 
 pub struct SmtpTransport {
     inner: AsyncSmtpTransport<Tokio1Executor>,
+    timeout: std::time::Duration,
 }
 
 impl SmtpTransport {
     pub fn from_url(url: &str, timeout: std::time::Duration) -> anyhow::Result<Self> {
         let inner = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?.timeout(Some(timeout)).build();
-        Ok(Self { inner })
+        Ok(Self { inner, timeout })
     }
 }
 
 #[async_trait]
 impl MailTransport for SmtpTransport {
     async fn send(&self, message: &Message) -> Result<(), SendError> {
-        match self.inner.send(message.clone()).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-            Err(e) => Err(SendError::Transient(e.to_string())),
+        // lettre's own timeout covers each network step it bounds, not a server that accepts
+        // the connection and then says nothing: the whole conversation is bounded here.
+        let whole = self.timeout * 3;
+        match tokio::time::timeout(whole, self.inner.send(message.clone())).await {
+            Err(_) => Err(SendError::Transient(format!("no answer from the SMTP server within {whole:?}"))),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+            Ok(Err(e)) => Err(SendError::Transient(e.to_string())),
         }
     }
 }

@@ -231,6 +231,11 @@ impl Worker {
     /// Run until `shutdown` resolves: wake on every enqueue, and poll for retries. On
     /// shutdown the message being sent is finished and the rest of its batch released.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        self.run_until(shutdown).await;
+    }
+
+    /// As [`Worker::run`], borrowing the worker.
+    pub async fn run_until(&self, shutdown: impl std::future::Future<Output = ()>) {
         let wake = self.onramp.outbox_wake();
         let stopping = AtomicBool::new(false);
         let stop = tokio::sync::Notify::new();

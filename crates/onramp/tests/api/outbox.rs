@@ -185,3 +185,40 @@ async fn a_payload_this_node_cannot_open_is_left_for_another_never_dead_lettered
     app.worker.drain().await.unwrap();
     assert_eq!(sink.received().await.len(), 1);
 }
+
+#[rstest]
+#[tokio::test]
+async fn on_shutdown_the_worker_lets_go_of_the_messages_it_has_not_sent(#[values(SQLITE, POSTGRES)] db: Db) {
+    // An SMTP server that takes the connection and never answers: each send hangs until the
+    // mail timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("smtp://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let app = TestApp::spawn_with(db, move |c| {
+        c.mail.transport = MailTransportKind::Smtp;
+        c.mail.smtp_url = Some(Secret(url));
+        c.mail.timeout_secs = 1;
+    })
+    .await;
+    for n in 0..3 {
+        let body = with(signup_body(&format!("stop{n}@acmecorp.com")), serde_json::json!({"username": null}));
+        assert_eq!(app.signup(&body).await.status(), 200);
+    }
+    // Shutdown comes while the first of the three is being sent.
+    app.worker.run_until(tokio::time::sleep(std::time::Duration::from_millis(300))).await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM outbox WHERE attempts = 1 AND status = 'pending'").await, 1);
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM outbox WHERE attempts = 0 AND status = 'pending' AND lease_until IS NULL
+             AND last_error = 'released at shutdown'"
+        )
+        .await,
+        2,
+        "the rest is free for another node at once, not after the lease"
+    );
+}
