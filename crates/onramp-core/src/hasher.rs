@@ -69,7 +69,11 @@ pub struct PasswordHasher {
 }
 
 struct Inner {
+    /// New hashes (signups, password changes): shed first under load.
     jobs: Sender<Job>,
+    /// Verifications (logins): their own queue, and taken first by every thread, so a signup
+    /// flood cannot starve sign-ins.
+    logins: Sender<Job>,
     params: HashParams,
     threads: usize,
     in_flight: AtomicUsize,
@@ -86,11 +90,12 @@ impl PasswordHasher {
         let params = config.params;
         argon(params)?; // refuse bad parameters at start, not at the first signup
         let (jobs, queue) = crossbeam_channel::bounded::<Job>(config.queue.max(1));
+        let (logins, login_queue) = crossbeam_channel::bounded::<Job>(config.queue.max(1));
         for n in 0..threads {
-            let queue = queue.clone();
+            let (queue, login_queue) = (queue.clone(), login_queue.clone());
             std::thread::Builder::new()
                 .name(format!("onramp-hash-{n}"))
-                .spawn(move || worker(queue, params))
+                .spawn(move || worker(login_queue, queue, params))
                 .map_err(|e| HashError::Failed(e.to_string()))?;
         }
         // A hash of a random secret: verifying against it costs what a real verify costs, so an
@@ -99,7 +104,14 @@ impl PasswordHasher {
         OsRng.fill_bytes(&mut secret);
         let dummy_phc = hash_with(params, &secret, &mut vec![Block::default(); params.m_cost as usize])?;
         Ok(Self {
-            inner: Arc::new(Inner { jobs, params, threads, in_flight: AtomicUsize::new(0), dummy_phc }),
+            inner: Arc::new(Inner {
+                jobs,
+                logins,
+                params,
+                threads,
+                in_flight: AtomicUsize::new(0),
+                dummy_phc,
+            }),
         })
     }
 
@@ -114,6 +126,12 @@ impl PasswordHasher {
     /// Jobs waiting or running now.
     pub fn queue_depth(&self) -> usize {
         self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Would a new hash be refused now? Checked before a signup does any other work, so a
+    /// request that will be shed is answered at once.
+    pub fn is_saturated(&self) -> bool {
+        self.inner.jobs.is_full()
     }
 
     /// Argon2id PHC string of `password`.
@@ -137,7 +155,11 @@ impl PasswordHasher {
 
     fn submit(&self, job: Job) -> Result<(), HashError> {
         self.inner.in_flight.fetch_add(1, Ordering::Relaxed);
-        match self.inner.jobs.try_send(job) {
+        let lane = match job {
+            Job::Hash { .. } => &self.inner.jobs,
+            Job::Verify { .. } => &self.inner.logins,
+        };
+        match lane.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 self.inner.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -163,10 +185,19 @@ fn argon(params: HashParams) -> Result<Argon2<'static>, HashError> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, p))
 }
 
-fn worker(queue: Receiver<Job>, params: HashParams) {
+fn worker(logins: Receiver<Job>, queue: Receiver<Job>, params: HashParams) {
     // Allocated on the first job, then reused for every job of these parameters.
     let mut memory: Vec<Block> = Vec::new();
-    while let Ok(job) = queue.recv() {
+    loop {
+        // A waiting login goes first; otherwise whichever comes.
+        let job = match logins.try_recv() {
+            Ok(job) => Ok(job),
+            Err(_) => crossbeam_channel::select! {
+                recv(logins) -> job => job,
+                recv(queue) -> job => job,
+            },
+        };
+        let Ok(job) = job else { return };
         if memory.is_empty() {
             memory = vec![Block::default(); params.m_cost as usize];
         }
@@ -309,5 +340,58 @@ mod tests {
         }
         assert!(busy >= 1, "no job was refused");
         assert_eq!(h.queue_depth(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_new_hashes_neither_refuses_nor_delays_a_login() {
+        let h = PasswordHasher::new(HasherConfig {
+            params: HashParams { m_cost: 19_456, t_cost: 3, p_cost: 1 },
+            threads: 1,
+            queue: 2,
+        })
+        .unwrap();
+        let pw = Password::for_verification("correct horse");
+        let phc = h.hash(&pw).await.unwrap();
+        let (done, mut order) = tokio::sync::mpsc::unbounded_channel();
+        // Signups: one running and two queued fill the pool; more are refused.
+        let mut signups = Vec::new();
+        for n in 0..3 {
+            let (hasher, pw, done) = (h.clone(), pw.clone(), done.clone());
+            signups.push(tokio::spawn(async move {
+                let r = hasher.hash(&pw).await;
+                let _ = done.send(format!("signup {n}"));
+                r
+            }));
+            // The first is taken by the thread before the others queue.
+            for _ in 0..400 {
+                let taken = h.queue_depth() == 1 && h.inner.jobs.is_empty();
+                if n > 0 || taken {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+        for _ in 0..400 {
+            if h.queue_depth() == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(h.is_saturated(), "the signup lane is full");
+        assert_eq!(h.hash(&pw).await, Err(HashError::Busy));
+        // A login now: accepted, and served before the signups still waiting.
+        let verified = h.verify(&phc, &pw).await.unwrap();
+        assert!(verified.matches);
+        let _ = done.send("login".to_owned());
+        for s in signups {
+            assert!(s.await.unwrap().is_ok());
+        }
+        drop(done);
+        let mut seen = Vec::new();
+        while let Some(event) = order.recv().await {
+            seen.push(event);
+        }
+        let login = seen.iter().position(|e| e == "login").unwrap();
+        assert!(login <= 1, "the login waited for queued signups: {seen:?}");
     }
 }

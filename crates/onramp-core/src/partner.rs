@@ -101,6 +101,7 @@ impl Onramp {
         app: &App,
         input: PartnerSignupInput,
     ) -> Result<PartnerSignedUp, CoreError> {
+        self.admit_signup()?;
         let mut errors = Vec::new();
         let email = match input.user_name.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
             None => {
@@ -237,6 +238,7 @@ impl Onramp {
         contract: &Contract,
         body: &Map<String, Value>,
     ) -> Result<ContractResult, CoreError> {
+        self.admit_signup()?;
         let mut errors = Vec::new();
         for key in body.keys() {
             if !contract.fields.iter().any(|f| &f.name == key) {

@@ -156,6 +156,7 @@ impl Onramp {
     /// database and its admin, and a one-time login for that admin.
     #[tracing::instrument(skip_all)]
     pub async fn fast_track(&self, input: FastTrackInput) -> Result<FastTracked, CoreError> {
+        self.admit_signup()?;
         // 1. Validate.
         let mut errors = Vec::new();
         let email = EmailAddress::parse(&input.email).map_err(|e| errors.push(e.renamed("email"))).ok();

@@ -120,6 +120,7 @@ impl Onramp {
         settings: &UserServiceSettings,
         input: RegisterInput,
     ) -> Result<Registered, CoreError> {
+        self.admit_signup()?;
         if !settings.open_registration {
             return Err(CoreError::OpenRegistrationDisabled);
         }

@@ -317,6 +317,12 @@ impl Onramp {
         })
     }
 
+    /// A request that creates a password is refused at once, before any database work, when
+    /// its hash would be refused anyway: a shed request costs nothing and waits for nothing.
+    pub(crate) fn admit_signup(&self) -> Result<(), CoreError> {
+        if self.hasher.is_saturated() { Err(CoreError::Busy { retry_after_secs: 1 }) } else { Ok(()) }
+    }
+
     /// A random UUID from the injected generator (request ids and the like).
     pub fn uuid(&self) -> uuid::Uuid {
         let mut bytes = [0u8; 16];

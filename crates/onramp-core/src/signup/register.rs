@@ -132,6 +132,7 @@ impl Onramp {
         instance: &Instance,
         input: SignupInput,
     ) -> Result<SignupAccepted, CoreError> {
+        self.admit_signup()?;
         let cmd = self.validate_signup(&input)?;
         let limits = &self.settings.rate_limits;
         if let Some(client) = &input.client {

@@ -351,6 +351,9 @@ async fn a_saturated_hashing_pool_answers_503_with_retry_after_at_once(#[values(
         c.hashing.iterations = 8;
         c.hashing.threads = 1;
         c.hashing.queue = 1;
+        // Slow enough that the pool stays full while the test looks.
+        c.hashing.memory_kib = 32 * 1024;
+        c.hashing.iterations = 3;
     })
     .await;
     let requests = (0..12)
@@ -393,4 +396,50 @@ async fn instances_are_isolated_by_host(#[values(SQLITE, POSTGRES)] db: Db) {
     let r = app.post_to("nosuch", "/v1/auth/signup", &body).await;
     assert_eq!(r.status(), 404);
     assert_eq!(json(r).await["error"]["code"], "instance_not_found");
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_signup_the_hash_pool_cannot_take_is_shed_before_any_work_and_logins_still_pass(
+    #[values(SQLITE, POSTGRES)] db: Db,
+) {
+    let app = TestApp::spawn_with(db, |c| {
+        c.hashing.threads = 1;
+        c.hashing.queue = 1;
+        // Each hash takes long enough (about a second) that the pool stays full while the
+        // test makes its one request.
+        c.hashing.memory_kib = 64 * 1024;
+        c.hashing.iterations = 16;
+    })
+    .await;
+    active_user(&app, "shed@acmecorp.com", "sheduser1", "a fine passphrase").await;
+    // Fill the signup lane: one hash running, one waiting.
+    let hasher = app.state.onramp.hasher().clone();
+    let slow = onramp_core::password::Password::for_verification("x");
+    let mut filling = Vec::new();
+    for waiting in [0, 1] {
+        let (h, p) = (hasher.clone(), slow.clone());
+        filling.push(tokio::spawn(async move { h.hash(&p).await }));
+        // The first is taken by the thread before the second queues behind it.
+        for _ in 0..400 {
+            if hasher.queue_depth() == waiting + 1 && (waiting == 1) == hasher.is_saturated() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    assert!(hasher.is_saturated());
+    let limits = app.count("SELECT COUNT(*) FROM rate_limits").await;
+    let r = app.signup(&with(signup_body("flood@acmecorp.com"), json!({"username": null}))).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(json(r).await["error"]["code"], "service_busy");
+    // Shed before any work: nothing counted against anyone's budget, nothing written.
+    assert_eq!(app.count("SELECT COUNT(*) FROM rate_limits").await, limits);
+    assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE email = 'flood@acmecorp.com'").await, 0);
+    // Logins have their own lane: accepted while signups are refused.
+    assert_eq!(app.login("sheduser1", "a fine passphrase").await.status(), 200);
+    for f in filling {
+        assert!(f.await.unwrap().is_ok());
+    }
 }
