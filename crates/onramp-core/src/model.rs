@@ -485,12 +485,16 @@ pub struct AppSettings {
     pub allowed_origins: Vec<String>,
     /// Those origins may also call the server-to-server surfaces (partner signup, contracts).
     pub browser_partner_calls: bool,
+    /// Apps of the instance whose contract accounts this app may read too (its own it always may).
+    pub reads_accounts_of: Vec<String>,
 }
 
 /// A contract account to create, with what makes it unique; one transaction.
 #[derive(Debug, Clone)]
 pub struct NewContractAccount {
     pub user: NewUser,
+    /// The app creating it: the account's owner.
+    pub app_id: String,
     /// The contract fields as stored (JSON object), never the password.
     pub profile: String,
     pub phone: Option<String>,
@@ -519,6 +523,8 @@ pub enum ContractOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContractAccount {
     pub dp_key: i64,
+    /// The app that created it (none: not a contract account, or made before owners were kept).
+    pub app_id: Option<String>,
     pub uuid: String,
     pub status: UserStatus,
     pub profile: Option<String>,

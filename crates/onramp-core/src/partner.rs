@@ -78,6 +78,8 @@ pub enum ContractResult {
     Exists {
         dp_key: i64,
     },
+    /// An account holds one of the unique values, but it is another app's.
+    ExistsElsewhere,
 }
 
 fn name_part(field: &str, value: &Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
@@ -330,6 +332,7 @@ impl Onramp {
             None => None,
         };
         let account = NewContractAccount {
+            app_id: app.id.clone(),
             user: NewUser {
                 public_id: self.tokens.public_id("usr"),
                 uuid,
@@ -379,24 +382,45 @@ impl Onramp {
                     };
                     return Err(CoreError::field(&field, code, "belongs to another account"));
                 }
-                Ok(ContractResult::Exists { dp_key })
+                // Pointed at only when the caller may read it; otherwise a conflict that names
+                // no account.
+                match self.contract_account(instance, app, dp_key).await {
+                    Ok(_) => Ok(ContractResult::Exists { dp_key }),
+                    Err(CoreError::AccountNotFound) => Ok(ContractResult::ExistsElsewhere),
+                    Err(e) => Err(e),
+                }
             }
         }
     }
 
     /// "Get Account Data".
+    /// An account is the app's that created it, and readable by the apps the operator lets
+    /// read that app's accounts; to any other caller it does not exist.
     pub async fn contract_account(
         &self,
         instance: &Instance,
+        app: &App,
         dp_key: i64,
     ) -> Result<ContractAccount, CoreError> {
-        self.store.contract_account(instance.id, dp_key).await?.ok_or(CoreError::AccountNotFound)
+        let account =
+            self.store.contract_account(instance.id, dp_key).await?.ok_or(CoreError::AccountNotFound)?;
+        let Some(owner) = account.app_id.as_deref() else { return Err(CoreError::AccountNotFound) };
+        if owner == app.id {
+            return Ok(account);
+        }
+        let settings = self.store.app_settings(instance.id, &app.id).await?;
+        if settings.reads_accounts_of.iter().any(|a| a == owner) {
+            Ok(account)
+        } else {
+            Err(CoreError::AccountNotFound)
+        }
     }
 
     /// Check a texted code; the right one activates the account.
     pub async fn verify_sms(
         &self,
         instance: &Instance,
+        app: &App,
         dp_key: i64,
         code: &str,
     ) -> Result<ContractAccount, CoreError> {
@@ -404,7 +428,7 @@ impl Onramp {
         if code.is_empty() || code.len() > 16 {
             return Err(CoreError::field("code", "required", "is required"));
         }
-        self.contract_account(instance, dp_key).await?;
+        self.contract_account(instance, app, dp_key).await?;
         match self
             .store
             .verify_sms(
@@ -416,7 +440,7 @@ impl Onramp {
             )
             .await?
         {
-            Ok(()) => self.contract_account(instance, dp_key).await,
+            Ok(()) => self.contract_account(instance, app, dp_key).await,
             Err(SmsCodeError::Wrong) => {
                 Err(CoreError::field("code", "wrong_code", "is not the code we sent"))
             }
@@ -427,7 +451,7 @@ impl Onramp {
 
     /// Text a new code (throttled per number; the failed tries so far stay counted).
     pub async fn resend_sms(&self, instance: &Instance, app: &App, dp_key: i64) -> Result<(), CoreError> {
-        let account = self.contract_account(instance, dp_key).await?;
+        let account = self.contract_account(instance, app, dp_key).await?;
         let number = account
             .phone
             .clone()

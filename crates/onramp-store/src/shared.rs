@@ -744,8 +744,8 @@ macro_rules! shared_queries {
         // --- contracts ---
 
         async fn app_settings_on(pool: &sqlx::Pool<$db>, instance: InstanceId, app_id: &str) -> StoreResult<AppSettings> {
-            let row: Option<(Option<String>, Option<i64>, String, bool)> = sqlx::query_as(
-                "SELECT default_contract, ext_key_type, allowed_origins, browser_partner_calls
+            let row: Option<(Option<String>, Option<i64>, String, bool, String)> = sqlx::query_as(
+                "SELECT default_contract, ext_key_type, allowed_origins, browser_partner_calls, reads_accounts_of
                  FROM app_settings WHERE instance_id = $1 AND app_id = $2",
             )
             .bind(instance.0)
@@ -754,11 +754,12 @@ macro_rules! shared_queries {
             .await
             .map_err(db_err)?;
             Ok(row
-                .map(|(default_contract, ext_key_type, origins, browser_partner_calls)| AppSettings {
+                .map(|(default_contract, ext_key_type, origins, browser_partner_calls, readers)| AppSettings {
                     default_contract,
                     ext_key_type,
                     allowed_origins: serde_json::from_str(&origins).unwrap_or_default(),
                     browser_partner_calls,
+                    reads_accounts_of: serde_json::from_str(&readers).unwrap_or_default(),
                 })
                 .unwrap_or_default())
         }
@@ -794,12 +795,14 @@ macro_rules! shared_queries {
             s: &AppSettings,
         ) -> StoreResult<()> {
             let origins = serde_json::to_string(&s.allowed_origins).map_err(|e| StoreError::Other(e.to_string()))?;
+            let readers = serde_json::to_string(&s.reads_accounts_of).map_err(|e| StoreError::Other(e.to_string()))?;
             sqlx::query(
                 "INSERT INTO app_settings (instance_id, app_id, default_contract, ext_key_type, allowed_origins,
-                   browser_partner_calls) VALUES ($1, $2, $3, $4, $5, $6)
+                   browser_partner_calls, reads_accounts_of) VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (instance_id, app_id) DO UPDATE SET default_contract = excluded.default_contract,
                    ext_key_type = excluded.ext_key_type, allowed_origins = excluded.allowed_origins,
-                   browser_partner_calls = excluded.browser_partner_calls",
+                   browser_partner_calls = excluded.browser_partner_calls,
+                   reads_accounts_of = excluded.reads_accounts_of",
             )
             .bind(instance.0)
             .bind(app_id)
@@ -807,6 +810,7 @@ macro_rules! shared_queries {
             .bind(s.ext_key_type)
             .bind(origins)
             .bind(s.browser_partner_calls)
+            .bind(readers)
             .execute(pool)
             .await
             .map_err(db_err)
@@ -886,8 +890,9 @@ macro_rules! shared_queries {
             }
             let profile = UserProfile { phone: a.phone.clone(), ..Default::default() };
             let dp_key = insert_user(&mut tx, instance, &a.user, &profile, now).await?;
-            sqlx::query("UPDATE users SET profile = $1 WHERE id = $2")
+            sqlx::query("UPDATE users SET profile = $1, app_id = $2 WHERE id = $3")
                 .bind(&a.profile)
+                .bind(&a.app_id)
                 .bind(dp_key)
                 .execute(&mut *tx)
                 .await
@@ -925,22 +930,22 @@ macro_rules! shared_queries {
             instance: InstanceId,
             dp_key: i64,
         ) -> StoreResult<Option<ContractAccount>> {
-            let row: Option<(i64, String, String, Option<String>, Option<String>, String)> = sqlx::query_as(
-                "SELECT id, uuid, status, profile, phone, language FROM users WHERE instance_id = $1 AND id = $2",
+            let row: Option<(i64, Option<String>, String, String, Option<String>, Option<String>, String)> = sqlx::query_as(
+                "SELECT id, app_id, uuid, status, profile, phone, language FROM users WHERE instance_id = $1 AND id = $2",
             )
             .bind(instance.0)
             .bind(dp_key)
             .fetch_optional(pool)
             .await
             .map_err(db_err)?;
-            let Some((dp_key, uuid, st, profile, phone, language)) = row else { return Ok(None) };
+            let Some((dp_key, app_id, uuid, st, profile, phone, language)) = row else { return Ok(None) };
             let ext_keys: Vec<(i64, String)> =
                 sqlx::query_as("SELECT key_type, ext_key FROM ext_keys WHERE user_id = $1 ORDER BY key_type")
                     .bind(dp_key)
                     .fetch_all(pool)
                     .await
                     .map_err(db_err)?;
-            Ok(Some(ContractAccount { dp_key, uuid, status: status(&st), profile, phone, language, ext_keys }))
+            Ok(Some(ContractAccount { dp_key, app_id, uuid, status: status(&st), profile, phone, language, ext_keys }))
         }
 
         /// The user's newest SMS code: id, secret hash, expiry, attempts, live?

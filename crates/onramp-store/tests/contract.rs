@@ -539,6 +539,7 @@ async fn app_settings_keep_browser_origins_per_app_and_instance(#[values(SQLITE,
         ext_key_type: Some(3),
         allowed_origins: vec!["https://spa.example".into(), "https://*.example.org".into()],
         browser_partner_calls: true,
+        reads_accounts_of: vec!["app_one".into()],
     };
     store.set_app_settings(a.id, "app_two", &settings).await.unwrap();
     assert_eq!(store.app_settings(a.id, "app_two").await.unwrap(), settings);

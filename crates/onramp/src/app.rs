@@ -341,6 +341,9 @@ pub async fn apply_config(onramp: &Onramp, config: &Config) -> anyhow::Result<()
             if let Some(partner) = app.browser_partner_calls {
                 settings.browser_partner_calls = partner;
             }
+            if let Some(readers) = &app.reads_accounts_of {
+                settings.reads_accounts_of = readers.clone();
+            }
             store.set_app_settings(instance.id, &app.id, &settings).await?;
             for c in &app.contracts {
                 store

@@ -527,6 +527,11 @@ pub struct AppConfig {
     /// accounts). Off by default: those surfaces hold an API key a page cannot keep secret.
     #[serde(default)]
     pub browser_partner_calls: Option<bool>,
+    /// dialogportal: ids of other apps of the instance whose contract accounts this app may
+    /// read (`GET /user/{dpKey}`, SMS verification, the 303 of a duplicate). Its own it always
+    /// may; set here: applied at every start.
+    #[serde(default)]
+    pub reads_accounts_of: Option<Vec<String>>,
     #[serde(default)]
     pub branding: Branding,
 }
@@ -789,6 +794,14 @@ impl Config {
                 for o in app.allowed_origins.iter().flatten() {
                     if let Err(e) = onramp_core::origin::OriginPattern::parse(o) {
                         problems.push(format!("instances.apps[{}].allowed_origins: {e}", app.id));
+                    }
+                }
+                for other in app.reads_accounts_of.iter().flatten() {
+                    if !inst.apps.iter().any(|a| &a.id == other) {
+                        problems.push(format!(
+                            "instances.apps[{}].reads_accounts_of: {other:?} is not an app of instance {:?}",
+                            app.id, inst.name
+                        ));
                     }
                 }
                 if app.api_keys.iter().any(|k| k.0.len() < 16) {

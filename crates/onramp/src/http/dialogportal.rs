@@ -196,6 +196,9 @@ async fn create_with(
             state.metrics.signups.inc();
             Ok((StatusCode::CREATED, axum::Json(account_body(&account))).into_response())
         }
+        ContractResult::ExistsElsewhere => {
+            Err(DpError::new(StatusCode::CONFLICT, "An account with these details already exists."))
+        }
         ContractResult::Exists { dp_key } => {
             let mut response = StatusCode::SEE_OTHER.into_response();
             if let Ok(location) = HeaderValue::from_str(&format!("/user/{dp_key}")) {
@@ -240,8 +243,8 @@ pub async fn account(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, DpError> {
-    let (instance, _) = caller(&state, &headers).await?;
-    let account = state.onramp.contract_account(&instance, dp_key(&id)?).await?;
+    let (instance, app) = caller(&state, &headers).await?;
+    let account = state.onramp.contract_account(&instance, &app, dp_key(&id)?).await?;
     Ok(axum::Json(account_body(&account)).into_response())
 }
 
@@ -255,11 +258,11 @@ pub async fn verify_sms(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DpError> {
-    let (instance, _) = caller(&state, &headers).await?;
+    let (instance, app) = caller(&state, &headers).await?;
     let key = dp_key(&id)?;
     let body = json_object(body)?;
     let code = body.get("code").and_then(Value::as_str).unwrap_or_default();
-    let account = state.onramp.verify_sms(&instance, key, code).await?;
+    let account = state.onramp.verify_sms(&instance, &app, key, code).await?;
     Ok(axum::Json(account_body(&account)).into_response())
 }
 

@@ -152,6 +152,71 @@ async fn an_existing_account_is_a_303_to_its_data(#[values(SQLITE, POSTGRES)] db
 
 #[rstest]
 #[tokio::test]
+async fn an_account_is_its_apps_and_other_apps_read_it_only_when_allowed(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, contracts).await;
+    let (status, created) =
+        create(&app, "/user/basic", &account("own@mailserver.com", Some("+31 6 11111111"))).await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!("/user/{}", created["dpKey"]);
+    let get = |key: &'static str| {
+        let url = app.url(&path);
+        let client = app.client.clone();
+        async move { client.get(url).header("X-Api-Key", key).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get(KEY).await, 200);
+    // Another app of the same instance: the account does not exist for it.
+    assert_eq!(get(PLAIN_KEY).await, 404);
+    let code = texted_code(&app, "+31611111111").await;
+    let r = post(&app, &format!("{path}/verify-sms"), PLAIN_KEY, &json!({ "code": code })).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(post(&app, &format!("{path}/resend-sms"), PLAIN_KEY, &json!({})).await.status(), 404);
+    assert_eq!(
+        app.text(&format!("SELECT status FROM users WHERE id = {}", created["dpKey"])).await,
+        "pending"
+    );
+    // Its duplicate: a conflict that points nowhere, not a 303 to the other app's account.
+    let r = post(&app, "/user/basic", PLAIN_KEY, &account("own@mailserver.com", None)).await;
+    assert_eq!(r.status(), 409);
+    assert!(r.headers().get("location").is_none());
+    // Users that are no contract account (a /v1 signup) are nobody's account here.
+    active_user(&app, "v1user@acmecorp.com", "v1username", "a fine passphrase").await;
+    let v1 = app.count("SELECT id FROM users WHERE email = 'v1user@acmecorp.com'").await;
+    let r = app.client.get(app.url(&format!("/user/{v1}"))).header("X-Api-Key", KEY).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 2);
+}
+
+#[rstest]
+#[tokio::test]
+async fn the_operator_may_let_one_app_read_anothers_accounts(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, |c| {
+        contracts(c);
+        c.instances[0].apps[1].reads_accounts_of = Some(vec!["app_demo".into()]);
+    })
+    .await;
+    let (_, created) = create(&app, "/user/basic", &account("shared@mailserver.com", None)).await;
+    let path = format!("/user/{}", created["dpKey"]);
+    let r = app.client.get(app.url(&path)).header("X-Api-Key", PLAIN_KEY).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = post(&app, "/user/basic", PLAIN_KEY, &account("shared@mailserver.com", None)).await;
+    assert_eq!((r.status().as_u16(), r.headers()["location"].to_str().unwrap()), (303, path.as_str()));
+    // Not the other way round: app_demo was not allowed to read app_plain's.
+    let (_, theirs) = {
+        let r = post(&app, "/user/basic", PLAIN_KEY, &account("plain@mailserver.com", None)).await;
+        (r.status(), r.json::<Value>().await.unwrap())
+    };
+    let r = app
+        .client
+        .get(app.url(&format!("/user/{}", theirs["dpKey"])))
+        .header("X-Api-Key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[rstest]
+#[tokio::test]
 async fn validation_fails_with_400_and_the_sms_sub_codes(#[values(SQLITE, POSTGRES)] db: Db) {
     let app = TestApp::spawn_with(db, contracts).await;
     let cases = [
