@@ -155,12 +155,7 @@ impl Onramp {
         else {
             return Err(CoreError::Validation(errors));
         };
-        let limits = &self.settings.rate_limits;
-        self.limit(
-            &format!("partner:email:{}:{}", instance.id.0, email.canonical()),
-            limits.signup_per_email,
-        )
-        .await?;
+        self.spend_signup_budget(instance, input.client.as_deref(), Some(email.canonical())).await?;
         let password_hash = self.hasher.hash(&password).await?;
         let uuid = self.uuid();
         let name =
@@ -239,6 +234,7 @@ impl Onramp {
         app: &App,
         contract: &Contract,
         body: &Map<String, Value>,
+        client: Option<&str>,
     ) -> Result<ContractResult, CoreError> {
         self.admit_signup()?;
         let mut errors = Vec::new();
@@ -305,8 +301,8 @@ impl Onramp {
         if !errors.is_empty() {
             return Err(CoreError::Validation(errors));
         }
-        let limits = &self.settings.rate_limits;
-        self.limit(&format!("contract:app:{}:{}", instance.id.0, app.id), limits.signup_per_instance).await?;
+        let canonical = email.as_ref().map(|e| e.canonical().to_owned());
+        self.spend_signup_budget(instance, client, canonical.as_deref()).await?;
 
         let password = password.unwrap_or_else(|| Password::for_verification(&self.tokens.password()));
         let password_hash = self.hasher.hash(&password).await?;

@@ -20,8 +20,10 @@ use crate::username::Username;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-/// Wrong codes a user's live codes survive.
-pub const CODE_MAX_ATTEMPTS: u32 = 5;
+/// Wrong codes a user's live codes survive: all of them. A code is a long random secret, so
+/// guessing is hopeless; voiding it after a few wrong tries only let anyone destroy the owner's
+/// code. Guesses are limited per client and per address instead.
+pub const CODE_MAX_ATTEMPTS: u32 = u32::MAX;
 
 /// The built-in confirmation mail (`open_reg_email_template` unset).
 pub const CONFIRMATION_TEMPLATE: &str = "user_confirmation";
@@ -176,16 +178,7 @@ impl Onramp {
             return Err(CoreError::Validation(errors));
         };
 
-        let limits = &self.settings.rate_limits;
-        if let Some(client) = &input.client {
-            self.limit(&format!("register:client:{}:{client}", instance.id.0), limits.signup_per_client)
-                .await?;
-        }
-        self.limit(
-            &format!("register:email:{}:{}", instance.id.0, email.canonical()),
-            limits.signup_per_email,
-        )
-        .await?;
+        self.spend_signup_budget(instance, input.client.as_deref(), Some(email.canonical())).await?;
 
         // Missing names come from the email's local part, as DreamFactory does.
         let local = email.local_part().to_owned();
@@ -331,13 +324,14 @@ impl Onramp {
         }
         let limits = &self.settings.rate_limits;
         if let Some(client) = &input.client {
-            self.limit(&format!("code:client:{}:{client}", instance.id.0), limits.login_per_client).await?;
+            self.limit(&format!("code:client:{client}"), limits.login_per_client).await?;
         }
-        self.limit(
-            &format!("code:email:{}:{}", instance.id.0, email.canonical()),
-            limits.login_per_identifier,
-        )
-        .await?;
+        // Wrong guesses at one address are counted once they are known to be wrong, so a
+        // stranger's guesses never stop the owner's right code.
+        let wrong_guess = || async {
+            let key = format!("code:email:{}:{}", instance.id.0, email.canonical());
+            self.limit(&key, limits.login_per_identifier).await
+        };
         let new_password_hash = self.hasher.hash(&password).await?;
         let redemption = CodeRedemption {
             email_canonical: email.canonical().into(),
@@ -352,7 +346,10 @@ impl Onramp {
                 Ok(Some(self.start_session(instance, user_key, &public_id).await?))
             }
             Ok(_) => Ok(None),
-            Err(RedeemError::NotFound) => Err(CoreError::TokenNotFound),
+            Err(RedeemError::NotFound) => {
+                wrong_guess().await?;
+                Err(CoreError::TokenNotFound)
+            }
             Err(RedeemError::AlreadyUsed) => Err(CoreError::TokenUsed),
             Err(RedeemError::Expired) => Err(CoreError::TokenExpired),
         }

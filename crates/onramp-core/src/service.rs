@@ -317,6 +317,26 @@ impl Onramp {
         })
     }
 
+    /// One budget for every surface that creates an account (`/v1`, DreamFactory, FastEditor,
+    /// dialogportal): per client address across all surfaces and instances, per instance, and
+    /// per address within the instance. Spent only by requests that passed validation.
+    pub(crate) async fn spend_signup_budget(
+        &self,
+        instance: &crate::model::Instance,
+        client: Option<&str>,
+        email_canonical: Option<&str>,
+    ) -> Result<(), CoreError> {
+        let limits = &self.settings.rate_limits;
+        if let Some(client) = client {
+            self.limit(&format!("create:client:{client}"), limits.signup_per_client).await?;
+        }
+        self.limit(&format!("create:instance:{}", instance.id.0), limits.signup_per_instance).await?;
+        if let Some(email) = email_canonical {
+            self.limit(&format!("create:email:{}:{email}", instance.id.0), limits.signup_per_email).await?;
+        }
+        Ok(())
+    }
+
     /// A request that creates a password is refused at once, before any database work, when
     /// its hash would be refused anyway: a shed request costs nothing and waits for nothing.
     pub(crate) fn admit_signup(&self) -> Result<(), CoreError> {

@@ -134,17 +134,7 @@ impl Onramp {
     ) -> Result<SignupAccepted, CoreError> {
         self.admit_signup()?;
         let cmd = self.validate_signup(&input)?;
-        let limits = &self.settings.rate_limits;
-        if let Some(client) = &input.client {
-            self.limit(&format!("signup:client:{}:{client}", instance.id.0), limits.signup_per_client)
-                .await?;
-        }
-        self.limit(&format!("signup:instance:{}", instance.id.0), limits.signup_per_instance).await?;
-        self.limit(
-            &format!("signup:email:{}:{}", instance.id.0, cmd.email.canonical()),
-            limits.signup_per_email,
-        )
-        .await?;
+        self.spend_signup_budget(instance, input.client.as_deref(), Some(cmd.email.canonical())).await?;
 
         let (app, domain) = self.signup_domain(instance, &cmd.domain_id).await?.ok_or_else(|| {
             CoreError::field("domain_id", "unknown_domain", "is not a signup domain of this instance")

@@ -184,14 +184,16 @@ fn json_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>
 
 async fn create_with(
     state: AppState,
-    headers: HeaderMap,
+    (headers, extensions): (HeaderMap, axum::http::Extensions),
     contract_id: Option<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DpError> {
     let (instance, app) = caller(&state, &headers).await?;
     let contract = state.onramp.app_contract(&instance, &app, contract_id.as_deref()).await?;
     let body = json_object(body)?;
-    match state.onramp.create_contract_account(&instance, &app, &contract, &body).await? {
+    let client =
+        super::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|c| c.to_string());
+    match state.onramp.create_contract_account(&instance, &app, &contract, &body, client.as_deref()).await? {
         ContractResult::Created(account) => {
             state.metrics.signups.inc();
             Ok((StatusCode::CREATED, axum::Json(account_body(&account))).into_response())
@@ -215,9 +217,10 @@ async fn create_with(
 pub async fn create_default(
     State(state): State<AppState>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DpError> {
-    create_with(state, headers, None, body).await
+    create_with(state, (headers, extensions), None, body).await
 }
 
 /// Create an account with the fields of a contract (seed 003, endpoint 1001).
@@ -230,9 +233,10 @@ pub async fn create(
     State(state): State<AppState>,
     Path(contract_id): Path<String>,
     headers: HeaderMap,
+    extensions: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DpError> {
-    create_with(state, headers, Some(contract_id), body).await
+    create_with(state, (headers, extensions), Some(contract_id), body).await
 }
 
 /// Get Account Data.

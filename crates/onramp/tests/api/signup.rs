@@ -443,3 +443,32 @@ async fn a_signup_the_hash_pool_cannot_take_is_shed_before_any_work_and_logins_s
         assert!(f.await.unwrap().is_ok());
     }
 }
+
+#[rstest]
+#[tokio::test]
+async fn one_client_has_one_signup_budget_across_every_surface(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, |c| {
+        crate::dreamfactory::open(false)(c);
+        c.rate_limits.signup_per_client_per_10min = 3;
+    })
+    .await;
+    // /v1, then DreamFactory: one budget of three for this client.
+    for n in 0..2 {
+        let body = with(signup_body(&format!("budget{n}@acmecorp.com")), json!({"username": null}));
+        assert_eq!(app.signup(&body).await.status(), 200);
+    }
+    let register = |email: &str| {
+        app.client
+            .post(app.url("/api/v2/user/register"))
+            .header("X-DreamFactory-API-Key", crate::dreamfactory::KEY)
+            .json(&json!({"email": email, "password": "a fine passphrase"}))
+            .send()
+    };
+    assert_eq!(register("df1@example.com").await.unwrap().status(), 200);
+    let r = register("df2@example.com").await.unwrap();
+    assert_eq!(r.status(), 429, "the fourth account from this client, on another surface");
+    assert!(r.headers().contains_key("retry-after"));
+    let r = app.signup(&with(signup_body("budget9@acmecorp.com"), json!({"username": null}))).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 3);
+}
