@@ -374,30 +374,37 @@ impl Onramp {
             )
             .await?;
         }
-        let Some(user) = self.store.user_by_email(instance.id, email.canonical()).await? else {
-            return Ok(());
-        };
-        if user.status == UserStatus::Inactive
-            || !self
-                .within(&format!("mail:reset:{}:{}", instance.id.0, email.canonical()), RESET_MAILS)
-                .await?
-        {
-            return Ok(());
-        }
+        // Known and unknown addresses take the same steps up to the last write, so the time
+        // of the answer does not tell them apart: the lookup, the per-address window (counted
+        // for unknown addresses too), a code, and a sealed message (dropped when unknown).
+        let user = self.store.user_by_email(instance.id, email.canonical()).await?;
+        let within =
+            self.within(&format!("mail:reset:{}:{}", instance.id.0, email.canonical()), RESET_MAILS).await?;
         let code = self.tokens.secret_token();
+        let (first_name, name, to) = match &user {
+            Some(u) => (
+                u.profile.first_name.clone().unwrap_or_else(|| u.name.clone()),
+                u.name.clone(),
+                u.email.clone(),
+            ),
+            None => (String::new(), String::new(), email.as_entered().to_owned()),
+        };
         let vars = json!({
-            "first_name": user.profile.first_name.clone().unwrap_or_else(|| user.name.clone()),
-            "name": user.name,
-            "email": user.email,
+            "first_name": first_name,
+            "name": name,
+            "email": to,
             "confirm_code": code,
-            "link": self.confirm_link(instance, &user.email, &code),
+            "link": self.confirm_link(instance, &to, &code),
             "instance": instance.name,
             "app_name": app_name,
             "expires_hours": self.settings.code_ttl.whole_hours(),
         });
         let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());
         let language = settings.default_language.as_deref().unwrap_or("en");
-        let message = self.outbox_mail_in(RESET_TEMPLATE, &user.email, language, settings, vars, service)?;
+        let message = self.outbox_mail_in(RESET_TEMPLATE, &to, language, settings, vars, service)?;
+        let Some(user) = user.filter(|u| u.status != UserStatus::Inactive && within) else {
+            return Ok(());
+        };
         let verification = NewVerification {
             purpose: Purpose::PasswordReset,
             secret_hash: secret_hash(&code),

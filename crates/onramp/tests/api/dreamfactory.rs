@@ -422,6 +422,12 @@ async fn an_earlier_registrant_loses_everything_when_the_owner_resets(#[values(S
         (200, json!({"success": true}))
     );
     assert!(app.mails_to("nobody@example.com").await.is_empty());
+    // Both took the same steps up to the last write: the unknown address's window is counted
+    // like the known one's (only the known one gets a code and a mail).
+    for who in ["victim", "nobody"] {
+        let sql = format!("SELECT COUNT(*) FROM rate_limits WHERE key LIKE 'mail:reset:%:{who}@example.com'");
+        assert_eq!(app.count(&sql).await, 1, "{who}");
+    }
     let mail = app.mails_to("victim@example.com").await.pop().unwrap();
     // Named after the app whose key asked, not the instance (`default`).
     assert_eq!(mail.subject, "Reset your Demo password");
