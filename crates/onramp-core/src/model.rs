@@ -327,6 +327,16 @@ pub struct OutboxMessage {
     pub attempts: u32,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxFailure {
+    pub id: i64,
+    pub kind: String,
+    /// `pending` (will be retried) or `dead`.
+    pub status: String,
+    pub attempts: u32,
+    pub last_error: String,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxCounts {
     pub pending: u64,

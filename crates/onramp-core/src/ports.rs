@@ -261,6 +261,8 @@ pub trait Store: Send + Sync + 'static {
         error: &str,
     ) -> StoreResult<()>;
     async fn outbox_counts(&self) -> StoreResult<OutboxCounts>;
+    /// The newest messages waiting or dead whose last attempt failed, with that failure.
+    async fn outbox_failures(&self, limit: u32) -> StoreResult<Vec<crate::model::OutboxFailure>>;
     /// Give every dead-lettered message (whose payload is still there) a fresh start, due at
     /// `now`; returns how many.
     async fn requeue_dead_outbox(&self, now: OffsetDateTime) -> StoreResult<u64>;

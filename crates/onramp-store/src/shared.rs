@@ -1067,6 +1067,27 @@ macro_rules! shared_queries {
                 .map_err(db_err)?;
             Ok(stored)
         }
+
+        async fn outbox_failures_on(pool: &sqlx::Pool<$db>, limit: u32) -> StoreResult<Vec<onramp_core::model::OutboxFailure>> {
+            let rows: Vec<(i64, String, String, i64, String)> = sqlx::query_as(
+                "SELECT id, kind, status, attempts, last_error FROM outbox
+                 WHERE status IN ('pending', 'dead') AND last_error IS NOT NULL ORDER BY id DESC LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, kind, status, attempts, last_error)| onramp_core::model::OutboxFailure {
+                    id,
+                    kind,
+                    status,
+                    attempts: u32::try_from(attempts).unwrap_or(0),
+                    last_error,
+                })
+                .collect())
+        }
     };
 }
 

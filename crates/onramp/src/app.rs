@@ -111,6 +111,7 @@ impl Service {
                     from: m.from.clone().unwrap_or_else(|| config.mail.from.clone()),
                     smtp_url: m.smtp_url.clone(),
                     timeout_secs: m.timeout_secs,
+                    tls_ca_file: m.tls_ca_file.clone(),
                 };
                 let transport = mail::transport(&mail_config, &config.data_dir)?;
                 services.insert(format!("{}/{}", inst.name, m.name), (mail_config.from, transport));

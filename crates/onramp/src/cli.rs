@@ -348,6 +348,18 @@ async fn outbox(config: Config, action: OutboxAction) -> anyhow::Result<()> {
         OutboxAction::Status => {
             let c = store.outbox_counts().await?;
             println!("pending:   {}\ndelivered: {}\ndead:      {}", c.pending, c.sent, c.dead);
+            // Why mail is not going out, newest first: a TLS or credentials error is a
+            // configuration error, and says so.
+            let failures = store.outbox_failures(20).await?;
+            if !failures.is_empty() {
+                println!("\nlast errors (newest first):");
+            }
+            for f in failures {
+                println!(
+                    "#{} {} {} after {} attempt(s): {}",
+                    f.id, f.kind, f.status, f.attempts, f.last_error
+                );
+            }
         }
         OutboxAction::Retry => {
             use onramp_core::clock::Clock;

@@ -101,6 +101,9 @@ pub struct MailConfig {
     pub smtp_url: Option<Secret>,
     /// Seconds before an SMTP conversation is abandoned (and retried later).
     pub timeout_secs: u64,
+    /// PEM file of the CA (or CAs) that signed the SMTP server's certificate, trusted besides
+    /// the system's roots and the public ones (a private CA).
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for MailConfig {
@@ -110,6 +113,7 @@ impl Default for MailConfig {
             from: "onramp <no-reply@localhost>".into(),
             smtp_url: None,
             timeout_secs: 15,
+            tls_ca_file: None,
         }
     }
 }
@@ -473,6 +477,9 @@ pub struct MailServiceConfig {
     pub smtp_url: Option<Secret>,
     #[serde(default = "mail_timeout")]
     pub timeout_secs: u64,
+    /// As `mail.tls_ca_file`, for this service.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 fn mail_timeout() -> u64 {
@@ -653,6 +660,18 @@ impl Config {
         let mut problems = Vec::new();
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             problems.push(format!("listen: {:?} is not an address like 127.0.0.1:8080", self.listen));
+        }
+        let ca_files = std::iter::once(("mail", &self.mail.tls_ca_file)).chain(
+            self.instances
+                .iter()
+                .flat_map(|i| i.mail_services.iter().map(|m| (m.name.as_str(), &m.tls_ca_file))),
+        );
+        for (what, file) in ca_files {
+            if let Some(f) = file
+                && !f.is_file()
+            {
+                problems.push(format!("{what}: tls_ca_file {} is not a readable file", f.display()));
+            }
         }
         if self.server.header_timeout_secs == 0 || self.server.max_connections == 0 {
             problems.push("server: header_timeout_secs and max_connections must be at least 1".into());

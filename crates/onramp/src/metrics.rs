@@ -25,6 +25,8 @@ pub struct Metrics {
     pub outbox_failures: Counter,
     /// Messages this node could not open (sealed under another key), left for another node.
     pub outbox_unopenable: Counter,
+    /// Sends that failed in the TLS handshake: a configuration error (CA, name, protocol).
+    pub outbox_tls_failures: Counter,
     pub outbox_pending: Gauge,
     pub outbox_dead: Gauge,
     pub hash_queue_depth: Gauge,
@@ -43,6 +45,7 @@ impl Metrics {
             outbox_delivered: Counter::default(),
             outbox_failures: Counter::default(),
             outbox_unopenable: Counter::default(),
+            outbox_tls_failures: Counter::default(),
             outbox_pending: Gauge::default(),
             outbox_dead: Gauge::default(),
             hash_queue_depth: Gauge::default(),
@@ -63,6 +66,11 @@ impl Metrics {
             "outbox_unopenable",
             "Outbox messages this node could not open (another secret key), left for another node",
             m.outbox_unopenable.clone(),
+        );
+        registry.register(
+            "outbox_tls_failures",
+            "Outbox sends that failed in the TLS handshake with the mail server (a configuration error)",
+            m.outbox_tls_failures.clone(),
         );
         registry.register("outbox_pending", "Outbox messages waiting for delivery", m.outbox_pending.clone());
         registry.register("outbox_dead", "Outbox messages dead-lettered", m.outbox_dead.clone());

@@ -874,6 +874,10 @@ impl Store for SqliteStore {
         .map(|_| ())
     }
 
+    async fn outbox_failures(&self, limit: u32) -> StoreResult<Vec<onramp_core::model::OutboxFailure>> {
+        outbox_failures_on(&self.reader, limit).await
+    }
+
     async fn outbox_counts(&self) -> StoreResult<OutboxCounts> {
         let rows = sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY status")
             .fetch_all(&self.reader)

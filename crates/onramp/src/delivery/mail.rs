@@ -3,10 +3,24 @@
 
 use super::templates::RenderedMail;
 use crate::config::{MailConfig, MailTransportKind};
+use anyhow::Context;
 use async_trait::async_trait;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Did the TLS handshake fail? lettre reports a certificate it does not trust as a
+/// connection error, so its causes are read too.
+fn is_tls_failure(e: &lettre::transport::smtp::Error) -> bool {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    let text = text.to_ascii_lowercase();
+    e.is_tls() || ["certificate", "tls", "handshake"].iter().any(|w| text.contains(w))
+}
 
 /// Why a send failed: `Permanent` failures are dead-lettered at once, others retried.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +33,10 @@ pub enum SendError {
     /// that can, never dead-lettered here.
     #[error("unopenable: {0}")]
     Unopenable(String),
+    /// The TLS handshake with the mail server failed (an unknown CA, a wrong name, an old
+    /// protocol): a configuration error, retried like a transient one once it is fixed.
+    #[error("TLS (a configuration error: check mail.tls_ca_file and the server's certificate): {0}")]
+    Tls(String),
 }
 
 #[async_trait]
@@ -91,10 +109,37 @@ pub struct SmtpTransport {
     timeout: std::time::Duration,
 }
 
+/// Where distributions keep the system's CA bundle (Debian/Ubuntu, RHEL/Fedora, Alpine/macOS).
+const SYSTEM_CA_BUNDLES: [&str; 3] =
+    ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"];
+
 impl SmtpTransport {
-    pub fn from_url(url: &str, timeout: std::time::Duration) -> anyhow::Result<Self> {
-        let inner = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?.timeout(Some(timeout)).build();
-        Ok(Self { inner, timeout })
+    /// The transport `url` names. Its TLS (`smtps://`, or `?tls=required|opportunistic`) trusts
+    /// the public roots, the system's CA bundle, and `ca_file` when given.
+    pub fn from_url(url: &str, timeout: std::time::Duration, ca_file: Option<&Path>) -> anyhow::Result<Self> {
+        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?.timeout(Some(timeout));
+        let parsed = url::Url::parse(url)?;
+        let tls = parsed.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned());
+        let wrapper = parsed.scheme() == "smtps";
+        if wrapper || matches!(tls.as_deref(), Some("required" | "opportunistic")) {
+            let host = parsed.host_str().ok_or_else(|| anyhow::anyhow!("the SMTP URL has no host"))?;
+            let mut params = TlsParameters::builder(host.to_owned());
+            let system = SYSTEM_CA_BUNDLES.iter().map(Path::new).find(|p| p.exists());
+            for file in system.into_iter().chain(ca_file) {
+                let pem = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+                let cert = Certificate::from_pem(&pem)
+                    .map_err(|e| anyhow::anyhow!("{}: not a PEM certificate bundle: {e}", file.display()))?;
+                params = params.add_root_certificate(cert);
+            }
+            let params = params.build_rustls()?;
+            builder = builder.tls(match (wrapper, tls.as_deref()) {
+                (true, _) => Tls::Wrapper(params),
+                (false, Some("required")) => Tls::Required(params),
+                _ => Tls::Opportunistic(params),
+            });
+        }
+        Ok(Self { inner: builder.build(), timeout })
     }
 }
 
@@ -107,6 +152,7 @@ impl MailTransport for SmtpTransport {
         match tokio::time::timeout(whole, self.inner.send(message.clone())).await {
             Err(_) => Err(SendError::Transient(format!("no answer from the SMTP server within {whole:?}"))),
             Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if is_tls_failure(&e) => Err(SendError::Tls(e.to_string())),
             Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
             Ok(Err(e)) => Err(SendError::Transient(e.to_string())),
         }
@@ -119,7 +165,11 @@ pub fn transport(config: &MailConfig, data_dir: &std::path::Path) -> anyhow::Res
         MailTransportKind::File => Box::new(FileTransport::new(data_dir.join("mail"))),
         MailTransportKind::Smtp => {
             let url = config.smtp_url.as_ref().ok_or_else(|| anyhow::anyhow!("mail.smtp_url is required"))?;
-            Box::new(SmtpTransport::from_url(&url.0, std::time::Duration::from_secs(config.timeout_secs))?)
+            Box::new(SmtpTransport::from_url(
+                &url.0,
+                std::time::Duration::from_secs(config.timeout_secs),
+                config.tls_ca_file.as_deref(),
+            )?)
         }
     })
 }

@@ -123,8 +123,13 @@ impl Worker {
                 }
                 Err(e) => {
                     self.metrics.outbox_failures.inc();
+                    if matches!(e, SendError::Tls(_)) {
+                        self.metrics.outbox_tls_failures.inc();
+                    }
                     let retry_at = match &e {
-                        SendError::Transient(_) if attempts < self.config.max_attempts => {
+                        SendError::Transient(_) | SendError::Tls(_)
+                            if attempts < self.config.max_attempts =>
+                        {
                             let factor =
                                 1i32.checked_shl(attempts.saturating_sub(1).min(20)).unwrap_or(i32::MAX);
                             let delay = (self.config.retry_base * factor).min(MAX_RETRY_DELAY);

@@ -484,6 +484,7 @@ async fn an_operator_template_and_mail_service_render_every_variable(#[values(SQ
             from: Some("Acme <hello@acme.example>".into()),
             smtp_url: None,
             timeout_secs: 5,
+            tls_ca_file: None,
         }];
     })
     .await;

@@ -222,3 +222,75 @@ async fn on_shutdown_the_worker_lets_go_of_the_messages_it_has_not_sent(#[values
         "the rest is free for another node at once, not after the lease"
     );
 }
+
+/// A CA made here, and a certificate for `localhost` it signed: (CA PEM, TLS acceptor).
+fn private_ca() -> (String, tokio_rustls::TlsAcceptor) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use tokio_rustls::rustls;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "onramp test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca.pem(), tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
+}
+
+#[rstest]
+#[tokio::test]
+async fn smtp_over_tls_to_a_server_of_a_private_ca(#[values(SQLITE, POSTGRES)] db: Db) {
+    let (ca_pem, acceptor) = private_ca();
+    let sink = SmtpSink::start_tls(acceptor).await;
+    let url = format!("smtps://localhost:{}", sink.addr.port());
+    // Without the CA: the handshake fails, and says it is a configuration error.
+    let app = {
+        let url = url.clone();
+        TestApp::spawn_with(db, move |c| {
+            c.mail.transport = MailTransportKind::Smtp;
+            c.mail.smtp_url = Some(Secret(url));
+            c.mail.timeout_secs = 5;
+        })
+        .await
+    };
+    assert_eq!(app.signup(&signup_body("tls@acmecorp.com")).await.status(), 200);
+    app.worker.drain().await.unwrap();
+    assert!(sink.received().await.is_empty());
+    let failures = app.state.onramp.store().outbox_failures(10).await.unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].status, "pending", "retried once fixed, not dead");
+    assert!(failures[0].last_error.contains("TLS (a configuration error"), "{}", failures[0].last_error);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("onramp_outbox_tls_failures_total 1"), "{metrics}");
+    drop(app);
+
+    // With `mail.tls_ca_file`: delivered over TLS.
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let app = TestApp::spawn_with(db, move |c| {
+        c.mail.transport = MailTransportKind::Smtp;
+        c.mail.smtp_url = Some(Secret(url));
+        c.mail.timeout_secs = 5;
+        c.mail.tls_ca_file = Some(ca_file);
+    })
+    .await;
+    assert_eq!(app.signup(&signup_body("tls@acmecorp.com")).await.status(), 200);
+    assert_eq!(app.worker.drain().await.unwrap(), 1);
+    let received = sink.received().await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(parse_mail(&received[0]).to, "tls@acmecorp.com");
+}

@@ -48,8 +48,34 @@ impl SmtpSink {
         self.messages.lock().await.clone()
     }
 
-    async fn conversation(&self, stream: tokio::net::TcpStream) -> std::io::Result<()> {
-        let (read, mut write) = stream.into_split();
+    /// The same sink behind implicit TLS (`smtps://`), presenting the acceptor's certificate.
+    pub async fn start_tls(acceptor: tokio_rustls::TlsAcceptor) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
+        let sink = Self {
+            addr: listener.local_addr().expect("addr"),
+            messages: Arc::default(),
+            failing: Arc::new(AtomicBool::new(false)),
+        };
+        let s = sink.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (s, acceptor) = (s.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    // A client that does not trust the certificate ends the handshake here.
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        let _ = s.conversation(tls).await;
+                    }
+                });
+            }
+        });
+        sink
+    }
+
+    async fn conversation<S>(&self, stream: S) -> std::io::Result<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let (read, mut write) = tokio::io::split(stream);
         let mut lines = BufReader::new(read);
         write.write_all(b"220 sink ESMTP ready\r\n").await?;
         let mut line = String::new();
@@ -82,6 +108,7 @@ impl SmtpSink {
                 }
                 "QUIT" => {
                     write.write_all(b"221 bye\r\n").await?;
+                    write.flush().await?;
                     return Ok(());
                 }
                 _ => b"502 unknown command\r\n",
