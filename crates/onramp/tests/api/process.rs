@@ -547,14 +547,17 @@ async fn the_outbox_is_inspected_and_dead_letters_retried_from_the_command_line(
     let db = dir.path().join("data/onramp.sqlite3");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
     sqlx::query(
-        "INSERT INTO outbox (instance_id, kind, recipient, message_id, payload, status, attempts, next_attempt_at, created_at)
-         SELECT id, 'mail:test', 'x@example.com', '<dead@test>', x'01', 'dead', 10, 0, 0 FROM instances WHERE name = 'default'",
+        "INSERT INTO outbox (instance_id, kind, recipient, message_id, payload, status, attempts, next_attempt_at, created_at, last_error)
+         SELECT id, 'mail:test', 'x@example.com', '<dead@test>', x'01', 'dead', 10, 0, 0, 'TLS (a configuration error: check mail.tls_ca_file and the server''s certificate): UnknownIssuer'
+         FROM instances WHERE name = 'default'",
     )
     .execute(&pool)
     .await
     .unwrap();
     let (_, out) = run(&["outbox", "status"]);
     assert!(out.contains("dead:      1"), "{out}");
+    // Why: the last error, as the worker recorded it.
+    assert!(out.contains("mail:test dead after 10 attempt(s): TLS (a configuration error"), "{out}");
     let (ok, out) = run(&["outbox", "retry"]);
     assert!(ok && out.starts_with("1 dead-lettered"), "{out}");
     let (_, out) = run(&["outbox", "status"]);
