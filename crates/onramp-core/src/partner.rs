@@ -16,6 +16,14 @@ pub const SMS_CODE_TTL: time::Duration = time::Duration::minutes(10);
 pub const SMS_MAX_ATTEMPTS: u32 = 5;
 /// Texted codes are six digits: stored as a keyed hash, never a plain one.
 const SMS_HASH_PURPOSE: &str = "sms-code";
+
+impl Onramp {
+    /// The stored form of a texted code: keyed, and bound to its account (by uuid), so two
+    /// accounts texted the same six digits hold different hashes.
+    fn sms_code_hash(&self, account_uuid: &str, code: &str) -> String {
+        self.seal.keyed_hash(SMS_HASH_PURPOSE, &format!("{account_uuid}:{code}"))
+    }
+}
 /// Resends per number.
 const SMS_RESEND_BURST: Limit = Limit::per_minutes(1, 1);
 const SMS_RESEND_HOURLY: Limit = Limit::per_minutes(5, 60);
@@ -320,7 +328,7 @@ impl Onramp {
                 let message = self.outbox_sms(number, "en", json!({ "code": code, "app_name": app.name }))?;
                 let verification = NewVerification {
                     purpose: Purpose::Sms,
-                    secret_hash: self.seal.keyed_hash(SMS_HASH_PURPOSE, &code),
+                    secret_hash: self.sms_code_hash(&uuid.to_string(), &code),
                     expires_at: now + SMS_CODE_TTL,
                 };
                 Some((verification, message))
@@ -424,13 +432,13 @@ impl Onramp {
         if code.is_empty() || code.len() > 16 {
             return Err(CoreError::field("code", "required", "is required"));
         }
-        self.contract_account(instance, app, dp_key).await?;
+        let account = self.contract_account(instance, app, dp_key).await?;
         match self
             .store
             .verify_sms(
                 instance.id,
                 dp_key,
-                &self.seal.keyed_hash(SMS_HASH_PURPOSE, code),
+                &self.sms_code_hash(&account.uuid, code),
                 self.now(),
                 SMS_MAX_ATTEMPTS,
             )
@@ -460,7 +468,7 @@ impl Onramp {
             self.outbox_sms(&number, &account.language, json!({ "code": code, "app_name": app.name }))?;
         let verification = NewVerification {
             purpose: Purpose::Sms,
-            secret_hash: self.seal.keyed_hash(SMS_HASH_PURPOSE, &code),
+            secret_hash: self.sms_code_hash(&account.uuid, &code),
             expires_at: self.now() + SMS_CODE_TTL,
         };
         if !self.store.resend_sms(instance.id, dp_key, &verification, &message, SMS_MAX_ATTEMPTS).await? {

@@ -451,3 +451,46 @@ async fn malformed_calls_get_dialogportals_error_body(#[values(SQLITE, POSTGRES)
     let status = r.status().as_u16();
     assert_code(status, &r.json().await.unwrap(), 404);
 }
+
+/// The OS generator, but every texted code is the same six digits.
+struct SameCodes;
+
+impl onramp_core::token::TokenGenerator for SameCodes {
+    fn secret_token(&self) -> String {
+        onramp_core::token::OsTokenGenerator.secret_token()
+    }
+    fn numeric_code(&self, digits: usize) -> String {
+        "4".repeat(digits)
+    }
+    fn public_id(&self, prefix: &str) -> String {
+        onramp_core::token::OsTokenGenerator.public_id(prefix)
+    }
+    fn password(&self) -> String {
+        onramp_core::token::OsTokenGenerator.password()
+    }
+    fn bytes(&self, out: &mut [u8]) {
+        onramp_core::token::OsTokenGenerator.bytes(out)
+    }
+}
+
+#[rstest]
+#[tokio::test]
+async fn two_accounts_texted_the_same_code_each_verify_their_own(#[values(SQLITE, POSTGRES)] db: Db) {
+    let env = TestEnv::new(db).await;
+    let mut config = env.config();
+    contracts(&mut config);
+    let app = TestApp::spawn_with_tokens(env, config, Arc::new(SameCodes)).await;
+    let mut keys = Vec::new();
+    for (n, mobile) in ["+31 6 22222221", "+31 6 22222222"].into_iter().enumerate() {
+        let (status, created) =
+            create(&app, "/user/basic", &account(&format!("same{n}@mailserver.com"), Some(mobile))).await;
+        assert_eq!(status, 201, "{created}");
+        keys.push(created["dpKey"].as_i64().unwrap());
+    }
+    assert_eq!(texted_code(&app, "+31622222221").await, texted_code(&app, "+31622222222").await);
+    for key in keys {
+        let r = post(&app, &format!("/user/{key}/verify-sms"), KEY, &json!({"code": "444444"})).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(app.text(&format!("SELECT status FROM users WHERE id = {key}")).await, "active");
+    }
+}

@@ -132,7 +132,16 @@ impl TestApp {
     }
 
     /// Start on an existing environment (a "restart" when another app used it before).
-    pub async fn spawn_in(env: TestEnv, mut config: Config) -> Self {
+    pub async fn spawn_in(env: TestEnv, config: Config) -> Self {
+        Self::spawn_with_tokens(env, config, Arc::new(OsTokenGenerator)).await
+    }
+
+    /// As `spawn_in`, with this token generator.
+    pub async fn spawn_with_tokens(
+        env: TestEnv,
+        mut config: Config,
+        tokens: Arc<dyn onramp_core::token::TokenGenerator>,
+    ) -> Self {
         let clock = Arc::new(ManualClock::new(datetime!(2026-03-01 12:00 UTC)));
         // Bound first, so links onramp makes (`public_url`) point at this very server.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -142,9 +151,7 @@ impl TestApp {
         }
         let server = config.server.clone();
         let service =
-            Service::build(config, Ports { clock: clock.clone(), tokens: Arc::new(OsTokenGenerator) })
-                .await
-                .expect("service builds");
+            Service::build(config, Ports { clock: clock.clone(), tokens }).await.expect("service builds");
         let router = service.router();
         // The server loop `onramp serve` runs, with its bounds.
         tokio::spawn(async move {
