@@ -17,6 +17,25 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub async fn start() -> Self {
+        Self::serve(|stream| async move { Some(stream) }).await
+    }
+
+    /// The same sink behind implicit TLS (`smtps://`), presenting the acceptor's certificate.
+    pub async fn start_tls(acceptor: tokio_rustls::TlsAcceptor) -> Self {
+        // A client that does not trust the certificate ends the handshake: no conversation.
+        Self::serve(move |stream| {
+            let acceptor = acceptor.clone();
+            async move { acceptor.accept(stream).await.ok() }
+        })
+        .await
+    }
+
+    /// Accept on a loopback port; `open` turns each connection into the stream spoken over.
+    async fn serve<S, F>(open: impl Fn(tokio::net::TcpStream) -> F + Send + Sync + 'static) -> Self
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        F: std::future::Future<Output = Option<S>> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
         let sink = Self {
             addr: listener.local_addr().expect("addr"),
@@ -26,9 +45,11 @@ impl SmtpSink {
         let s = sink.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let s = s.clone();
+                let (s, opened) = (s.clone(), open(stream));
                 tokio::spawn(async move {
-                    let _ = s.conversation(stream).await;
+                    if let Some(stream) = opened.await {
+                        let _ = s.conversation(stream).await;
+                    }
                 });
             }
         });
@@ -46,29 +67,6 @@ impl SmtpSink {
 
     pub async fn received(&self) -> Vec<Vec<u8>> {
         self.messages.lock().await.clone()
-    }
-
-    /// The same sink behind implicit TLS (`smtps://`), presenting the acceptor's certificate.
-    pub async fn start_tls(acceptor: tokio_rustls::TlsAcceptor) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
-        let sink = Self {
-            addr: listener.local_addr().expect("addr"),
-            messages: Arc::default(),
-            failing: Arc::new(AtomicBool::new(false)),
-        };
-        let s = sink.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (s, acceptor) = (s.clone(), acceptor.clone());
-                tokio::spawn(async move {
-                    // A client that does not trust the certificate ends the handshake here.
-                    if let Ok(tls) = acceptor.accept(stream).await {
-                        let _ = s.conversation(tls).await;
-                    }
-                });
-            }
-        });
-        sink
     }
 
     async fn conversation<S>(&self, stream: S) -> std::io::Result<()>

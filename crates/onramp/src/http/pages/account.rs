@@ -118,8 +118,13 @@ async fn first_signup_app(state: &AppState, instance: &Instance) -> Option<Strin
 
 /// `GET /activate`: the page an activation link may open (an app's `signup_url` may point here).
 pub async fn activate(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match instance_page(&state, &headers).await {
-        Ok((_, look)) => state.pages.render(&look, StatusCode::OK, "activate.html", context! {}),
+    static_page(&state, &headers, "activate.html").await
+}
+
+/// A page of the addressed instance that needs nothing but its look.
+async fn static_page(state: &AppState, headers: &HeaderMap, template: &str) -> Response {
+    match instance_page(state, headers).await {
+        Ok((_, look)) => state.pages.render(&look, StatusCode::OK, template, context! {}),
         Err(page) => page,
     }
 }
@@ -197,10 +202,7 @@ pub async fn confirm(
 
 /// `GET /user/reset`: asks for the address to send a reset code to.
 pub async fn reset_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match instance_page(&state, &headers).await {
-        Ok((_, look)) => state.pages.render(&look, StatusCode::OK, "reset.html", context! {}),
-        Err(page) => page,
-    }
+    static_page(&state, &headers, "reset.html").await
 }
 
 /// `POST /user/reset`: the same answer whether or not the address is known.
