@@ -26,4 +26,9 @@ impl<K: Eq + std::hash::Hash, V: Clone> TtlCache<K, V> {
     pub(crate) fn put(&self, key: K, value: V) {
         self.map.write().unwrap_or_else(|e| e.into_inner()).insert(key, (value, std::time::Instant::now()));
     }
+
+    /// Forget `key` at once (this node changed it; other nodes see the change within the TTL).
+    pub(crate) fn remove(&self, key: &K) {
+        self.map.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
 }

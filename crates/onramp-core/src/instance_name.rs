@@ -7,13 +7,19 @@ use crate::error::FieldError;
 /// The longest DNS label.
 pub const MAX_LEN: usize = 63;
 
-/// Names an instance may never have: they would shadow onramp's own hosts or common services.
+/// Names an instance may never have: they would shadow onramp's own hosts or common services,
+/// or lend a phishing page an official-looking address (`paypal`, `billing`, `security`).
+/// Operators add their own for FastTrack with `fast_track.reserved_names`.
 pub const RESERVED: &[&str] = &[
+    "abuse",
+    "account",
+    "accounts",
     "admin",
     "api",
     "app",
     "assets",
     "auth",
+    "billing",
     "cdn",
     "dashboard",
     "default",
@@ -21,22 +27,35 @@ pub const RESERVED: &[&str] = &[
     "docs",
     "ftp",
     "help",
+    "hostmaster",
     "imap",
     "internal",
+    "invoice",
+    "invoices",
     "localhost",
     "login",
     "mail",
     "ns1",
     "ns2",
     "onramp",
+    "pay",
+    "payment",
+    "payments",
+    "paypal",
     "platform",
     "pop",
+    "postmaster",
+    "root",
+    "secure",
+    "security",
     "signup",
     "smtp",
     "static",
     "status",
     "support",
     "test",
+    "verify",
+    "webmaster",
     "www",
 ];
 

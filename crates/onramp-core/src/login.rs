@@ -64,7 +64,9 @@ impl Onramp {
             return Err(CoreError::InvalidCredentials);
         }
         match user.status {
-            UserStatus::Active => {}
+            // A FastTrack owner uses what it made at once (the seed's one-click flow); its
+            // address is proven, or the address released, by the confirmation mail.
+            UserStatus::Active | UserStatus::Unconfirmed => {}
             UserStatus::Pending => return Err(CoreError::NotActivated),
             UserStatus::Inactive => return Err(CoreError::AccountDisabled),
         }

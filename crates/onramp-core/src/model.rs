@@ -51,8 +51,9 @@ pub mod instance_status {
 pub enum InstanceNaming {
     /// Exactly this name, or `Unique("instance")`.
     Exact(String),
-    /// The first free candidate for this base (`joe`, `joe-2`, …; see `instance_name`).
-    FirstFree(String),
+    /// The first free candidate for this base (`joe`, `joe-2`, …; see `instance_name`) that
+    /// is not one of `avoid` (the operator's reserved names).
+    FirstFree { base: String, avoid: Vec<String> },
 }
 
 /// A role of an instance.
@@ -85,7 +86,8 @@ pub struct UserProfile {
 
 /// FastTrack's writes (seed 000, steps 2, 3, 5 and 6), committed together or not at all: the
 /// dashboard user in `platform`, the instance, its admin (with the same password hash) holding
-/// `admin_role`, and the admin's one-time login secret.
+/// `admin_role`, the admin's one-time login secret, and the dashboard user's claim secret (the
+/// confirmation mail's links: "this was me" and "this was not me").
 #[derive(Debug, Clone)]
 pub struct NewFastTrack {
     pub instance: NewInstance,
@@ -94,6 +96,26 @@ pub struct NewFastTrack {
     pub profile: UserProfile,
     pub admin_role: String,
     pub login: NewVerification,
+    pub claim: NewVerification,
+}
+
+/// What a FastTrack's claim secret is about: the dashboard user and the instance it made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FastTrackClaim {
+    pub owner_key: i64,
+    pub email: String,
+    /// The instance made with it (gone only if an operator deleted it).
+    pub instance: Option<String>,
+    pub expires_at: OffsetDateTime,
+}
+
+/// What the owner of an address says about a FastTrack made with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimAnswer {
+    /// "This was me": the dashboard user becomes `active`.
+    Confirm,
+    /// "This was not me": the address is released (see `Store::release_owner`).
+    Release,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +144,10 @@ pub enum UserStatus {
     Pending,
     Active,
     Inactive,
+    /// A FastTrack dashboard user whose address is not proven yet: it may use what it made,
+    /// but cannot reset its password, and is released when its owner says "this was not me"
+    /// or when `fast_track.confirm_within_hours` pass.
+    Unconfirmed,
 }
 
 impl UserStatus {
@@ -130,6 +156,7 @@ impl UserStatus {
             Self::Pending => "pending",
             Self::Active => "active",
             Self::Inactive => "inactive",
+            Self::Unconfirmed => "unconfirmed",
         }
     }
 
@@ -138,6 +165,7 @@ impl UserStatus {
             "pending" => Some(Self::Pending),
             "active" => Some(Self::Active),
             "inactive" => Some(Self::Inactive),
+            "unconfirmed" => Some(Self::Unconfirmed),
             _ => None,
         }
     }
@@ -151,6 +179,8 @@ pub enum Purpose {
     Sms,
     PasswordReset,
     FastTrackLogin,
+    /// The links of FastTrack's confirmation mail.
+    FastTrackClaim,
 }
 
 impl Purpose {
@@ -161,6 +191,7 @@ impl Purpose {
             Self::Sms => "sms",
             Self::PasswordReset => "password_reset",
             Self::FastTrackLogin => "fast_track_login",
+            Self::FastTrackClaim => "fast_track_claim",
         }
     }
 }

@@ -48,13 +48,34 @@ pub trait Store: Send + Sync + 'static {
     /// the email is a platform user already. Concurrent calls never get the same name.
     async fn provision_fast_track(&self, new: &NewFastTrack) -> StoreResult<Provisioned>;
     /// Provisioning is complete: the instance becomes `active` with its database recorded, and
-    /// `message` (if any) is enqueued in the same transaction.
+    /// `message` (if any) is enqueued, as sent by the instance it names, in the same
+    /// transaction.
     async fn finish_provisioning(
         &self,
         instance: InstanceId,
         database: &str,
-        message: Option<&NewOutboxMessage>,
+        message: Option<(InstanceId, &NewOutboxMessage)>,
     ) -> StoreResult<()>;
+    /// The dashboard user and instance of a live FastTrack claim secret; with an answer, the
+    /// secret is used in the same transaction: `Confirm` makes the user `active`, `Release`
+    /// releases the address (the instances it owns are disabled, with their sessions revoked;
+    /// the user, its sessions and secrets are deleted).
+    async fn fast_track_claim(
+        &self,
+        secret_hash: &str,
+        answer: Option<ClaimAnswer>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<FastTrackClaim, RedeemError>>;
+    /// Release (as `fast_track_claim`'s `Release`) up to `limit` dashboard users still
+    /// `unconfirmed` that were created before `created_before` (only the one of
+    /// `email_canonical` when given); the names of the instances disabled.
+    async fn release_unconfirmed_owners(
+        &self,
+        created_before: OffsetDateTime,
+        email_canonical: Option<&str>,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<String>>;
     /// Leave the instance visibly `provisioning_failed`, with why.
     async fn fail_provisioning(&self, instance: InstanceId, detail: &str) -> StoreResult<()>;
     /// Delete an instance that never became active, with every row it has and the platform

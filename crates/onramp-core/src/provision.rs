@@ -22,6 +22,7 @@ use crate::session::generate_key;
 use crate::token::secret_hash;
 use async_trait::async_trait;
 use serde::Serialize;
+use serde_json::json;
 use std::sync::Arc;
 
 /// What an operator's provisioning webhook is told.
@@ -87,6 +88,8 @@ pub struct FastTrackInput {
     pub phone: Option<String>,
     /// Who is asking, for rate limits.
     pub client: Option<String>,
+    /// The language of the confirmation mail (the browser's, when onramp has it).
+    pub language: Option<String>,
 }
 
 /// A provisioned, active instance whose admin may log in once with `guid`.
@@ -108,6 +111,17 @@ pub const MEMBER_ROLE: &str = "member";
 /// The path on an instance's host that exchanges a `fastTrackGuid` for a session and shows the
 /// instance's landing page.
 pub const WELCOME_PATH: &str = "/welcome";
+
+/// The confirmation mail's pages (on the public URL's host): each shows the FastTrack the link
+/// is about and one button, a POST, because mail scanners follow links but press no buttons.
+pub const CONFIRM_CLAIM_PATH: &str = "/fast-track/confirm";
+pub const RELEASE_CLAIM_PATH: &str = "/fast-track/release";
+
+/// The confirmation mail FastTrack sends to the address it was given.
+pub const CONFIRM_TEMPLATE: &str = "fast_track_confirm";
+
+/// How many unconfirmed owners one housekeeping pass releases.
+const RELEASE_BATCH: u32 = 100;
 
 const MAX_NAME: usize = 100;
 
@@ -207,7 +221,7 @@ impl Onramp {
         // Hashed once, stored twice (dashboard user and instance admin).
         let password_hash = self.hasher.hash(&password).await?;
         let now = self.now();
-        let user = |public_id: String, uuid: uuid::Uuid| NewUser {
+        let user = |public_id: String, uuid: uuid::Uuid, status: UserStatus| NewUser {
             public_id,
             uuid,
             email: email.as_entered().into(),
@@ -216,14 +230,20 @@ impl Onramp {
             username_canonical: None,
             name: format!("{first} {last}"),
             language: "en".into(),
-            status: UserStatus::Active,
+            status,
             password_hash: password_hash.clone(),
         };
         let guid = self.tokens.secret_token();
+        let claim = self.tokens.secret_token();
         let new = NewFastTrack {
-            instance: self.new_instance(InstanceNaming::FirstFree(base))?,
-            owner: user(self.tokens.public_id("usr"), self.uuid()),
-            admin: user(self.tokens.public_id("usr"), self.uuid()),
+            instance: self.new_instance(InstanceNaming::FirstFree {
+                base,
+                avoid: self.settings.fast_track_reserved_names.clone(),
+            })?,
+            // The dashboard user is unconfirmed until the mail to its address is answered; the
+            // instance's admin signs in at once, as in the seed.
+            owner: user(self.tokens.public_id("usr"), self.uuid(), UserStatus::Unconfirmed),
+            admin: user(self.tokens.public_id("usr"), self.uuid(), UserStatus::Active),
             profile: UserProfile {
                 first_name: Some(first),
                 last_name: Some(last),
@@ -237,22 +257,54 @@ impl Onramp {
                 secret_hash: secret_hash(&guid),
                 expires_at: now + self.settings.fast_track_login_ttl,
             },
+            claim: NewVerification {
+                purpose: Purpose::FastTrackClaim,
+                secret_hash: secret_hash(&claim),
+                expires_at: now + self.settings.fast_track_confirm_within,
+            },
         };
-        // 2, 3 and 5, and 6's secret: one transaction.
-        let provisioned = match self.store.provision_fast_track(&new).await {
+        // 2, 3 and 5, and 6's secret: one transaction. An address whose earlier FastTrack was
+        // never confirmed in time is released first, even before housekeeping comes by.
+        let mut provisioned = self.store.provision_fast_track(&new).await;
+        if matches!(provisioned, Err(StoreError::Unique("email")))
+            && !self.release_unconfirmed(Some(email.canonical())).await?.is_empty()
+        {
+            provisioned = self.store.provision_fast_track(&new).await;
+        }
+        let provisioned = match provisioned {
             Ok(p) => p,
             Err(StoreError::Unique("email")) => return Err(CoreError::EmailTaken),
             Err(StoreError::Unique("instance")) => return Err(CoreError::InstanceNameUnavailable),
             Err(e) => return Err(e.into()),
         };
-        // 4. Its own database and the operator's webhooks; then it goes live.
+        // 4. Its own database and the operator's webhooks; then it goes live, and the address
+        // is asked whether this was its owner.
+        let base_url = instance_url(&self.settings.public_url, &provisioned.instance.name);
+        let link =
+            |path: &str| format!("{}{path}?token={claim}", self.settings.public_url.trim_end_matches('/'));
+        let vars = json!({
+            "first_name": new.profile.first_name,
+            "name": new.owner.name,
+            "email": email.as_entered(),
+            // The sender (for the mail's branding) is the platform; the new instance is named.
+            "instance": PLATFORM_INSTANCE,
+            "new_instance": provisioned.instance.name,
+            "instance_url": base_url,
+            "link": link(CONFIRM_CLAIM_PATH),
+            "release_link": link(RELEASE_CLAIM_PATH),
+            "expires_hours": self.settings.fast_track_confirm_within.whole_hours(),
+        });
+        let language = input.language.as_deref().unwrap_or("en");
+        let mail = self.outbox_mail(CONFIRM_TEMPLATE, email.as_entered(), language, vars)?;
+        let platform = self.instance(PLATFORM_INSTANCE).await?;
         self.complete_provisioning(
             &provisioned.instance,
             Some(email.as_entered()),
             self.provisioning.keep_failed,
+            Some((platform.id, &mail)),
         )
         .await?;
-        let base_url = instance_url(&self.settings.public_url, &provisioned.instance.name);
+        self.wake_outbox();
         Ok(FastTracked {
             owner_key: provisioned.owner_key,
             login_url: format!("{base_url}{WELCOME_PATH}?fastTrackGuid={guid}"),
@@ -280,7 +332,7 @@ impl Onramp {
             Err(StoreError::Unique("instance")) => return Err(CoreError::InstanceNameUnavailable),
             Err(e) => return Err(e.into()),
         };
-        self.complete_provisioning(&instance, None, self.provisioning.keep_failed).await?;
+        self.complete_provisioning(&instance, None, self.provisioning.keep_failed, None).await?;
         Ok(instance)
     }
 
@@ -294,7 +346,7 @@ impl Onramp {
             return Err(CoreError::field("name", "not_provisioning", "is not waiting to be provisioned"));
         }
         let instance = Instance { id: summary.id, name: summary.name };
-        self.complete_provisioning(&instance, summary.owner_email.as_deref(), true).await?;
+        self.complete_provisioning(&instance, summary.owner_email.as_deref(), true, None).await?;
         Ok(instance)
     }
 
@@ -303,6 +355,7 @@ impl Onramp {
         instance: &Instance,
         owner_email: Option<&str>,
         keep_failed: bool,
+        message: Option<(InstanceId, &NewOutboxMessage)>,
     ) -> Result<(), CoreError> {
         let init_sql = self.provisioning.init_sql.as_deref();
         let database = match self.store.create_instance_database(instance, init_sql).await {
@@ -323,7 +376,7 @@ impl Onramp {
         let hooks = &self.provisioning.hooks;
         let failure = match hooks.provisioned(&event).await {
             Err(e) => Some(format!("provisioning webhook: {e}")),
-            Ok(()) => match self.store.finish_provisioning(instance.id, &database, None).await {
+            Ok(()) => match self.store.finish_provisioning(instance.id, &database, message).await {
                 Ok(()) => None,
                 Err(e) => {
                     hooks.undone(&event).await;
@@ -349,6 +402,63 @@ impl Onramp {
             tracing::error!(instance = %instance.name, error = %e, "could not mark the instance failed");
         }
         CoreError::ProvisioningFailed
+    }
+
+    /// What the confirmation mail's link `token` is about, without using it (its page shows
+    /// this with the button that answers).
+    pub async fn fast_track_claim(&self, token: &str) -> Result<FastTrackClaim, CoreError> {
+        self.settle_claim(token, None).await
+    }
+
+    /// The owner of the address answers the confirmation mail: `Confirm` proves the address
+    /// (the dashboard user becomes `active` and may reset its password from then on);
+    /// `Release` says it was not them: the instance is disabled, every session in it is
+    /// revoked, the dashboard user is deleted, and the address may FastTrack again.
+    #[tracing::instrument(skip_all, fields(answer = ?answer))]
+    pub async fn answer_fast_track_claim(
+        &self,
+        token: &str,
+        answer: ClaimAnswer,
+    ) -> Result<FastTrackClaim, CoreError> {
+        let claim = self.settle_claim(token, Some(answer)).await?;
+        if answer == ClaimAnswer::Release
+            && let Some(name) = &claim.instance
+        {
+            self.forget_instance(name);
+            tracing::warn!(instance = %name, "FastTrack released by the owner of its address");
+        }
+        Ok(claim)
+    }
+
+    async fn settle_claim(
+        &self,
+        token: &str,
+        answer: Option<ClaimAnswer>,
+    ) -> Result<FastTrackClaim, CoreError> {
+        if token.is_empty() || token.len() > 128 {
+            return Err(CoreError::TokenNotFound);
+        }
+        match self.store.fast_track_claim(&secret_hash(token), answer, self.now()).await? {
+            Ok(claim) => Ok(claim),
+            Err(RedeemError::NotFound) => Err(CoreError::TokenNotFound),
+            Err(RedeemError::Expired) => Err(CoreError::TokenExpired),
+            Err(RedeemError::AlreadyUsed) => Err(CoreError::TokenUsed),
+        }
+    }
+
+    /// Release the FastTracks whose address was not confirmed within
+    /// `fast_track.confirm_within_hours` (only `email_canonical`'s when given); the names of the
+    /// instances disabled. Run by the worker's housekeeping, and by FastTrack for its address.
+    pub async fn release_unconfirmed(&self, email_canonical: Option<&str>) -> Result<Vec<String>, CoreError> {
+        let now = self.now();
+        let cutoff = now - self.settings.fast_track_confirm_within;
+        let released =
+            self.store.release_unconfirmed_owners(cutoff, email_canonical, now, RELEASE_BATCH).await?;
+        for name in &released {
+            self.forget_instance(name);
+            tracing::warn!(instance = %name, "FastTrack released: its address was not confirmed in time");
+        }
+        Ok(released)
     }
 
     /// Exchange a `fastTrackGuid` for a session in the instance it was issued for.

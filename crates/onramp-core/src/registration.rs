@@ -402,7 +402,10 @@ impl Onramp {
         let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());
         let language = settings.default_language.as_deref().unwrap_or("en");
         let message = self.outbox_mail_in(RESET_TEMPLATE, &to, language, settings, vars, service)?;
-        let Some(user) = user.filter(|u| u.status != UserStatus::Inactive && within) else {
+        // A FastTrack owner whose address is unproven gets no reset: the mail that proves it
+        // (or releases it) is its way in.
+        let resettable = |u: &UserView| !matches!(u.status, UserStatus::Inactive | UserStatus::Unconfirmed);
+        let Some(user) = user.filter(|u| resettable(u) && within) else {
             return Ok(());
         };
         let verification = NewVerification {

@@ -68,6 +68,10 @@ pub struct Settings {
     pub code_ttl: Duration,
     /// How long a `fastTrackGuid` may be exchanged for a session.
     pub fast_track_login_ttl: Duration,
+    /// How long a FastTrack's address may stay unconfirmed before it is released.
+    pub fast_track_confirm_within: Duration,
+    /// Names FastTrack never gives an instance, besides `instance_name::RESERVED`.
+    pub fast_track_reserved_names: Vec<String>,
     /// Origin of links that point at onramp itself, e.g. `http://localhost:8080`.
     pub public_url: String,
     /// Right-hand side of generated Message-IDs.
@@ -83,6 +87,8 @@ impl Default for Settings {
             resend_interval: Duration::seconds(60),
             session_ttl: Duration::hours(1),
             fast_track_login_ttl: Duration::minutes(5),
+            fast_track_confirm_within: Duration::hours(72),
+            fast_track_reserved_names: Vec::new(),
             code_ttl: Duration::hours(24),
             public_url: "http://localhost:8080".into(),
             message_id_domain: "localhost".into(),
@@ -197,6 +203,11 @@ impl Onramp {
         let instance = self.store.instance_by_name(name).await?.ok_or(CoreError::InstanceNotFound)?;
         self.instances.put(name.to_owned(), instance.clone());
         Ok(instance)
+    }
+
+    /// Stop believing the cached instance `name` (it was just disabled).
+    pub(crate) fn forget_instance(&self, name: &str) {
+        self.instances.remove(&name.to_owned());
     }
 
     /// A signup domain and its app (cached like instances).

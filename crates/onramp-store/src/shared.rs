@@ -9,15 +9,16 @@ pub(crate) const SUMMARY_COLUMNS: &str = "SELECT i.name, i.status, i.created_at,
         (SELECT COUNT(*) FROM users u WHERE u.instance_id = i.id),
         i.id, i.status_detail, (SELECT o.email FROM users o WHERE o.id = i.owner_user_id), i.database_ref";
 
-/// The first free names for `base`, given the names that are taken.
+/// The first free names for `base`, given the names that are taken and those to avoid.
 pub(crate) fn free_candidates(
     base: &str,
     taken: &std::collections::HashSet<String>,
+    avoid: &[String],
     count: usize,
 ) -> Vec<String> {
     (0u32..)
         .map(|n| onramp_core::instance_name::candidate(base, n))
-        .filter(|name| !taken.contains(name))
+        .filter(|name| !taken.contains(name) && !avoid.contains(name))
         .take(count)
         .collect()
 }
@@ -29,9 +30,9 @@ macro_rules! shared_queries {
         /// Insert the instance (state `provisioning`) with its key, roles and default app.
         async fn insert_instance(tx: &mut Tx<'_>, new: &NewInstance) -> StoreResult<Instance> {
             let now = ts(new.created_at);
-            let (base, exact) = match &new.naming {
-                InstanceNaming::Exact(name) => (name.clone(), true),
-                InstanceNaming::FirstFree(base) => (base.clone(), false),
+            let (base, exact, avoid) = match &new.naming {
+                InstanceNaming::Exact(name) => (name.clone(), true, &[][..]),
+                InstanceNaming::FirstFree { base, avoid } => (base.clone(), false, &avoid[..]),
             };
             let mut found = None;
             // A concurrent transaction may take a candidate between our look and our insert;
@@ -50,7 +51,7 @@ macro_rules! shared_queries {
                             .map_err(db_err)?
                             .into_iter()
                             .collect();
-                    $crate::shared::free_candidates(&base, &taken, 4)
+                    $crate::shared::free_candidates(&base, &taken, avoid, 4)
                 };
                 for name in candidates {
                     let id: Option<i64> = sqlx::query_scalar(
@@ -159,6 +160,7 @@ macro_rules! shared_queries {
                 .map_err(db_err)?
                 .ok_or_else(|| StoreError::Other("the platform instance is missing".into()))?;
             let owner_key = insert_user(tx, InstanceId(platform), &new.owner, &new.profile, now).await?;
+            insert_verification(tx, InstanceId(platform), owner_key, &new.claim, now).await?;
             let instance = insert_instance(tx, &new.instance).await?;
             sqlx::query("UPDATE instances SET owner_user_id = $1 WHERE id = $2")
                 .bind(owner_key)
@@ -176,7 +178,7 @@ macro_rules! shared_queries {
             tx: &mut Tx<'_>,
             instance: InstanceId,
             database: &str,
-            message: Option<&NewOutboxMessage>,
+            message: Option<(InstanceId, &NewOutboxMessage)>,
         ) -> StoreResult<()> {
             let done = sqlx::query(
                 "UPDATE instances SET status = 'active', status_detail = NULL, database_ref = $1
@@ -190,8 +192,8 @@ macro_rules! shared_queries {
             if done.rows_affected() != 1 {
                 return Err(StoreError::Other("the instance is not being provisioned".into()));
             }
-            if let Some(message) = message {
-                insert_outbox(tx, instance, message).await?;
+            if let Some((from, message)) = message {
+                insert_outbox(tx, from, message).await?;
             }
             Ok(())
         }
@@ -249,6 +251,149 @@ macro_rules! shared_queries {
                 }
             }
             Ok(true)
+        }
+
+        async fn platform_id(tx: &mut Tx<'_>) -> StoreResult<i64> {
+            sqlx::query_scalar("SELECT id FROM instances WHERE name = $1")
+                .bind(PLATFORM_INSTANCE)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(db_err)?
+                .ok_or_else(|| StoreError::Other("the platform instance is missing".into()))
+        }
+
+        /// A FastTrack claim secret, looked at (`answer: None`) or used.
+        async fn fast_track_claim_in(
+            tx: &mut Tx<'_>,
+            secret_hash: &str,
+            answer: Option<ClaimAnswer>,
+            now: i64,
+        ) -> StoreResult<Result<FastTrackClaim, RedeemError>> {
+            let platform = platform_id(tx).await?;
+            let Some(v) = sqlx::query(concat!(
+                "SELECT v.id, v.user_id, v.expires_at, v.consumed_at, v.voided_at, u.email
+                 FROM verifications v JOIN users u ON u.id = v.user_id
+                 WHERE v.instance_id = $1 AND v.purpose = $2 AND v.secret_hash = $3",
+                $for_update
+            ))
+            .bind(platform)
+            .bind(Purpose::FastTrackClaim.as_str())
+            .bind(secret_hash)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?
+            else {
+                return Ok(Err(RedeemError::NotFound));
+            };
+            if v.get::<Option<i64>, _>(3).is_some() {
+                return Ok(Err(RedeemError::AlreadyUsed));
+            }
+            if v.get::<Option<i64>, _>(4).is_some() {
+                return Ok(Err(RedeemError::NotFound));
+            }
+            let expires_at: i64 = v.get(2);
+            if expires_at <= now {
+                return Ok(Err(RedeemError::Expired));
+            }
+            let owner: i64 = v.get(1);
+            let instance: Option<String> =
+                sqlx::query_scalar("SELECT name FROM instances WHERE owner_user_id = $1 ORDER BY id LIMIT 1")
+                    .bind(owner)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+            let claim = FastTrackClaim {
+                owner_key: owner,
+                email: v.get(5),
+                instance,
+                expires_at: from_ts(expires_at),
+            };
+            let Some(answer) = answer else { return Ok(Ok(claim)) };
+            sqlx::query("UPDATE verifications SET consumed_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(v.get::<i64, _>(0))
+                .execute(&mut **tx)
+                .await
+                .map_err(db_err)?;
+            match answer {
+                ClaimAnswer::Confirm => {
+                    sqlx::query("UPDATE users SET status = 'active', activated_at = $1 WHERE id = $2 AND status = 'unconfirmed'")
+                        .bind(now)
+                        .bind(owner)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err)?;
+                }
+                ClaimAnswer::Release => {
+                    release_owner_in(tx, owner, now, "released: the owner of the address said the FastTrack was not theirs").await?;
+                }
+            }
+            Ok(Ok(claim))
+        }
+
+        /// Release a FastTrack's address: the instances the dashboard user owns are disabled
+        /// (with every session in them revoked) and lose their owner; the dashboard user, its
+        /// sessions and secrets are deleted, so the address may FastTrack again.
+        async fn release_owner_in(tx: &mut Tx<'_>, owner: i64, now: i64, why: &str) -> StoreResult<Vec<String>> {
+            let owned: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM instances WHERE owner_user_id = $1")
+                .bind(owner)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db_err)?;
+            for (id, _) in &owned {
+                sqlx::query("UPDATE instances SET status = 'disabled', status_detail = $1, owner_user_id = NULL WHERE id = $2")
+                    .bind(why)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+                sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE instance_id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            for sql in [
+                "DELETE FROM user_roles WHERE user_id = $1",
+                "DELETE FROM sessions WHERE user_id = $1",
+                "DELETE FROM verifications WHERE user_id = $1",
+                "DELETE FROM users WHERE id = $1",
+            ] {
+                sqlx::query(sql).bind(owner).execute(&mut **tx).await.map_err(db_err)?;
+            }
+            Ok(owned.into_iter().map(|(_, name)| name).collect())
+        }
+
+        /// Release the dashboard users still unconfirmed that were created before `cutoff`
+        /// (only the one of `email_canonical` when given), at most `limit`; the names of the
+        /// instances disabled.
+        async fn release_unconfirmed_in(
+            tx: &mut Tx<'_>,
+            cutoff: i64,
+            email_canonical: Option<&str>,
+            now: i64,
+            limit: i64,
+        ) -> StoreResult<Vec<String>> {
+            let platform = platform_id(tx).await?;
+            let owners: Vec<i64> = sqlx::query_scalar(concat!(
+                "SELECT id FROM users WHERE instance_id = $1 AND status = 'unconfirmed' AND created_at < $2
+                 AND (CAST($3 AS TEXT) IS NULL OR email_canonical = $3) ORDER BY id LIMIT $4",
+                $for_update
+            ))
+            .bind(platform)
+            .bind(cutoff)
+            .bind(email_canonical)
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_err)?;
+            let why = "released: the address was not confirmed in time";
+            let mut released = Vec::new();
+            for owner in owners {
+                released.extend(release_owner_in(tx, owner, now, why).await?);
+            }
+            Ok(released)
         }
 
         async fn redeem_secret_in(

@@ -339,11 +339,14 @@ fn fast_track(email: &str, base: &str, n: usize) -> NewFastTrack {
         username_canonical: None,
         name: "Joe Blow".into(),
         language: "en".into(),
-        status: UserStatus::Active,
+        status: if tag == "o" { UserStatus::Unconfirmed } else { UserStatus::Active },
         password_hash: format!("$argon2id$hash{n}"),
     };
     NewFastTrack {
-        instance: new_instance(InstanceNaming::FirstFree(base.into()), &format!("k{n}")),
+        instance: new_instance(
+            InstanceNaming::FirstFree { base: base.into(), avoid: vec!["taken-by-operator".into()] },
+            &format!("k{n}"),
+        ),
         owner: user("o"),
         admin: user("a"),
         profile: UserProfile {
@@ -358,7 +361,105 @@ fn fast_track(email: &str, base: &str, n: usize) -> NewFastTrack {
             secret_hash: format!("guid{n}"),
             expires_at: NOW + Duration::minutes(5),
         },
+        claim: NewVerification {
+            purpose: Purpose::FastTrackClaim,
+            secret_hash: format!("claim{n}"),
+            expires_at: NOW + Duration::hours(72),
+        },
     }
+}
+
+/// A FastTrack that went live, as the core leaves it.
+async fn live_fast_track(store: &dyn Store, email: &str, base: &str, n: usize) -> Provisioned {
+    let p = store.provision_fast_track(&fast_track(email, base, n)).await.unwrap();
+    store.finish_provisioning(p.instance.id, "db", None).await.unwrap();
+    p
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_fast_track_claim_is_seen_confirmed_or_released_once(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let store = f.store.as_ref();
+    let platform = instance(store, PLATFORM_INSTANCE).await;
+    let joe = live_fast_track(store, "joe@a.example", "joe", 1).await;
+    let ann = live_fast_track(store, "ann@a.example", "ann", 2).await;
+    assert_eq!(
+        live_fast_track(store, "x@a.example", "taken-by-operator", 3).await.instance.name,
+        "taken-by-operator-2",
+        "a name to avoid is never given"
+    );
+
+    // Looking changes nothing and may be repeated; unknown and wrong-purpose secrets are not found.
+    let seen = store.fast_track_claim("claim1", None, NOW).await.unwrap().unwrap();
+    assert_eq!(
+        (seen.owner_key, seen.email.as_str(), seen.instance.as_deref()),
+        (joe.owner_key, "joe@a.example", Some("joe"))
+    );
+    assert_eq!(seen.expires_at, NOW + Duration::hours(72));
+    assert!(store.fast_track_claim("claim1", None, NOW).await.unwrap().is_ok());
+    assert_eq!(store.fast_track_claim("nope", None, NOW).await.unwrap(), Err(RedeemError::NotFound));
+    assert_eq!(store.fast_track_claim("guid1", None, NOW).await.unwrap(), Err(RedeemError::NotFound));
+    assert_eq!(
+        store.fast_track_claim("claim1", None, NOW + Duration::hours(72)).await.unwrap(),
+        Err(RedeemError::Expired)
+    );
+
+    // Confirm: the owner becomes active; the secret is spent.
+    store.fast_track_claim("claim1", Some(ClaimAnswer::Confirm), NOW).await.unwrap().unwrap();
+    let owner = store.user_view(platform.id, joe.owner_key).await.unwrap().unwrap();
+    assert_eq!(owner.status, UserStatus::Active);
+    assert_eq!(
+        store.fast_track_claim("claim1", Some(ClaimAnswer::Release), NOW).await.unwrap(),
+        Err(RedeemError::AlreadyUsed)
+    );
+
+    // Release: ann's instance is disabled with its sessions revoked, ann's owner row is gone.
+    let session = SessionRecord {
+        id: "s-ann".into(),
+        user_key: ann.admin_key,
+        user_public_id: "usr_a2".into(),
+        issued_at: NOW,
+        expires_at: NOW + Duration::hours(1),
+        revoked_at: None,
+    };
+    store.create_session(ann.instance.id, &session).await.unwrap();
+    let released = store.fast_track_claim("claim2", Some(ClaimAnswer::Release), NOW).await.unwrap().unwrap();
+    assert_eq!(released.instance.as_deref(), Some("ann"));
+    let summary = store.instance_summary("ann").await.unwrap().unwrap();
+    assert_eq!((summary.status.as_str(), summary.owner_email), ("disabled", None));
+    assert!(summary.status_detail.unwrap().contains("not theirs"));
+    assert!(store.instance_by_name("ann").await.unwrap().is_none());
+    assert!(store.user_view(platform.id, ann.owner_key).await.unwrap().is_none());
+    let live = store.session(ann.instance.id, "s-ann").await.unwrap().unwrap();
+    assert!(live.revoked_at.is_some(), "its sessions are revoked");
+    // The address may FastTrack again.
+    assert_eq!(live_fast_track(store, "ann@a.example", "ann", 4).await.instance.name, "ann-2");
+}
+
+#[rstest]
+#[tokio::test]
+async fn unconfirmed_owners_are_released_after_their_time(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let store = f.store.as_ref();
+    instance(store, PLATFORM_INSTANCE).await;
+    let joe = live_fast_track(store, "joe@a.example", "joe", 1).await;
+    live_fast_track(store, "ann@a.example", "ann", 2).await;
+    live_fast_track(store, "eve@a.example", "eve", 3).await;
+    store.fast_track_claim("claim1", Some(ClaimAnswer::Confirm), NOW).await.unwrap().unwrap();
+
+    // Only owners created before the cutoff; only the email asked for, when one is.
+    assert!(store.release_unconfirmed_owners(NOW, None, NOW, 10).await.unwrap().is_empty());
+    let later = NOW + Duration::hours(73);
+    let cutoff = NOW + Duration::seconds(1);
+    assert_eq!(
+        store.release_unconfirmed_owners(cutoff, Some("eve@a.example"), later, 10).await.unwrap(),
+        ["eve"]
+    );
+    assert_eq!(store.release_unconfirmed_owners(cutoff, None, later, 10).await.unwrap(), ["ann"]);
+    assert!(store.release_unconfirmed_owners(cutoff, None, later, 10).await.unwrap().is_empty());
+    // The confirmed owner keeps its instance.
+    assert_eq!(store.instance_by_name("joe").await.unwrap().map(|i| i.id), Some(joe.instance.id));
 }
 
 #[rstest]
@@ -378,7 +479,7 @@ async fn fast_track_writes_owner_instance_and_admin_together(#[values(SQLITE, PO
     // The owner lives in `platform`, the admin in the instance; same hash, profile, roles.
     let owner = f.store.user_view(platform.id, first.owner_key).await.unwrap().unwrap();
     let admin = f.store.user_view(first.instance.id, first.admin_key).await.unwrap().unwrap();
-    assert_eq!((owner.email.as_str(), owner.status), ("joe@a.example", UserStatus::Active));
+    assert_eq!((owner.email.as_str(), owner.status), ("joe@a.example", UserStatus::Unconfirmed));
     assert_eq!(admin.roles, ["admin"]);
     assert!(owner.roles.is_empty());
     assert_eq!(admin.profile.company.as_deref(), Some("Acme"));

@@ -206,6 +206,8 @@ fn settings(config: &Config) -> Settings {
         resend_interval: time::Duration::seconds(config.tokens.resend_interval_secs),
         session_ttl: time::Duration::minutes(config.tokens.session_ttl_minutes),
         fast_track_login_ttl: time::Duration::seconds(config.fast_track.login_ttl_secs),
+        fast_track_confirm_within: time::Duration::hours(config.fast_track.confirm_within_hours),
+        fast_track_reserved_names: config.fast_track.reserved_names.clone(),
         code_ttl: time::Duration::hours(config.tokens.code_ttl_hours),
         public_url: config.public_url.clone(),
         message_id_domain: message_id_domain(&config.mail.from),

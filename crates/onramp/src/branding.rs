@@ -3,7 +3,7 @@
 //! `[branding]` over onramp's own.
 
 use crate::config::{Branding, Config};
-use onramp_core::model::DEFAULT_INSTANCE;
+use onramp_core::model::{DEFAULT_INSTANCE, PLATFORM_INSTANCE};
 
 /// onramp's own accent colour, when nobody configured one.
 pub const DEFAULT_ACCENT: &str = "#0b5fff";
@@ -31,7 +31,8 @@ impl Brand {
         let Branding { product_name, logo_url, accent_color } = branding;
         let fallback_name = match app {
             Some((_, name)) if !name.is_empty() => name.to_owned(),
-            _ if instance == DEFAULT_INSTANCE => "onramp".to_owned(),
+            // The default and platform instances are onramp's own, not a customer's.
+            _ if instance == DEFAULT_INSTANCE || instance == PLATFORM_INSTANCE => "onramp".to_owned(),
             _ => instance.to_owned(),
         };
         Self {

@@ -309,11 +309,25 @@ pub struct FastTrackConfig {
     /// Where a failed form post is sent back to (`303`, with `?error={code}`); unset: an HTML
     /// error page.
     pub form_url: Option<String>,
+    /// A FastTrack's dashboard user stays `unconfirmed` until the link of the mail sent to its
+    /// address is used; after this many hours unconfirmed, the address is released (the
+    /// instance disabled, the dashboard user deleted) so its owner may FastTrack.
+    pub confirm_within_hours: i64,
+    /// Instance names FastTrack never gives, besides the built-in reserved ones (`admin`,
+    /// `billing`, `paypal`, `security`, …): a FastTrack from `acme@…` gets `acme-2`.
+    pub reserved_names: Vec<String>,
 }
 
 impl Default for FastTrackConfig {
     fn default() -> Self {
-        Self { enabled: false, login_ttl_secs: 300, allowed_origins: Vec::new(), form_url: None }
+        Self {
+            enabled: false,
+            login_ttl_secs: 300,
+            allowed_origins: Vec::new(),
+            form_url: None,
+            confirm_within_hours: 72,
+            reserved_names: Vec::new(),
+        }
     }
 }
 
@@ -749,6 +763,16 @@ impl Config {
                 }
             }
         }
+        if !(1..=24 * 365).contains(&self.fast_track.confirm_within_hours) {
+            problems.push("fast_track.confirm_within_hours: must be between 1 and 8760".into());
+        }
+        for name in &self.fast_track.reserved_names {
+            if !is_instance_name(name) {
+                problems.push(format!(
+                    "fast_track.reserved_names: {name:?} is not an instance name (lower-case letters, digits and inner '-')"
+                ));
+            }
+        }
         if self.fast_track.login_ttl_secs < 10 {
             problems.push("fast_track.login_ttl_secs: must be at least 10".into());
         }
@@ -945,6 +969,17 @@ mod tests {
     fn the_example_file_parses() {
         let c = Config::from_toml(include_str!("../../../onramp.example.toml")).unwrap();
         assert!(c.fast_track.enabled);
+    }
+
+    #[test]
+    fn fast_track_claim_settings_are_checked() {
+        let c = Config::from_toml("[fast_track]\nreserved_names = [\"acme\", \"payroll\"]").unwrap();
+        assert_eq!((c.fast_track.confirm_within_hours, c.fast_track.reserved_names.len()), (72, 2));
+        let err =
+            Config::from_toml("[fast_track]\nconfirm_within_hours = 0\nreserved_names = [\"Acme Inc\"]")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("confirm_within_hours") && err.contains("\"Acme Inc\""), "{err}");
     }
 
     #[test]

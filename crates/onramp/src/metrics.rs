@@ -21,6 +21,8 @@ pub struct Metrics {
     pub activations: Counter,
     pub logins: Counter,
     pub fast_tracks: Counter,
+    /// FastTrack instances disabled because their address was released.
+    pub fast_tracks_released: Counter,
     pub outbox_delivered: Counter,
     pub outbox_failures: Counter,
     /// Messages this node could not open (sealed under another key), left for another node.
@@ -42,6 +44,7 @@ impl Metrics {
             activations: Counter::default(),
             logins: Counter::default(),
             fast_tracks: Counter::default(),
+            fast_tracks_released: Counter::default(),
             outbox_delivered: Counter::default(),
             outbox_failures: Counter::default(),
             outbox_unopenable: Counter::default(),
@@ -56,6 +59,11 @@ impl Metrics {
         registry.register("activations", "Signups activated", m.activations.clone());
         registry.register("logins", "Successful logins", m.logins.clone());
         registry.register("fast_tracks", "Instances provisioned by FastTrack", m.fast_tracks.clone());
+        registry.register(
+            "fast_tracks_released",
+            "FastTrack instances disabled because the owner of their address said it was not them, or never confirmed it",
+            m.fast_tracks_released.clone(),
+        );
         registry.register("outbox_delivered", "Outbox messages delivered", m.outbox_delivered.clone());
         registry.register(
             "outbox_failures",

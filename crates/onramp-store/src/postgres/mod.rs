@@ -286,11 +286,38 @@ impl Store for PostgresStore {
         &self,
         instance: InstanceId,
         database: &str,
-        message: Option<&NewOutboxMessage>,
+        message: Option<(InstanceId, &NewOutboxMessage)>,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         finish_provisioning_in(&mut tx, instance, database, message).await?;
         tx.commit().await.map_err(db_err)
+    }
+
+    async fn fast_track_claim(
+        &self,
+        secret_hash: &str,
+        answer: Option<ClaimAnswer>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<FastTrackClaim, RedeemError>> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let claim = fast_track_claim_in(&mut tx, secret_hash, answer, ts(now)).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(claim)
+    }
+
+    async fn release_unconfirmed_owners(
+        &self,
+        created_before: OffsetDateTime,
+        email_canonical: Option<&str>,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<String>> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let released =
+            release_unconfirmed_in(&mut tx, ts(created_before), email_canonical, ts(now), i64::from(limit))
+                .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(released)
     }
 
     async fn fail_provisioning(&self, instance: InstanceId, detail: &str) -> StoreResult<()> {

@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use templates::Templates;
 use time::Duration;
 
+/// How often the worker does its housekeeping.
+const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct WorkerConfig {
     pub from: String,
     pub max_attempts: u32,
@@ -233,6 +236,14 @@ impl Worker {
         }
     }
 
+    /// The work that falls due with time rather than with a request: FastTracks whose address
+    /// was not confirmed in time are released. Returns the instances disabled.
+    pub async fn housekeeping(&self) -> anyhow::Result<Vec<String>> {
+        let released = self.onramp.release_unconfirmed(None).await?;
+        self.metrics.fast_tracks_released.inc_by(released.len() as u64);
+        Ok(released)
+    }
+
     /// Run until `shutdown` resolves: wake on every enqueue, and poll for retries. On
     /// shutdown the message being sent is finished and the rest of its batch released.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
@@ -250,7 +261,14 @@ impl Worker {
             stop.notify_one();
         };
         let work = async {
+            let mut housekept: Option<std::time::Instant> = None;
             while !stopping.load(Ordering::SeqCst) {
+                if housekept.is_none_or(|at| at.elapsed() >= HOUSEKEEPING_INTERVAL) {
+                    housekept = Some(std::time::Instant::now());
+                    if let Err(e) = self.housekeeping().await {
+                        tracing::error!(error = %e, "housekeeping failed");
+                    }
+                }
                 match self.run_batch(&stopping).await {
                     Ok(n) if n as u32 == self.config.batch => continue,
                     Ok(_) => {}

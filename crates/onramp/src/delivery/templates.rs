@@ -47,6 +47,11 @@ const TEMPLATES: Embedded = embed![
     "welcome" / "de",
     "welcome" / "fr",
     "welcome" / "es",
+    "fast_track_confirm" / "en",
+    "fast_track_confirm" / "nl",
+    "fast_track_confirm" / "de",
+    "fast_track_confirm" / "fr",
+    "fast_track_confirm" / "es",
 ];
 
 /// Text messages: (message, language, text).
@@ -63,8 +68,14 @@ const SMS: &[(&str, &str, &str)] = &[
 const LAYOUT: &str = include_str!("../../templates/mail/layout.html");
 
 /// Every built-in message.
-pub const MESSAGES: [&str; 5] =
-    ["signup_activation", "account_exists", "user_confirmation", "password_reset", "welcome"];
+pub const MESSAGES: [&str; 6] = [
+    "signup_activation",
+    "account_exists",
+    "user_confirmation",
+    "password_reset",
+    "welcome",
+    "fast_track_confirm",
+];
 
 /// The languages every built-in message ships in.
 pub const LANGUAGES: [&str; 5] = ["en", "nl", "de", "fr", "es"];
@@ -246,7 +257,8 @@ mod tests {
                "username": "june.doe", "password": "s3cretPw", "username_generated": true,
                "password_generated": true, "expires_hours": 24, "login_url": "http://x/login",
                "first_name": "June", "last_name": "Doe", "email": "june@example.com", "confirm_code": "c0de42",
-               "recipient": "june@example.com",
+               "recipient": "june@example.com", "new_instance": "acme-books",
+               "release_link": "http://x/release?token=t",
                "brand": {"name": "Acme <Books>", "accent": "#ffd400", "ink": "#111827", "initial": "A", "logo_url": null}})
     }
 
@@ -341,7 +353,9 @@ mod tests {
                 assert_eq!(t.language_for(name, lang), lang, "{name}/{lang} missing");
                 let m = t.render(name, lang, &full_vars()).unwrap();
                 assert!(!m.subject.is_empty() && !m.subject.contains("{{"), "{name}/{lang}: {}", m.subject);
-                assert!(m.subject.contains("Demo"), "{name}/{lang}: {}", m.subject);
+                // The subject names what the mail is about: the product, or the new instance.
+                let about = if name == "fast_track_confirm" { "acme-books" } else { "Demo" };
+                assert!(m.subject.contains(about), "{name}/{lang}: {}", m.subject);
                 assert!(m.html.contains(&format!("lang=\"{lang}\"")), "{name}/{lang}");
                 if lang != "en" {
                     assert_ne!(m.subject, english.subject, "{name}/{lang} is not translated");

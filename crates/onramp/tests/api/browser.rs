@@ -479,3 +479,42 @@ async fn the_confirm_page_is_completed_by_typing_in_the_readers_language() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn the_owner_of_a_squatted_address_releases_it_from_the_mail_with_one_press() {
+    let app = TestApp::spawn_with(SQLITE, |c| c.fast_track.enabled = true).await;
+    let squat = crate::fast_track::payload("ceo@bigcorp.example");
+    assert_eq!(app.post("/fast-track", &squat).await.status(), 200);
+    app.worker.drain().await.unwrap();
+    let mail = app.mails_to("ceo@bigcorp.example").await.pop().unwrap();
+    let instance_status = || app.text("SELECT status FROM instances WHERE name = 'ceo'");
+
+    // The mail: "yes, it was me" as the button, "release my address" as a link beside it.
+    let browser = Browser::start("en-US").await;
+    browser.show_mail(&mail, "mail-fast-track-confirm").await;
+    browser.wait_text("h1", "Was it you who created ceo?").await;
+    let links = browser
+        .eval(
+            r#"return {confirm: document.querySelector("table.button a").href,
+                       release: [...document.querySelectorAll("a")].find(a => a.innerText === "Release my address").href};"#,
+        )
+        .await;
+    let release = links["release"].as_str().unwrap().to_owned();
+    assert!(links["confirm"].as_str().unwrap().contains("/fast-track/confirm?token="), "{links}");
+    assert!(release.contains("/fast-track/release?token="), "{links}");
+
+    // Following the link shows a page with one button; only pressing it releases the address.
+    browser.client.goto(&release).await.unwrap();
+    browser.wait_text("h1", "Release your address").await;
+    browser.wait_text("dl.facts", "ceo@bigcorp.example").await;
+    browser.screenshot("fast-track-release").await;
+    assert_eq!(instance_status().await, "active", "opening the link changes nothing");
+    browser.click("form button[type=submit]").await;
+    browser.wait_text("h1", "Address released").await;
+    browser.wait_text("main", "ceo is switched off and ceo@bigcorp.example is free again").await;
+    browser.screenshot("fast-track-released").await;
+    assert_eq!(instance_status().await, "disabled");
+    // The address is its owner's to use now.
+    assert_eq!(app.post("/fast-track", &squat).await.status(), 200);
+    browser.close().await;
+}

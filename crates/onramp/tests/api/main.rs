@@ -8,6 +8,7 @@ mod smtp_sink;
 
 mod activation;
 mod browser;
+mod claim;
 mod cluster;
 mod connections;
 mod contracts;

@@ -53,6 +53,7 @@ pub async fn answer(
         company: optional("company"),
         phone: optional("phone"),
         client,
+        language: Some(look.lang.to_owned()),
     };
     match state.onramp.fast_track(input).await {
         Ok(done) => {

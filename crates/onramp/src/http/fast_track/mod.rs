@@ -213,7 +213,8 @@ pub async fn fast_track(
         return form::answer(&state, &headers, client, body).await;
     }
     let call = Call::begin(&state, &uri, "POST", &headers, client.clone());
-    let mut response = answer(&state, &call, client, body).await;
+    let language = super::pages::language(&headers);
+    let mut response = answer(&state, &call, (client, language), body).await;
     // The answer may carry a login secret: never cache it.
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -264,7 +265,7 @@ async fn wrong_method(
 async fn answer(
     state: &AppState,
     call: &Call,
-    client: Option<String>,
+    (client, language): (Option<String>, &str),
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if !state.config.fast_track.enabled {
@@ -299,6 +300,7 @@ async fn answer(
         company: request.company,
         phone: request.phone,
         client,
+        language: Some(language.to_owned()),
     };
     match state.onramp.fast_track(input).await {
         Ok(done) => {

@@ -30,7 +30,7 @@ async fn instance_page(state: &AppState, headers: &HeaderMap) -> Result<(Instanc
 }
 
 /// A form's fields, or the 413 page (bodies over the limit are refused before parsing).
-fn form(
+pub(super) fn form(
     state: &AppState,
     look: &Look,
     body: Result<Bytes, BytesRejection>,
@@ -44,7 +44,7 @@ fn form(
     }
 }
 
-fn field(fields: &[(String, String)], name: &str) -> String {
+pub(super) fn field(fields: &[(String, String)], name: &str) -> String {
     fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default()
 }
 

@@ -5,9 +5,11 @@
 //! onramp's own assets (plus the logo's origin, and the page's one inline style by its hash).
 //!
 //! - [`account`]: the `/v1` signup and activation pages, DreamFactory's confirm and reset pages;
+//! - [`claim`]: the pages of FastTrack's confirmation mail ("this was me" / "this was not me");
 //! - [`instance`]: the instance home `/`, FastTrack's welcome page and sign-out, HTML errors.
 
 pub mod account;
+pub mod claim;
 pub mod instance;
 
 use crate::app::AppState;
@@ -27,7 +29,7 @@ pub const SESSION_COOKIE: &str = "onramp_session";
 pub const LANGUAGES: [&str; 5] = ["en", "nl", "de", "fr", "es"];
 
 pub fn routes() -> Router<AppState> {
-    use onramp_core::provision::WELCOME_PATH;
+    use onramp_core::provision::{CONFIRM_CLAIM_PATH, RELEASE_CLAIM_PATH, WELCOME_PATH};
     use onramp_core::registration::CONFIRM_PAGE_PATH;
     Router::new()
         .route("/", get(instance::home))
@@ -37,6 +39,8 @@ pub fn routes() -> Router<AppState> {
         .route("/activate", get(account::activate))
         .route(CONFIRM_PAGE_PATH, get(account::confirm_form).post(account::confirm))
         .route(account::RESET_PAGE_PATH, get(account::reset_form).post(account::reset))
+        .route(CONFIRM_CLAIM_PATH, get(claim::confirm_page).post(claim::confirm))
+        .route(RELEASE_CLAIM_PATH, get(claim::release_page).post(claim::release))
         .route("/assets/{file}", get(instance::asset))
 }
 
@@ -49,7 +53,7 @@ pub struct Pages {
 }
 
 #[rustfmt::skip]
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 9] = [
     ("layout.html", include_str!("../../../templates/pages/layout.html")),
     ("message.html", include_str!("../../../templates/pages/message.html")),
     ("welcome.html", include_str!("../../../templates/pages/welcome.html")),
@@ -58,6 +62,7 @@ const TEMPLATES: [(&str, &str); 8] = [
     ("signup.html", include_str!("../../../templates/pages/signup.html")),
     ("activate.html", include_str!("../../../templates/pages/activate.html")),
     ("home.html", include_str!("../../../templates/pages/home.html")),
+    ("claim.html", include_str!("../../../templates/pages/claim.html")),
 ];
 
 #[rustfmt::skip]
@@ -345,9 +350,15 @@ mod tests {
         }
         let brand = Brand { name: "<b>Acme</b>".into(), logo_url: None, accent: "#123456".into() };
         let look = Look { lang: "de", brand };
-        for name in
-            ["signup.html", "activate.html", "confirm.html", "reset.html", "home.html", "message.html"]
-        {
+        for name in [
+            "signup.html",
+            "activate.html",
+            "confirm.html",
+            "reset.html",
+            "home.html",
+            "message.html",
+            "claim.html",
+        ] {
             let r = pages.render(
                 &look,
                 StatusCode::OK,
