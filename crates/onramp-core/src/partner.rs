@@ -366,7 +366,13 @@ impl Onramp {
         if let Err(StoreError::Unique(_)) = outcome {
             outcome = self.store.create_contract_account(instance.id, &account).await;
         }
-        match outcome? {
+        let outcome = match outcome {
+            // Still taken, by no contract account: a user of another surface holds the address
+            // (a `/v1` or DreamFactory user). A conflict that names no account.
+            Err(StoreError::Unique(_)) => return Ok(ContractResult::ExistsElsewhere),
+            other => other?,
+        };
+        match outcome {
             ContractOutcome::Created { dp_key } => {
                 if account.sms.is_some() {
                     self.wake_outbox();

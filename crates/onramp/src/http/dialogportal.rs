@@ -212,8 +212,12 @@ async fn create_with(
 }
 
 /// Create an account with the app's default contract.
-#[utoipa::path(post, path = "/user", tag = "dialogportal", request_body(content = Object, description = "JSON object"),
-    responses((status = 201, description = "as `POST /user/{contract_id}`"), (status = 303, description = "exists")))]
+#[utoipa::path(post, path = "/user", operation_id = "dp_create_default", tag = "dialogportal", request_body = crate::http::openapi::ContractAccountBody,
+    security(("app_key" = [])),
+    responses((status = 201, description = "as `POST /user/{id}`"), (status = 303, description = "the account exists: `Location: /user/{dpKey}`"),
+              (status = 400, body = crate::http::openapi::ContractErrorBody, description = "`{code: \"400\" | \"400.3\" | \"400.4\" | \"400.5\", message, field, errors}`"),
+              (status = 401, body = crate::http::openapi::ContractErrorBody, description = "X-Api-Key"), (status = 404, body = crate::http::openapi::ContractErrorBody, description = "the app has no default contract"),
+              (status = 409, body = crate::http::openapi::ContractErrorBody, description = "an account with these details exists, readable by another app only")))]
 pub async fn create_default(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -224,11 +228,13 @@ pub async fn create_default(
 }
 
 /// Create an account with the fields of a contract (seed 003, endpoint 1001).
-#[utoipa::path(post, path = "/user/{contract_id}", tag = "dialogportal", request_body(content = Object, description = "JSON object"), params(("contract_id" = String, Path)),
+#[utoipa::path(post, path = "/user/{id}", operation_id = "dp_create", tag = "dialogportal", request_body = crate::http::openapi::ContractAccountBody,
+    params(("id" = String, Path, description = "The contract's id")), security(("app_key" = [])),
     responses((status = 201, description = "`{dpKey, extKeyType?, extKey?, …fields}`"),
               (status = 303, description = "the account exists: `Location: /user/{dpKey}`"),
-              (status = 400, description = "`{code: \"400\" | \"400.3\" | \"400.4\" | \"400.5\", message, field, errors}`"),
-              (status = 401, description = "X-Api-Key"), (status = 404, description = "no such contract")))]
+              (status = 400, body = crate::http::openapi::ContractErrorBody, description = "`{code: \"400\" | \"400.3\" | \"400.4\" | \"400.5\", message, field, errors}`"),
+              (status = 401, body = crate::http::openapi::ContractErrorBody, description = "X-Api-Key"), (status = 404, body = crate::http::openapi::ContractErrorBody, description = "no such contract"),
+              (status = 409, body = crate::http::openapi::ContractErrorBody, description = "an account with these details exists, readable by another app only")))]
 pub async fn create(
     State(state): State<AppState>,
     Path(contract_id): Path<String>,
@@ -240,8 +246,9 @@ pub async fn create(
 }
 
 /// Get Account Data.
-#[utoipa::path(get, path = "/user/{dp_key}", tag = "dialogportal", params(("dp_key" = i64, Path)),
-    responses((status = 200, description = "the 201's body"), (status = 404, description = "no such account")))]
+#[utoipa::path(get, path = "/user/{id}", operation_id = "dp_account", tag = "dialogportal",
+    params(("id" = i64, Path, description = "The account's `dpKey`")), security(("app_key" = [])),
+    responses((status = 200, description = "the 201's body"), (status = 401, body = crate::http::openapi::ContractErrorBody, description = "X-Api-Key"), (status = 404, body = crate::http::openapi::ContractErrorBody, description = "no such account")))]
 pub async fn account(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -253,9 +260,10 @@ pub async fn account(
 }
 
 /// Verify the phone with the texted code `{code}`.
-#[utoipa::path(post, path = "/user/{dp_key}/verify-sms", tag = "dialogportal", request_body(content = Object, description = "JSON object"), params(("dp_key" = i64, Path)),
-    responses((status = 200, description = "the account, now active"), (status = 400, description = "wrong code"),
-              (status = 409, description = "no live code"), (status = 410, description = "expired")))]
+#[utoipa::path(post, path = "/user/{id}/verify-sms", operation_id = "dp_verify_sms", tag = "dialogportal", request_body = crate::http::openapi::VerifySmsBody,
+    params(("id" = i64, Path, description = "The account's `dpKey`")), security(("app_key" = [])),
+    responses((status = 200, description = "the account, now active"), (status = 401, body = crate::http::openapi::ContractErrorBody, description = "X-Api-Key"), (status = 400, body = crate::http::openapi::ContractErrorBody, description = "wrong code"),
+              (status = 409, body = crate::http::openapi::ContractErrorBody, description = "no live code"), (status = 410, body = crate::http::openapi::ContractErrorBody, description = "expired")))]
 pub async fn verify_sms(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -271,8 +279,9 @@ pub async fn verify_sms(
 }
 
 /// Text a new code.
-#[utoipa::path(post, path = "/user/{dp_key}/resend-sms", tag = "dialogportal", params(("dp_key" = i64, Path)),
-    responses((status = 202, description = "sent"), (status = 409, description = "nothing to resend"), (status = 429, description = "throttled")))]
+#[utoipa::path(post, path = "/user/{id}/resend-sms", operation_id = "dp_resend_sms", tag = "dialogportal",
+    params(("id" = i64, Path, description = "The account's `dpKey`")), security(("app_key" = [])),
+    responses((status = 202, description = "sent"), (status = 401, body = crate::http::openapi::ContractErrorBody, description = "X-Api-Key"), (status = 409, body = crate::http::openapi::ContractErrorBody, description = "nothing to resend"), (status = 429, body = crate::http::openapi::ContractErrorBody, description = "throttled")))]
 pub async fn resend_sms(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -202,9 +202,12 @@ fn body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, D
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /api/v2/user/register`: who registers. With an email service the password is
+/// chosen on the confirm page; without one it is required here.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterBody {
+    #[schema(required = true)]
     email: Option<String>,
     password: Option<String>,
     new_password: Option<String>,
@@ -218,11 +221,12 @@ struct RegisterBody {
 }
 
 /// Open registration (seed 001); `login=true` logs the user in when no confirmation is needed.
-#[utoipa::path(post, path = "/api/v2/user/register", tag = "dreamfactory", request_body(content = Object, description = "JSON object"),
-    params(("login" = Option<bool>, Query), ("api_key" = Option<String>, Query, description = "or X-DreamFactory-API-Key")),
+#[utoipa::path(post, path = "/api/v2/user/register", operation_id = "df_register", tag = "dreamfactory", request_body = RegisterBody,
+    params(("login" = Option<String>, Query, description = "`true`: log the user in when no confirmation is needed", pattern = "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)?$")),
+    security(("df_api_key" = []), ("df_api_key_query" = [])),
     responses((status = 200, description = "`{success}`, `{success, session_token}` or `{success, confirmation_required}`"),
-              (status = 400, description = "`{error{code, message, context}}`: validation"), (status = 401, description = "API key"),
-              (status = 403, description = "open registration is off"), (status = 409, description = "address or username taken (no confirmation)")))]
+              (status = 400, body = crate::http::openapi::DfErrorBody, description = "`{error{code, message, context}}`: validation"), (status = 401, body = crate::http::openapi::DfErrorBody, description = "API key"),
+              (status = 403, body = crate::http::openapi::DfErrorBody, description = "open registration is off"), (status = 409, body = crate::http::openapi::DfErrorBody, description = "address or username taken (no confirmation)")))]
 pub async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -259,9 +263,12 @@ pub async fn register(
     Ok(axum::Json(answer).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /api/v2/user/password`: `{email}` with `reset=true` mails a code; `{email, code,
+/// new_password}` confirms a registration or completes a reset.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
+    #[schema(required = true)]
     email: Option<String>,
     code: Option<String>,
     new_password: Option<String>,
@@ -270,10 +277,12 @@ struct PasswordBody {
 
 /// Confirm a registration or complete a reset with `{email, code, new_password}`; `reset=true`
 /// with `{email}` mails a code.
-#[utoipa::path(post, path = "/api/v2/user/password", tag = "dreamfactory", request_body(content = Object, description = "JSON object"),
-    params(("login" = Option<bool>, Query), ("reset" = Option<bool>, Query)),
+#[utoipa::path(post, path = "/api/v2/user/password", operation_id = "df_password", tag = "dreamfactory", request_body = PasswordBody,
+    params(("login" = Option<String>, Query, description = "`true`: log in with the new password", pattern = "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)?$"),
+           ("reset" = Option<String>, Query, description = "`true`: mail a reset code to `email`", pattern = "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)?$")),
+    security(("df_api_key" = []), ("df_api_key_query" = [])),
     responses((status = 200, description = "`{success}` (+ `session_token`)"),
-              (status = 400, description = "invalid or expired code, validation"), (status = 404, description = "email and code do not match")))]
+              (status = 400, body = crate::http::openapi::DfErrorBody, description = "invalid or expired code, validation"), (status = 404, body = crate::http::openapi::DfErrorBody, description = "email and code do not match")))]
 pub async fn password(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -313,10 +322,13 @@ pub async fn password(
     Ok(axum::Json(answer).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /api/v2/user/session`: log in.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SessionBody {
+    #[schema(required = true)]
     email: Option<String>,
+    #[schema(required = true)]
     password: Option<String>,
     /// Accepted for compatibility; the session lifetime is onramp's.
     #[allow(dead_code)]
@@ -351,9 +363,10 @@ fn session_json(
 }
 
 /// Log in: DreamFactory's session response.
-#[utoipa::path(post, path = "/api/v2/user/session", tag = "dreamfactory", request_body(content = Object, description = "JSON object"),
+#[utoipa::path(post, path = "/api/v2/user/session", operation_id = "df_login", tag = "dreamfactory", request_body = SessionBody,
+    security(("df_api_key" = []), ("df_api_key_query" = [])),
     responses((status = 200, description = "`session_token`, `id`, `name`, `first_name`, `last_name`, `email`, `role`, …"),
-              (status = 400, description = "missing fields"), (status = 401, description = "wrong credentials or not confirmed")))]
+              (status = 400, body = crate::http::openapi::DfErrorBody, description = "missing fields"), (status = 401, body = crate::http::openapi::DfErrorBody, description = "wrong credentials or not confirmed")))]
 pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -398,8 +411,9 @@ fn session_token(headers: &HeaderMap) -> Result<String, DfError> {
 }
 
 /// The session of `X-DreamFactory-Session-Token` (or `Authorization: Bearer`).
-#[utoipa::path(get, path = "/api/v2/user/session", tag = "dreamfactory",
-    responses((status = 200, description = "the session"), (status = 401, description = "no valid session")))]
+#[utoipa::path(get, path = "/api/v2/user/session", operation_id = "df_session", tag = "dreamfactory",
+    security(("df_api_key" = [], "df_session" = []), ("df_api_key_query" = [], "df_session" = [])),
+    responses((status = 200, description = "the session"), (status = 401, body = crate::http::openapi::DfErrorBody, description = "no valid session")))]
 pub async fn current(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -414,8 +428,9 @@ pub async fn current(
 }
 
 /// Log out.
-#[utoipa::path(delete, path = "/api/v2/user/session", tag = "dreamfactory",
-    responses((status = 200, description = "`{success: true}`"), (status = 401, description = "no valid session")))]
+#[utoipa::path(delete, path = "/api/v2/user/session", operation_id = "df_logout", tag = "dreamfactory",
+    security(("df_api_key" = [], "df_session" = []), ("df_api_key_query" = [], "df_session" = [])),
+    responses((status = 200, description = "`{success: true}`"), (status = 401, body = crate::http::openapi::DfErrorBody, description = "no valid session")))]
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -198,22 +198,29 @@ fn core_error(e: CoreError, language: &str) -> Response {
     error(code, language, retry_after)
 }
 
-#[derive(Debug, Deserialize)]
+/// A partner's new user (seed 002): signs in with `userName`, its email address.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SignupBody {
+    /// The user's email address.
+    #[schema(required = true)]
     user_name: Option<String>,
+    #[schema(required = true)]
     password: Option<String>,
     first_name: Option<String>,
     last_name: Option<String>,
+    /// A language tag like `nl` or `en-GB`.
+    #[schema(required = true)]
     language: Option<String>,
 }
 
 /// FastEditor partner signup (seed 002), at each app's `partner_signup_path`.
-#[utoipa::path(post, path = "/partner/fasteditor/signup", tag = "fasteditor", request_body(content = Object, description = "JSON object"),
+#[utoipa::path(post, path = "/partner/fasteditor/signup", operation_id = "fasteditor_signup", tag = "fasteditor", request_body = SignupBody,
+    security(("app_key" = [])),
     responses((status = 201, description = "`{id, firstName, lastName, userName}`"),
-              (status = 400, description = "`{message, code}`: INVALID_REQUEST, MISSING_FIELD, INVALID_USERNAME, INVALID_LANGUAGE, INVALID_NAME, PASSWORD_TOO_WEAK"),
-              (status = 401, description = "UNAUTHORIZED"), (status = 409, description = "USERNAME_TAKEN"),
-              (status = 429, description = "RATE_LIMITED"), (status = 503, description = "SERVICE_UNAVAILABLE")))]
+              (status = 400, body = crate::http::openapi::PartnerErrorBody, description = "`{message, code}`: INVALID_REQUEST, MISSING_FIELD, INVALID_USERNAME, INVALID_LANGUAGE, INVALID_NAME, PASSWORD_TOO_WEAK"),
+              (status = 401, body = crate::http::openapi::PartnerErrorBody, description = "UNAUTHORIZED"), (status = 409, body = crate::http::openapi::PartnerErrorBody, description = "USERNAME_TAKEN"),
+              (status = 429, body = crate::http::openapi::PartnerErrorBody, description = "RATE_LIMITED"), (status = 503, body = crate::http::openapi::PartnerErrorBody, description = "SERVICE_UNAVAILABLE")))]
 pub async fn signup(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,

@@ -19,13 +19,13 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "alive")))]
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "ops", responses((status = 200, description = "alive")))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// The database answers.
-#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, description = "ready"), (status = 503, description = "database unreachable")))]
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "ops", responses((status = 200, description = "ready"), (status = 503, description = "database unreachable")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.onramp.store().ping().await {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
@@ -37,7 +37,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus metrics", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "ops", security((), ("bearer" = [])),
+    responses((status = 200, description = "Prometheus metrics", content_type = "text/plain"),
+              (status = 401, body = crate::http::v1::error::V1ErrorBody, description = "`[metrics] token` is set and the bearer token is not it"),
+              (status = 404, body = crate::http::v1::error::V1ErrorBody, description = "`/metrics` is served on `[metrics] listen` instead")))]
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     // Served on its own listener instead: not here.
     if state.config.metrics.listen.is_some() {
@@ -94,7 +97,7 @@ async fn encode_metrics(state: &AppState) -> Response {
 }
 
 /// The signing keys of the addressed instance, as a JWKS.
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "ops", responses((status = 200, description = "JSON Web Key Set")))]
+#[utoipa::path(get, path = "/.well-known/jwks.json", operation_id = "jwks", tag = "ops", responses((status = 200, description = "JSON Web Key Set")))]
 pub async fn jwks(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -106,7 +109,7 @@ pub async fn jwks(
 }
 
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI 3.1 document")))]
+#[utoipa::path(get, path = "/openapi.json", operation_id = "openapi", tag = "ops", responses((status = 200, description = "OpenAPI 3.1 document")))]
 pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], super::openapi::document()).into_response()
 }

@@ -188,6 +188,23 @@ async fn an_account_is_its_apps_and_other_apps_read_it_only_when_allowed(#[value
 
 #[rstest]
 #[tokio::test]
+async fn an_address_held_by_a_user_of_another_surface_is_a_conflict_not_a_500(
+    #[values(SQLITE, POSTGRES)] db: Db,
+) {
+    // Found by Schemathesis: the address of a `/v1` user, sent as a contract account's email.
+    let app = TestApp::spawn_with(db, contracts).await;
+    active_user(&app, "taken@example.com", "takenuser", "a long and quiet harbour").await;
+    let before = app.count("SELECT COUNT(*) FROM users").await;
+    let (status, body) = create(&app, "/user/basic", &account("taken@example.com", None)).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "409");
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, before, "nothing written");
+    let (status, _) = create(&app, "/user", &account("Taken@Example.com", None)).await;
+    assert_eq!(status, 409);
+}
+
+#[rstest]
+#[tokio::test]
 async fn the_operator_may_let_one_app_read_anothers_accounts(#[values(SQLITE, POSTGRES)] db: Db) {
     let app = TestApp::spawn_with(db, |c| {
         contracts(c);

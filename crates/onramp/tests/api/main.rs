@@ -21,4 +21,5 @@ mod ops;
 mod outbox;
 mod partner;
 mod process;
+mod schemathesis;
 mod signup;

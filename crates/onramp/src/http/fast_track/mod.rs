@@ -190,16 +190,16 @@ impl Call {
 }
 
 /// Provision a dashboard user, an instance, its database and its admin in one call (seed 000).
-#[utoipa::path(post, path = "/fast-track", tag = "dreamfactory", request_body = FastTrackRequest,
+#[utoipa::path(post, path = "/fast-track", operation_id = "fast_track", tag = "dreamfactory", request_body = FastTrackRequest,
     responses(
         (status = 200, description = "console envelope: `response{user{id}, instance-id, instance{id}, instance-initialized, instance-admin, redirect{location, status-code, payload{fastTrackGuid}}}`, `request{…}`"),
         (status = 302, description = "`redirect: true`: to the instance's welcome page with the guid"),
-        (status = 400, description = "error envelope: invalid payload"),
-        (status = 404, description = "error envelope: FastTrack is off"),
-        (status = 409, description = "error envelope: the email owns a dashboard account"),
-        (status = 429, description = "error envelope: rate limited"),
-        (status = 500, description = "error envelope: provisioning failed and was undone"),
-        (status = 503, description = "error envelope: busy or database unavailable")))]
+        (status = 400, body = crate::http::openapi::FastTrackErrorBody, description = "error envelope: invalid payload"),
+        (status = 404, body = crate::http::openapi::FastTrackErrorBody, description = "error envelope: FastTrack is off"),
+        (status = 409, body = crate::http::openapi::FastTrackErrorBody, description = "error envelope: the email owns a dashboard account"),
+        (status = 429, body = crate::http::openapi::FastTrackErrorBody, description = "error envelope: rate limited"),
+        (status = 500, body = crate::http::openapi::FastTrackErrorBody, description = "error envelope: provisioning failed and was undone"),
+        (status = 503, body = crate::http::openapi::FastTrackErrorBody, description = "error envelope: busy or database unavailable")))]
 pub async fn fast_track(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,

@@ -29,7 +29,7 @@ pub struct DomainSchema {
 }
 
 /// The app schema object (seed 004): `domains` keyed by id.
-#[utoipa::path(get, path = "/v1/apps/{app_id}/schema", tag = "v1",
+#[utoipa::path(get, path = "/v1/apps/{app_id}/schema", operation_id = "v1_app_schema", tag = "v1",
     params(("app_id" = String, Path, description = "The app's id")),
     responses((status = 200, body = AppSchema), (status = 404, body = V1ErrorBody)))]
 pub async fn app_schema(

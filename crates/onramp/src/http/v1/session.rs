@@ -33,8 +33,9 @@ pub struct LoginResponse {
 }
 
 /// Log in with a username or email and a password.
-#[utoipa::path(post, path = "/v1/auth/login", tag = "v1", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = V1ErrorBody), (status = 403, body = V1ErrorBody, description = "not activated"),
+#[utoipa::path(post, path = "/v1/auth/login", operation_id = "v1_login", tag = "v1", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, body = V1ErrorBody), (status = 403, body = V1ErrorBody, description = "not activated, or disabled"),
+              (status = 422, body = V1ErrorBody, description = "no identifier or no password"),
               (status = 429, body = V1ErrorBody), (status = 503, body = V1ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
@@ -67,7 +68,7 @@ fn bearer(headers: &HeaderMap) -> Result<&str, V1Error> {
 }
 
 /// Revoke the session; the token is refused everywhere afterwards.
-#[utoipa::path(post, path = "/v1/auth/logout", tag = "v1", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/auth/logout", operation_id = "v1_logout", tag = "v1", security(("bearer" = [])),
     responses((status = 204, description = "logged out"), (status = 401, body = V1ErrorBody)))]
 pub async fn logout(
     State(state): State<AppState>,
@@ -87,7 +88,7 @@ pub struct SessionResponse {
 }
 
 /// The session the bearer token stands for.
-#[utoipa::path(get, path = "/v1/auth/session", tag = "v1", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/auth/session", operation_id = "v1_session", tag = "v1", security(("bearer" = [])),
     responses((status = 200, body = SessionResponse), (status = 401, body = V1ErrorBody)))]
 pub async fn current(
     State(state): State<AppState>,

@@ -39,7 +39,7 @@ pub struct SignupResponse {
 }
 
 /// Create the account and its first user; email the activation link.
-#[utoipa::path(post, path = "/v1/auth/signup", tag = "v1", request_body = SignupRequest,
+#[utoipa::path(post, path = "/v1/auth/signup", operation_id = "v1_signup", tag = "v1", request_body = SignupRequest,
     responses((status = 200, body = SignupResponse), (status = 400, body = V1ErrorBody), (status = 413, body = V1ErrorBody),
               (status = 409, body = V1ErrorBody), (status = 422, body = V1ErrorBody), (status = 429, body = V1ErrorBody),
               (status = 503, body = V1ErrorBody)))]
@@ -80,7 +80,7 @@ pub struct ActivationResponse {
 }
 
 /// Redeem the emailed token; the user can log in afterwards.
-#[utoipa::path(post, path = "/v1/auth/signup-activation", tag = "v1", request_body = ActivationRequest,
+#[utoipa::path(post, path = "/v1/auth/signup-activation", operation_id = "v1_activate", tag = "v1", request_body = ActivationRequest,
     responses((status = 200, body = ActivationResponse), (status = 404, body = V1ErrorBody, description = "unknown token"),
               (status = 409, body = V1ErrorBody, description = "token already used"), (status = 410, body = V1ErrorBody, description = "token expired"),
               (status = 422, body = V1ErrorBody)))]
