@@ -250,12 +250,35 @@ fn private_ca() -> (String, tokio_rustls::TlsAcceptor) {
     (ca.pem(), tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }
 
+/// How a mail server speaks TLS.
+#[derive(Debug, Clone, Copy)]
+enum Tls {
+    /// `smtps://`: TLS from the first byte.
+    Implicit,
+    /// `smtp://…?tls=required`: plain, then STARTTLS.
+    StartTls,
+}
+
 #[rstest]
 #[tokio::test]
-async fn smtp_over_tls_to_a_server_of_a_private_ca(#[values(SQLITE, POSTGRES)] db: Db) {
+async fn smtp_over_tls_to_a_server_of_a_private_ca(
+    #[values(SQLITE, POSTGRES)] db: Db,
+    #[values(Tls::Implicit, Tls::StartTls)] tls: Tls,
+) {
     let (ca_pem, acceptor) = private_ca();
-    let sink = SmtpSink::start_tls(acceptor).await;
-    let url = format!("smtps://localhost:{}", sink.addr.port());
+    let (sink, url) = match tls {
+        Tls::Implicit => {
+            let sink = SmtpSink::start_tls(acceptor).await;
+            let url = format!("smtps://localhost:{}", sink.addr.port());
+            (sink, url)
+        }
+        // As Postfix on port 587: plain, then STARTTLS, which `tls=required` insists on.
+        Tls::StartTls => {
+            let sink = SmtpSink::start_starttls(acceptor).await;
+            let url = format!("smtp://localhost:{}?tls=required", sink.addr.port());
+            (sink, url)
+        }
+    };
     // Without the CA: the handshake fails, and says it is a configuration error.
     let app = {
         let url = url.clone();
