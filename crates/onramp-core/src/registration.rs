@@ -374,9 +374,10 @@ impl Onramp {
             )
             .await?;
         }
-        // Known and unknown addresses take the same steps up to the last write, so the time
-        // of the answer does not tell them apart: the lookup, the per-address window (counted
-        // for unknown addresses too), a code, and a sealed message (dropped when unknown).
+        // Known and unknown addresses take the same steps before the answer, so its time does
+        // not tell them apart: the lookup, the per-address window (counted for unknown
+        // addresses too), a code, and a sealed message (dropped when unknown). The one write
+        // only a known address needs happens after the answer, in the background.
         let user = self.store.user_by_email(instance.id, email.canonical()).await?;
         let within =
             self.within(&format!("mail:reset:{}:{}", instance.id.0, email.canonical()), RESET_MAILS).await?;
@@ -413,8 +414,13 @@ impl Onramp {
             secret_hash: secret_hash(&code),
             expires_at: self.now() + self.settings.code_ttl,
         };
-        self.store.issue_secret(instance.id, user.key, &verification, &message).await?;
-        self.wake_outbox();
+        let (store, wake, instance_id) = (self.store.clone(), self.outbox_wake(), instance.id);
+        self.background().spawn(async move {
+            match store.issue_secret(instance_id, user.key, &verification, &message).await {
+                Ok(()) => wake.notify_one(),
+                Err(e) => tracing::error!(error = %e, "could not write a reset code and its mail"),
+            }
+        });
         Ok(())
     }
 

@@ -128,6 +128,8 @@ pub struct Onramp {
     /// Signup domains with their apps, by (instance, domain id).
     domains: TtlCache<(InstanceId, String), (App, Domain)>,
     outbox_wake: Arc<Notify>,
+    /// Writes that requests do not wait for (see `background`).
+    background: crate::background::Background,
 }
 
 impl Onramp {
@@ -151,6 +153,7 @@ impl Onramp {
             instances: TtlCache::new(),
             domains: TtlCache::new(),
             outbox_wake: Arc::new(Notify::new()),
+            background: Default::default(),
         }
     }
 
@@ -181,6 +184,11 @@ impl Onramp {
     }
 
     /// Signalled after every commit that wrote an outbox message.
+    /// Writes requests did not wait for; the outbox worker waits for them before it looks.
+    pub fn background(&self) -> &crate::background::Background {
+        &self.background
+    }
+
     pub fn outbox_wake(&self) -> Arc<Notify> {
         self.outbox_wake.clone()
     }

@@ -439,29 +439,15 @@ macro_rules! shared_queries {
             Ok(Ok((v.get(1), v.get(5))))
         }
 
-        async fn user_view_in(
-            pool: &sqlx::Pool<$db>,
-            instance: InstanceId,
-            user_key: i64,
-        ) -> StoreResult<Option<UserView>> {
-            let Some(r) = sqlx::query(
-                "SELECT id, public_id, email, name, status, first_name, last_name, display_name, company, phone
-                 FROM users WHERE instance_id = $1 AND id = $2",
-            )
-            .bind(instance.0)
-            .bind(user_key)
-            .fetch_optional(pool)
-            .await
-            .map_err(db_err)?
-            else {
-                return Ok(None);
-            };
-            let roles: Vec<String> = sqlx::query_scalar("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")
-                .bind(user_key)
-            .fetch_all(pool)
-                .await
-                .map_err(db_err)?;
-            Ok(Some(UserView {
+        /// The columns of a user view, then its role (one row per role).
+        const USER_VIEW: &str = "SELECT u.id, u.public_id, u.email, u.name, u.status, u.first_name, u.last_name,
+                u.display_name, u.company, u.phone, r.role
+             FROM users u LEFT JOIN user_roles r ON r.user_id = u.id";
+
+        /// A user and its roles from `USER_VIEW` rows.
+        fn user_view_of(rows: &[<$db as sqlx::Database>::Row]) -> Option<UserView> {
+            let r = rows.first()?;
+            Some(UserView {
                 key: r.get(0),
                 public_id: r.get(1),
                 email: r.get(2),
@@ -474,8 +460,22 @@ macro_rules! shared_queries {
                     company: r.get(8),
                     phone: r.get(9),
                 },
-                roles,
-            }))
+                roles: rows.iter().filter_map(|row| row.get::<Option<String>, _>(10)).collect(),
+            })
+        }
+
+        async fn user_view_in(
+            pool: &sqlx::Pool<$db>,
+            instance: InstanceId,
+            user_key: i64,
+        ) -> StoreResult<Option<UserView>> {
+            let rows = sqlx::query(&format!("{USER_VIEW} WHERE u.instance_id = $1 AND u.id = $2 ORDER BY r.role"))
+                .bind(instance.0)
+                .bind(user_key)
+                .fetch_all(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(user_view_of(&rows))
         }
 
         // --- user service settings, roles, API keys ---
@@ -849,16 +849,15 @@ macro_rules! shared_queries {
             instance: InstanceId,
             canonical: &str,
         ) -> StoreResult<Option<UserView>> {
-            let key: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE instance_id = $1 AND email_canonical = $2")
+            // One round trip whether or not the address is known: a reset must not answer
+            // later for a known address.
+            let rows = sqlx::query(&format!("{USER_VIEW} WHERE u.instance_id = $1 AND u.email_canonical = $2 ORDER BY r.role"))
                 .bind(instance.0)
                 .bind(canonical)
-                .fetch_optional(pool)
+                .fetch_all(pool)
                 .await
                 .map_err(db_err)?;
-            match key {
-                Some(key) => user_view_in(pool, instance, key).await,
-                None => Ok(None),
-            }
+            Ok(user_view_of(&rows))
         }
 
         async fn issue_secret_on(

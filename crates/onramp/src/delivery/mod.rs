@@ -100,6 +100,8 @@ impl Worker {
     /// One batch; once `stopping` is set, the messages not yet sent are let go at once (for
     /// another node or the next start) instead of waiting out their lease.
     async fn run_batch(&self, stopping: &AtomicBool) -> anyhow::Result<usize> {
+        // A message whose write a request did not wait for is about to land: take it too.
+        self.onramp.background().settled(std::time::Duration::from_secs(5)).await;
         let store = self.onramp.store();
         let batch = store.claim_outbox(self.onramp.now(), self.config.lease, self.config.batch).await?;
         let claimed = batch.len();

@@ -57,13 +57,16 @@ async fn the_openapi_document_lists_every_endpoint(#[values(SQLITE, POSTGRES)] d
         "/api/v2/user/session",
         "/partner/fasteditor/signup",
         "/user",
-        "/user/{contract_id}",
-        "/user/{dp_key}",
-        "/user/{dp_key}/verify-sms",
-        "/user/{dp_key}/resend-sms",
+        "/user/{id}",
+        "/user/{id}/verify-sms",
+        "/user/{id}/resend-sms",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
+    // One template, two operations: create under a contract, read an account by its dpKey.
+    let account = &paths["/user/{id}"];
+    assert_eq!(account["post"]["operationId"], "dp_create");
+    assert_eq!(account["get"]["operationId"], "dp_account");
     let session = &paths["/api/v2/user/session"];
     assert!(session.get("post").is_some() && session.get("get").is_some() && session.get("delete").is_some());
     assert!(doc["components"]["schemas"]["SignupRequest"]["properties"]["domain_id"].is_object());
