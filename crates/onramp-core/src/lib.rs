@@ -12,6 +12,7 @@ pub mod instance_name;
 pub mod login;
 pub mod model;
 pub mod origin;
+pub mod outbox;
 pub mod partner;
 pub mod password;
 pub mod ports;

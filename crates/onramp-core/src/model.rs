@@ -49,7 +49,7 @@ pub mod instance_status {
 /// How a new instance is named.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstanceNaming {
-    /// Exactly this name, or `Unique("instance")`.
+    /// Exactly this name, or `Unique(InstanceName)`.
     Exact(String),
     /// The first free candidate for this base (`joe`, `joe-2`, …; see `instance_name`) that
     /// is not one of `avoid` (the operator's reserved names).

@@ -6,7 +6,7 @@ use crate::email::EmailAddress;
 use crate::error::{CoreError, FieldError};
 use crate::model::*;
 use crate::password::Password;
-use crate::ports::StoreError;
+use crate::ports::{StoreError, UniqueKey};
 use crate::service::{Limit, Onramp};
 use serde_json::{Map, Value, json};
 
@@ -28,8 +28,8 @@ impl Onramp {
 const SMS_RESEND_BURST: Limit = Limit::per_minutes(1, 1);
 const SMS_RESEND_HOURLY: Limit = Limit::per_minutes(5, 60);
 
-pub const WELCOME_TEMPLATE: &str = "welcome";
-pub const SMS_TEMPLATE: &str = "sms_verification";
+pub const WELCOME_TEMPLATE: &str = crate::outbox::Template::Welcome.name();
+pub const SMS_TEMPLATE: &str = crate::outbox::Template::SmsVerification.name();
 
 /// Field error codes that the contract surface turns into dialogportal's sub-codes.
 pub mod codes {
@@ -209,7 +209,7 @@ impl Onramp {
                 self.wake_outbox();
                 Ok(PartnerSignedUp { id: uuid, first_name, last_name, user_name: email.as_entered().into() })
             }
-            Ok(_) | Err(StoreError::Unique("email")) => Err(CoreError::EmailTaken),
+            Ok(_) | Err(StoreError::Unique(UniqueKey::Email)) => Err(CoreError::EmailTaken),
             Err(e) => Err(e.into()),
         }
     }

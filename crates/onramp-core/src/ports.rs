@@ -4,11 +4,35 @@ use crate::model::*;
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
+/// The uniqueness rule a write broke, named from the constraint the database reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueKey {
+    /// `instances.name`.
+    InstanceName,
+    /// `users(instance_id, email_canonical)`: one user per address in an instance.
+    Email,
+    /// `users(instance_id, username_canonical)`.
+    Username,
+    /// Any other unique index (ids, secrets, a contract's unique values).
+    Other,
+}
+
+impl std::fmt::Display for UniqueKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::InstanceName => "instance name",
+            Self::Email => "email",
+            Self::Username => "username",
+            Self::Other => "another unique key",
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A unique index refused the write; names the constraint's logical key.
+    /// A unique index refused the write.
     #[error("unique violation on {0}")]
-    Unique(&'static str),
+    Unique(UniqueKey),
     /// The database could not be reached or timed out.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -42,9 +66,9 @@ pub trait Store: Send + Sync + 'static {
     /// The active instance `name`; a disabled one is `None`.
     async fn instance_by_name(&self, name: &str) -> StoreResult<Option<Instance>>;
     /// Create a new instance with its signing key, roles and default app, in state
-    /// `provisioning`; `Err(Unique("instance"))` when an exact name is taken (active or not).
+    /// `provisioning`; `Err(Unique(InstanceName))` when an exact name is taken (active or not).
     async fn create_instance(&self, new: &NewInstance) -> StoreResult<Instance>;
-    /// FastTrack's writes in one transaction (see `NewFastTrack`). `Err(Unique("email"))` when
+    /// FastTrack's writes in one transaction (see `NewFastTrack`). `Err(Unique(Email))` when
     /// the email is a platform user already. Concurrent calls never get the same name.
     async fn provision_fast_track(&self, new: &NewFastTrack) -> StoreResult<Provisioned>;
     /// Provisioning is complete: the instance becomes `active` with its database recorded, and
@@ -193,7 +217,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Account + pending user + activation secret + outbox message, atomically. An email that
     /// exists already is never duplicated (a unique index on the canonical email decides).
-    /// `Err(Unique("username"))` when the username is taken by someone else.
+    /// `Err(Unique(Username))` when the username is taken by someone else.
     async fn create_signup(&self, instance: InstanceId, signup: &NewSignup) -> StoreResult<SignupOutcome>;
     /// Redeem an activation secret once: consume it, activate the user, void the user's other
     /// activation secrets.
@@ -206,7 +230,7 @@ pub trait Store: Send + Sync + 'static {
 
     // --- open registration, confirmation codes, password reset ---
 
-    /// A self-registration in one transaction; `Err(Unique("username"))` when the username
+    /// A self-registration in one transaction; `Err(Unique(Username))` when the username
     /// belongs to someone else.
     async fn register_user(
         &self,

@@ -16,7 +16,7 @@ use crate::error::{CoreError, FieldError};
 use crate::instance_name;
 use crate::login::{LoggedIn, instance_url};
 use crate::model::*;
-use crate::ports::StoreError;
+use crate::ports::{StoreError, UniqueKey};
 use crate::service::Onramp;
 use crate::session::generate_key;
 use crate::token::secret_hash;
@@ -118,7 +118,7 @@ pub const CONFIRM_CLAIM_PATH: &str = "/fast-track/confirm";
 pub const RELEASE_CLAIM_PATH: &str = "/fast-track/release";
 
 /// The confirmation mail FastTrack sends to the address it was given.
-pub const CONFIRM_TEMPLATE: &str = "fast_track_confirm";
+pub const CONFIRM_TEMPLATE: &str = crate::outbox::Template::FastTrackConfirm.name();
 
 /// How many unconfirmed owners one housekeeping pass releases.
 const RELEASE_BATCH: u32 = 100;
@@ -266,15 +266,17 @@ impl Onramp {
         // 2, 3 and 5, and 6's secret: one transaction. An address whose earlier FastTrack was
         // never confirmed in time is released first, even before housekeeping comes by.
         let mut provisioned = self.store.provision_fast_track(&new).await;
-        if matches!(provisioned, Err(StoreError::Unique("email")))
+        if matches!(provisioned, Err(StoreError::Unique(UniqueKey::Email)))
             && !self.release_unconfirmed(Some(email.canonical())).await?.is_empty()
         {
             provisioned = self.store.provision_fast_track(&new).await;
         }
         let provisioned = match provisioned {
             Ok(p) => p,
-            Err(StoreError::Unique("email")) => return Err(CoreError::EmailTaken),
-            Err(StoreError::Unique("instance")) => return Err(CoreError::InstanceNameUnavailable),
+            Err(StoreError::Unique(UniqueKey::Email)) => return Err(CoreError::EmailTaken),
+            Err(StoreError::Unique(UniqueKey::InstanceName)) => {
+                return Err(CoreError::InstanceNameUnavailable);
+            }
             Err(e) => return Err(e.into()),
         };
         // 4. Its own database and the operator's webhooks; then it goes live, and the address
@@ -329,7 +331,9 @@ impl Onramp {
         let new = self.new_instance(InstanceNaming::Exact(name.into()))?;
         let instance = match self.store.create_instance(&new).await {
             Ok(i) => i,
-            Err(StoreError::Unique("instance")) => return Err(CoreError::InstanceNameUnavailable),
+            Err(StoreError::Unique(UniqueKey::InstanceName)) => {
+                return Err(CoreError::InstanceNameUnavailable);
+            }
             Err(e) => return Err(e.into()),
         };
         self.complete_provisioning(&instance, None, self.provisioning.keep_failed, None).await?;

@@ -12,8 +12,9 @@ use crate::email::EmailAddress;
 use crate::error::{CoreError, FieldError};
 use crate::login::{LoggedIn, instance_url};
 use crate::model::*;
+use crate::outbox::Template;
 use crate::password::Password;
-use crate::ports::StoreError;
+use crate::ports::{StoreError, UniqueKey};
 use crate::service::{Limit, Onramp};
 use crate::token::secret_hash;
 use crate::username::Username;
@@ -26,8 +27,8 @@ use subtle::ConstantTimeEq;
 pub const CODE_MAX_ATTEMPTS: u32 = u32::MAX;
 
 /// The built-in confirmation mail (`open_reg_email_template` unset).
-pub const CONFIRMATION_TEMPLATE: &str = "user_confirmation";
-pub const RESET_TEMPLATE: &str = "password_reset";
+pub const CONFIRMATION_TEMPLATE: &str = Template::UserConfirmation.name();
+pub const RESET_TEMPLATE: &str = Template::PasswordReset.name();
 
 /// The hosted page the confirmation and reset mails link to.
 pub const CONFIRM_PAGE_PATH: &str = "/user/confirm";
@@ -253,10 +254,10 @@ impl Onramp {
         };
         let outcome = match self.store.register_user(instance.id, &registration).await {
             Ok(o) => o,
-            Err(StoreError::Unique("username")) => return Err(CoreError::UsernameTaken),
-            Err(StoreError::Unique("email")) if !confirm => return Err(CoreError::EmailTaken),
+            Err(StoreError::Unique(UniqueKey::Username)) => return Err(CoreError::UsernameTaken),
+            Err(StoreError::Unique(UniqueKey::Email)) if !confirm => return Err(CoreError::EmailTaken),
             // A concurrent registration of the same new address won the insert.
-            Err(StoreError::Unique("email")) => return Ok(Registered::ConfirmationRequired),
+            Err(StoreError::Unique(UniqueKey::Email)) => return Ok(Registered::ConfirmationRequired),
             Err(e) => return Err(e.into()),
         };
         match outcome {
@@ -285,8 +286,13 @@ impl Onramp {
                         "login_url": login_url,
                     });
                     let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());
-                    let message =
-                        self.outbox_mail_via("account_exists", &owner_email, "en", vars, service)?;
+                    let message = self.outbox_mail_via(
+                        Template::AccountExists.name(),
+                        &owner_email,
+                        "en",
+                        vars,
+                        service,
+                    )?;
                     self.store.enqueue(instance.id, &message).await?;
                     self.wake_outbox();
                 }

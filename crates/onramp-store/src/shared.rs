@@ -72,7 +72,7 @@ macro_rules! shared_queries {
                     break;
                 }
             }
-            let instance = found.ok_or(StoreError::Unique("instance"))?;
+            let instance = found.ok_or(StoreError::Unique(UniqueKey::InstanceName))?;
             insert_signing_key(tx, instance.id.0, &new.key).await?;
             for role in &new.roles {
                 sqlx::query("INSERT INTO roles (instance_id, name, description, created_at) VALUES ($1, $2, $3, $4)")

@@ -1,6 +1,6 @@
 //! Conversions shared by the backends.
 
-use onramp_core::ports::StoreError;
+use onramp_core::ports::{StoreError, UniqueKey};
 use time::OffsetDateTime;
 
 pub(crate) fn ts(t: OffsetDateTime) -> i64 {
@@ -11,20 +11,27 @@ pub(crate) fn from_ts(secs: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// Map a sqlx error to the port's error; unique violations are named by the column they guard.
+/// The unique indexes whose violation a use case answers on: PostgreSQL names the index,
+/// SQLite the columns (`UNIQUE constraint failed: users.instance_id, users.email_canonical`).
+const UNIQUE_KEYS: [(&str, &str, UniqueKey); 3] = [
+    ("instances_name_key", "instances.name", UniqueKey::InstanceName),
+    ("users_email_canonical", "users.email_canonical", UniqueKey::Email),
+    ("users_username_canonical", "users.username_canonical", UniqueKey::Username),
+];
+
+fn unique_key(constraint: Option<&str>, message: &str) -> UniqueKey {
+    UNIQUE_KEYS
+        .iter()
+        .find(|(index, columns, _)| constraint == Some(*index) || message.ends_with(columns))
+        .map(|(_, _, key)| *key)
+        .unwrap_or(UniqueKey::Other)
+}
+
+/// Map a sqlx error to the port's error; a unique violation names the rule it broke.
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
-            let what = format!("{} {}", d.message(), d.constraint().unwrap_or_default());
-            if what.contains("instances") {
-                StoreError::Unique("instance")
-            } else if what.contains("username") {
-                StoreError::Unique("username")
-            } else if what.contains("email") {
-                StoreError::Unique("email")
-            } else {
-                StoreError::Unique("other")
-            }
+            StoreError::Unique(unique_key(d.constraint(), d.message()))
         }
         // PostgreSQL going away: connection exceptions (08), insufficient resources (53),
         // operator intervention (57: shutdown, restart, statement timeout).
@@ -118,3 +125,25 @@ macro_rules! summary_from {
 }
 
 pub(crate) use {app_from, domain_from, outbox_from, session_from, summary_from};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_violations_are_named_by_their_index_or_columns() {
+        // PostgreSQL names the index; SQLite names the columns in its message.
+        assert_eq!(unique_key(Some("users_email_canonical"), "duplicate key value"), UniqueKey::Email);
+        assert_eq!(unique_key(Some("instances_name_key"), "duplicate key value"), UniqueKey::InstanceName);
+        let sqlite = |columns: &str| unique_key(None, &format!("UNIQUE constraint failed: {columns}"));
+        assert_eq!(sqlite("users.instance_id, users.email_canonical"), UniqueKey::Email);
+        assert_eq!(sqlite("users.instance_id, users.username_canonical"), UniqueKey::Username);
+        assert_eq!(sqlite("instances.name"), UniqueKey::InstanceName);
+        // A word in a message is not a key: a contract's unique `email` field is another rule.
+        assert_eq!(
+            sqlite("unique_values.instance_id, unique_values.field, unique_values.value"),
+            UniqueKey::Other
+        );
+        assert_eq!(unique_key(Some("users_public_id"), "email"), UniqueKey::Other);
+    }
+}

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use onramp_core::model::*;
-use onramp_core::ports::{AppSpec, Store};
+use onramp_core::ports::{AppSpec, Store, UniqueKey};
 use onramp_store::testing::TestDatabase;
 use rstest::rstest;
 use std::collections::HashSet;
@@ -297,7 +297,7 @@ async fn instances_are_created_once_listed_and_disabled(#[values(SQLITE, POSTGRE
     assert_eq!(app.signup_url, "http://joe.localhost:8080", "the default app knows its instance's name");
     let again =
         f.store.create_instance(&new_instance(InstanceNaming::Exact("joe".into()), "k2")).await.unwrap_err();
-    assert!(matches!(again, onramp_core::ports::StoreError::Unique("instance")), "{again:?}");
+    assert!(matches!(again, onramp_core::ports::StoreError::Unique(UniqueKey::InstanceName)), "{again:?}");
     instance(f.store.as_ref(), "default").await;
 
     // Until provisioning finishes, the instance serves nothing and cannot be switched on.
@@ -472,7 +472,7 @@ async fn fast_track_writes_owner_instance_and_admin_together(#[values(SQLITE, PO
     let second = f.store.provision_fast_track(&fast_track("joe@b.example", "joe", 2)).await.unwrap();
     assert_eq!(second.instance.name, "joe-2", "a collision gets a suffix");
     let taken = f.store.provision_fast_track(&fast_track("JOE@a.example", "joe", 3)).await.unwrap_err();
-    assert!(matches!(taken, onramp_core::ports::StoreError::Unique("email")), "{taken:?}");
+    assert!(matches!(taken, onramp_core::ports::StoreError::Unique(UniqueKey::Email)), "{taken:?}");
     let reserved = f.store.provision_fast_track(&fast_track("admin@a.example", "admin", 4)).await.unwrap();
     assert_eq!(reserved.instance.name, "admin-2", "a reserved name is never taken");
 

@@ -11,8 +11,7 @@ use anyhow::Context;
 use onramp_core::clock::{Clock, SystemClock};
 use onramp_core::hasher::{HashParams, HasherConfig, PasswordHasher};
 use onramp_core::model::{
-    App, Contract, ContractField, DEFAULT_INSTANCE, Domain, FieldType, PLATFORM_INSTANCE, RoleSpec,
-    api_key_source,
+    App, Contract, DEFAULT_INSTANCE, Domain, PLATFORM_INSTANCE, RoleSpec, api_key_source,
 };
 use onramp_core::password::PasswordPolicy;
 use onramp_core::ports::AppSpec;
@@ -24,20 +23,7 @@ use onramp_core::{Onramp, Settings};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-/// What the HTTP handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    pub onramp: Arc<Onramp>,
-    pub config: Arc<Config>,
-    pub metrics: Arc<Metrics>,
-    pub pages: Arc<crate::http::pages::Pages>,
-    /// Which web origins may call each instance (CORS).
-    pub origins: Arc<onramp_core::origin::OriginPolicy>,
-    /// `[fast_track] allowed_origins`, parsed.
-    pub fast_track_origins: Arc<Vec<onramp_core::origin::OriginPattern>>,
-    /// Every path FastEditor partner signup answers at.
-    pub partner_paths: Arc<Vec<String>>,
-}
+pub use crate::http::AppState;
 
 /// Time and randomness, injectable for tests.
 pub struct Ports {
@@ -373,41 +359,6 @@ fn sms_transport(config: &Config) -> anyhow::Result<Box<dyn crate::delivery::sms
             std::time::Duration::from_secs(config.sms.timeout_secs),
         )?),
     })
-}
-
-/// What is wrong with a contract's fields (names, patterns, SMS verification on non-phones).
-pub fn contract_problems(app: &str, contract: &str, fields: &[ContractField]) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut names = std::collections::HashSet::new();
-    let at = format!("app {app:?} contract {contract:?}");
-    if contract.is_empty() || !contract.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        problems.push(format!("{at}: the id must be letters, digits, '-' and '_'"));
-    }
-    if contract == "confirm" || contract == "reset" || contract.parse::<i64>().is_ok() {
-        problems.push(format!(
-            "{at}: the id may not be \"confirm\", \"reset\" or a number (those paths are taken)"
-        ));
-    }
-    for f in fields {
-        if !names.insert(&f.name) {
-            problems.push(format!("{at}: field {:?} is declared twice", f.name));
-        }
-        if let Some(p) = &f.pattern
-            && regex::Regex::new(p).is_err()
-        {
-            problems.push(format!("{at}: field {:?} has an invalid pattern", f.name));
-        }
-        if f.verify.is_some() && (f.verify.as_deref() != Some("sms") || f.kind != FieldType::Phone) {
-            problems.push(format!("{at}: field {:?}: verify = \"sms\" is for phone fields only", f.name));
-        }
-        if f.kind == FieldType::Password && f.unique {
-            problems.push(format!("{at}: field {:?}: a password cannot be unique", f.name));
-        }
-    }
-    if fields.iter().filter(|f| f.verify.is_some()).count() > 1 {
-        problems.push(format!("{at}: at most one field may be verified by SMS"));
-    }
-    problems
 }
 
 /// `ver_…`: a digest of the app's schema, so it changes exactly when the schema does.

@@ -487,7 +487,7 @@ async fn app_contract(config: Config, action: ContractAction) -> anyhow::Result<
         ContractAction::Set { id, fields, default, .. } => {
             let fields: Vec<onramp_core::model::ContractField> =
                 serde_json::from_str(&fields).context("--fields must be a JSON array of fields")?;
-            let problems = crate::app::contract_problems(app, &id, &fields);
+            let problems = crate::config::contract_problems(app, &id, &fields);
             if !problems.is_empty() {
                 anyhow::bail!("{}", problems.join("\n"));
             }

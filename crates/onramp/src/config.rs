@@ -665,8 +665,7 @@ impl Config {
 
     /// Is `name` a built-in mail template or one of `mail_templates`?
     pub fn has_mail_template(&self, name: &str) -> bool {
-        crate::delivery::templates::MESSAGES.contains(&name)
-            || self.mail_templates.iter().any(|t| t.name == name)
+        onramp_core::outbox::Template::is_mail(name) || self.mail_templates.iter().any(|t| t.name == name)
     }
 
     /// Checks serde cannot express.
@@ -754,7 +753,7 @@ impl Config {
                     ));
                 }
                 for c in &app.contracts {
-                    problems.extend(crate::app::contract_problems(&app.id, &c.id, &c.fields));
+                    problems.extend(contract_problems(&app.id, &c.id, &c.fields));
                 }
                 if let Some(d) = &app.default_contract
                     && !app.contracts.iter().any(|c| &c.id == d)
@@ -882,6 +881,47 @@ pub fn is_instance_name(name: &str) -> bool {
 
 fn describe(e: figment::Error) -> String {
     e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+/// What is wrong with a contract's fields (names, patterns, SMS verification on non-phones).
+pub fn contract_problems(
+    app: &str,
+    contract: &str,
+    fields: &[onramp_core::model::ContractField],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    let at = format!("app {app:?} contract {contract:?}");
+    if contract.is_empty() || !contract.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        problems.push(format!("{at}: the id must be letters, digits, '-' and '_'"));
+    }
+    if contract == "confirm" || contract == "reset" || contract.parse::<i64>().is_ok() {
+        problems.push(format!(
+            "{at}: the id may not be \"confirm\", \"reset\" or a number (those paths are taken)"
+        ));
+    }
+    for f in fields {
+        if !names.insert(&f.name) {
+            problems.push(format!("{at}: field {:?} is declared twice", f.name));
+        }
+        if let Some(p) = &f.pattern
+            && regex::Regex::new(p).is_err()
+        {
+            problems.push(format!("{at}: field {:?} has an invalid pattern", f.name));
+        }
+        if f.verify.is_some()
+            && (f.verify.as_deref() != Some("sms") || f.kind != onramp_core::model::FieldType::Phone)
+        {
+            problems.push(format!("{at}: field {:?}: verify = \"sms\" is for phone fields only", f.name));
+        }
+        if f.kind == onramp_core::model::FieldType::Password && f.unique {
+            problems.push(format!("{at}: field {:?}: a password cannot be unique", f.name));
+        }
+    }
+    if fields.iter().filter(|f| f.verify.is_some()).count() > 1 {
+        problems.push(format!("{at}: at most one field may be verified by SMS"));
+    }
+    problems
 }
 
 #[cfg(test)]

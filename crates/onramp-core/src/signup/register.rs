@@ -7,7 +7,7 @@ use crate::email::EmailAddress;
 use crate::error::{CoreError, FieldError};
 use crate::model::*;
 use crate::password::Password;
-use crate::ports::StoreError;
+use crate::ports::{StoreError, UniqueKey};
 use crate::service::Onramp;
 use crate::token::secret_hash;
 use crate::username::Username;
@@ -202,7 +202,12 @@ impl Onramp {
                     secret_hash: secret_hash(&token),
                     expires_at: now + self.settings.activation_ttl,
                 },
-                message: self.outbox_mail("signup_activation", cmd.email.as_entered(), "en", vars)?,
+                message: self.outbox_mail(
+                    crate::outbox::Template::SignupActivation.name(),
+                    cmd.email.as_entered(),
+                    "en",
+                    vars,
+                )?,
                 replace_pending_issued_before: now - self.settings.resend_interval,
             };
             match self.store.create_signup(instance.id, &signup).await {
@@ -227,14 +232,19 @@ impl Onramp {
                             "app_name": app.name,
                             "login_url": app.signup_url,
                         });
-                        let message = self.outbox_mail("account_exists", &email, "en", vars)?;
+                        let message = self.outbox_mail(
+                            crate::outbox::Template::AccountExists.name(),
+                            &email,
+                            "en",
+                            vars,
+                        )?;
                         self.store.enqueue(instance.id, &message).await?;
                         self.wake_outbox();
                     }
                     return Ok(SignupAccepted { token: self.tokens.secret_token() });
                 }
-                Err(StoreError::Unique("username")) if cmd.username.is_none() => continue,
-                Err(StoreError::Unique("username")) => return Err(CoreError::UsernameTaken),
+                Err(StoreError::Unique(UniqueKey::Username)) if cmd.username.is_none() => continue,
+                Err(StoreError::Unique(UniqueKey::Username)) => return Err(CoreError::UsernameTaken),
                 Err(e) => return Err(e.into()),
             }
         }

@@ -8,7 +8,7 @@ use crate::shared::SUMMARY_COLUMNS;
 use crate::util::{app_from, db_err, domain_from, from_ts, outbox_from, session_from, summary_from, ts};
 use async_trait::async_trait;
 use onramp_core::model::*;
-use onramp_core::ports::{AppSpec, Store, StoreError, StoreResult};
+use onramp_core::ports::{AppSpec, Store, StoreError, StoreResult, UniqueKey};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 use std::str::FromStr;
@@ -692,7 +692,7 @@ impl Store for PostgresStore {
         // is rolled back and runs again, and then finds the winner's row.
         for _ in 0..3 {
             match self.create_signup_once(instance, s).await {
-                Err(StoreError::Unique("email")) => continue,
+                Err(StoreError::Unique(UniqueKey::Email)) => continue,
                 other => return other,
             }
         }

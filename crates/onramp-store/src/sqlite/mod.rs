@@ -7,7 +7,7 @@ use crate::shared::SUMMARY_COLUMNS;
 use crate::util::{app_from, db_err, domain_from, from_ts, outbox_from, session_from, summary_from, ts};
 use async_trait::async_trait;
 use onramp_core::model::*;
-use onramp_core::ports::{AppSpec, Store, StoreError, StoreResult};
+use onramp_core::ports::{AppSpec, Store, StoreError, StoreResult, UniqueKey};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::str::FromStr;

@@ -68,14 +68,7 @@ const SMS: &[(&str, &str, &str)] = &[
 const LAYOUT: &str = include_str!("../../templates/mail/layout.html");
 
 /// Every built-in message.
-pub const MESSAGES: [&str; 6] = [
-    "signup_activation",
-    "account_exists",
-    "user_confirmation",
-    "password_reset",
-    "welcome",
-    "fast_track_confirm",
-];
+pub const MESSAGES: [&str; 6] = onramp_core::outbox::Template::MAILS_NAMES;
 
 /// The languages every built-in message ships in.
 pub const LANGUAGES: [&str; 5] = ["en", "nl", "de", "fr", "es"];

@@ -10,7 +10,7 @@
 //! - [`require_json`] refuses a body that is not JSON on a JSON endpoint with 415: a page on any
 //!   site can post `text/plain` or a form without a preflight, and this takes that away.
 
-use crate::app::AppState;
+use crate::http::AppState;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header, request::Parts};
 use axum::middleware::Next;

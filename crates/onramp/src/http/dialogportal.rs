@@ -8,7 +8,7 @@
 //! (`400.3` mobile number not valid, `400.4` it belongs to an active or not yet verified
 //! account, `400.5` to an inactive one).
 
-use crate::app::AppState;
+use crate::http::AppState;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

@@ -8,7 +8,7 @@
 //! allows, `?api_key=` (so that a plain HTML form or a link can call it); a missing key is
 //! refused unless the instance allows key-less registration, a wrong one always.
 
-use crate::app::AppState;
+use crate::http::AppState;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

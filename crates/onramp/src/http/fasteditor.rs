@@ -3,7 +3,7 @@
 //! userName}`; errors `{message, code}` with a 4xx/5xx status, the message safe to show to the
 //! user and in the request's `language` where onramp has it (en, nl, de, fr, es).
 
-use crate::app::AppState;
+use crate::http::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{OriginalUri, State};

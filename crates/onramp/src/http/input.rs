@@ -6,7 +6,7 @@
 
 use super::BODY_LIMIT;
 use super::browser::Surface;
-use crate::app::AppState;
+use crate::http::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header, request::Parts};

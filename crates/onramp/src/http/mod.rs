@@ -11,14 +11,15 @@ pub mod input;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
+pub mod state;
 pub mod v1;
 
-use crate::app::AppState;
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+pub use state::AppState;
 use std::net::{IpAddr, SocketAddr};
 
 /// Bodies over this are refused with 413 before any parsing or hashing (SECURITY.md 9).

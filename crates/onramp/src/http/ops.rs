@@ -1,7 +1,7 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics, the JWKS, the OpenAPI document.
 
 use super::v1::error::V1Error;
-use crate::app::AppState;
+use crate::http::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -5,7 +5,7 @@
 //! the new instance's welcome page, signed in (a `303` to the one-time login link); an error is
 //! an HTML page, or a `303` back to `[fast_track] form_url` with `?error={code}`.
 
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::http::pages::Look;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

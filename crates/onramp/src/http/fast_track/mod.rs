@@ -7,7 +7,7 @@
 pub mod envelope;
 mod form;
 
-use crate::app::AppState;
+use crate::http::AppState;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

@@ -9,7 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::{Look, account, query_value, same_origin_post};
-use crate::app::AppState;
+use crate::http::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};

@@ -4,7 +4,7 @@
 //! assets, and HTML error pages for browsers.
 
 use super::{Look, SESSION_COOKIE, cookie, query_value, same_origin_post};
-use crate::app::AppState;
+use crate::http::AppState;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -12,8 +12,8 @@ pub mod account;
 pub mod claim;
 pub mod instance;
 
-use crate::app::AppState;
 use crate::branding::Brand;
+use crate::http::AppState;
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};

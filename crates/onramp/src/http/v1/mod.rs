@@ -6,7 +6,7 @@ pub mod schema;
 pub mod session;
 pub mod signup;
 
-use crate::app::AppState;
+use crate::http::AppState;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};

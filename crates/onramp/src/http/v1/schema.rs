@@ -2,7 +2,7 @@
 
 use super::V1Instance;
 use super::error::{V1Error, V1ErrorBody};
-use crate::app::AppState;
+use crate::http::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;

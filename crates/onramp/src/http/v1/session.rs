@@ -2,7 +2,7 @@
 
 use super::error::{V1Error, V1ErrorBody};
 use super::{ClientAddr, V1Instance, V1Json};
-use crate::app::AppState;
+use crate::http::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
