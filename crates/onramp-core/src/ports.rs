@@ -49,8 +49,41 @@ pub struct AppSpec {
     pub domains: Vec<Domain>,
 }
 
+/// All of storage: one trait per aggregate, so a use case can say which it needs. A backend
+/// implements each; `Store` is every one of them.
+pub trait Store:
+    Database
+    + Instances
+    + InstanceSettings
+    + Apps
+    + Contracts
+    + Signups
+    + Users
+    + Sessions
+    + Outbox
+    + RateLimits
+    + 'static
+{
+}
+
+impl<T> Store for T where
+    T: Database
+        + Instances
+        + InstanceSettings
+        + Apps
+        + Contracts
+        + Signups
+        + Users
+        + Sessions
+        + Outbox
+        + RateLimits
+        + 'static
+{
+}
+
+/// The database itself: migrations, health, cluster-wide settings.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Database: Send + Sync {
     /// Apply pending migrations; refuse a database migrated by a newer onramp.
     async fn migrate(&self) -> StoreResult<()>;
     /// Is the database reachable?
@@ -58,9 +91,11 @@ pub trait Store: Send + Sync + 'static {
     /// The cluster-wide value of `name`: `value` if none was stored yet (it is stored then),
     /// else the one stored first, by whichever node.
     async fn claim_setting(&self, name: &str, value: &str) -> StoreResult<String>;
+}
 
-    // --- instances and their configuration ---
-
+/// Instances: provisioning (FastTrack's and the operator's), their state and signing keys.
+#[async_trait]
+pub trait Instances: Send + Sync {
     /// Find or create the instance `name`; `key` becomes its signing key if it has none.
     async fn ensure_instance(&self, name: &str, key: SigningKeyRecord) -> StoreResult<Instance>;
     /// The active instance `name`; a disabled one is `None`.
@@ -120,19 +155,11 @@ pub trait Store: Send + Sync + 'static {
     /// instance being provisioned is neither).
     async fn set_instance_active(&self, name: &str, active: bool) -> StoreResult<bool>;
     async fn signing_keys(&self, instance: InstanceId) -> StoreResult<Vec<SigningKeyRecord>>;
-    /// Create or update an app and replace its domains, in one transaction.
-    async fn apply_app(&self, instance: InstanceId, spec: &AppSpec) -> StoreResult<()>;
-    async fn app(&self, instance: InstanceId, app_id: &str) -> StoreResult<Option<App>>;
-    async fn app_domains(&self, instance: InstanceId, app_id: &str) -> StoreResult<Vec<Domain>>;
-    /// The domain `domain_id` of any app of the instance, with its app.
-    async fn signup_domain(
-        &self,
-        instance: InstanceId,
-        domain_id: &str,
-    ) -> StoreResult<Option<(App, Domain)>>;
+}
 
-    // --- user service settings, roles and API keys ---
-
+/// An instance's user-service settings and roles (DreamFactory's user service).
+#[async_trait]
+pub trait InstanceSettings: Send + Sync {
     async fn instance_settings(&self, instance: InstanceId) -> StoreResult<UserServiceSettings>;
     async fn set_instance_settings(
         &self,
@@ -146,6 +173,21 @@ pub trait Store: Send + Sync + 'static {
         roles: &[RoleSpec],
         now: OffsetDateTime,
     ) -> StoreResult<()>;
+}
+
+/// Apps: their configuration, signup domains, browser origins and API keys.
+#[async_trait]
+pub trait Apps: Send + Sync {
+    /// Create or update an app and replace its domains, in one transaction.
+    async fn apply_app(&self, instance: InstanceId, spec: &AppSpec) -> StoreResult<()>;
+    async fn app(&self, instance: InstanceId, app_id: &str) -> StoreResult<Option<App>>;
+    async fn app_domains(&self, instance: InstanceId, app_id: &str) -> StoreResult<Vec<Domain>>;
+    /// The domain `domain_id` of any app of the instance, with its app.
+    async fn signup_domain(
+        &self,
+        instance: InstanceId,
+        domain_id: &str,
+    ) -> StoreResult<Option<(App, Domain)>>;
     async fn create_api_key(&self, instance: InstanceId, key: &NewApiKey) -> StoreResult<()>;
     /// The key with this hash in this instance (revoked ones too).
     async fn api_key_by_hash(
@@ -165,9 +207,6 @@ pub trait Store: Send + Sync + 'static {
         keys: &[NewApiKey],
         now: OffsetDateTime,
     ) -> StoreResult<()>;
-
-    // --- contracts (dialogportal) ---
-
     async fn app_settings(&self, instance: InstanceId, app_id: &str) -> StoreResult<AppSettings>;
     /// Every app's browser access (signup URL, allowed origins), for CORS.
     async fn app_origins(&self, instance: InstanceId) -> StoreResult<Vec<crate::origin::AppOrigins>>;
@@ -177,6 +216,11 @@ pub trait Store: Send + Sync + 'static {
         app_id: &str,
         settings: &AppSettings,
     ) -> StoreResult<()>;
+}
+
+/// dialogportal contracts and the accounts made under them.
+#[async_trait]
+pub trait Contracts: Send + Sync {
     /// Create or replace a contract of an app.
     async fn put_contract(&self, instance: InstanceId, app_id: &str, contract: &Contract) -> StoreResult<()>;
     async fn contract(&self, instance: InstanceId, app_id: &str, id: &str) -> StoreResult<Option<Contract>>;
@@ -212,9 +256,11 @@ pub trait Store: Send + Sync + 'static {
         message: &NewOutboxMessage,
         max_attempts: u32,
     ) -> StoreResult<bool>;
+}
 
-    // --- signup ---
-
+/// Self-service signups: `/v1` signup and activation, DreamFactory registration and its codes.
+#[async_trait]
+pub trait Signups: Send + Sync {
     /// Account + pending user + activation secret + outbox message, atomically. An email that
     /// exists already is never duplicated (a unique index on the canonical email decides).
     /// `Err(Unique(Username))` when the username is taken by someone else.
@@ -227,9 +273,6 @@ pub trait Store: Send + Sync + 'static {
         secret_hash: &str,
         now: OffsetDateTime,
     ) -> StoreResult<Result<ActivatedSignup, RedeemError>>;
-
-    // --- open registration, confirmation codes, password reset ---
-
     /// A self-registration in one transaction; `Err(Unique(Username))` when the username
     /// belongs to someone else.
     async fn register_user(
@@ -245,6 +288,11 @@ pub trait Store: Send + Sync + 'static {
         instance: InstanceId,
         redemption: &CodeRedemption,
     ) -> StoreResult<Result<(i64, String), RedeemError>>;
+}
+
+/// Users as logins and pages see them, and their single-use secrets.
+#[async_trait]
+pub trait Users: Send + Sync {
     async fn user_by_email(
         &self,
         instance: InstanceId,
@@ -258,9 +306,6 @@ pub trait Store: Send + Sync + 'static {
         verification: &NewVerification,
         message: &NewOutboxMessage,
     ) -> StoreResult<()>;
-
-    // --- verifications, login and sessions ---
-
     /// Redeem a single-use secret of `purpose`: consume it and return its user's key and
     /// public id. A secret is redeemed at most once, however many callers race for it.
     async fn redeem_secret(
@@ -271,20 +316,26 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> StoreResult<Result<(i64, String), RedeemError>>;
     async fn user_view(&self, instance: InstanceId, user_key: i64) -> StoreResult<Option<UserView>>;
-
     async fn login_record(
         &self,
         instance: InstanceId,
         lookup: &LoginLookup,
     ) -> StoreResult<Option<LoginRecord>>;
     async fn set_password_hash(&self, instance: InstanceId, user_key: i64, hash: &str) -> StoreResult<()>;
+}
+
+/// Sessions.
+#[async_trait]
+pub trait Sessions: Send + Sync {
     async fn create_session(&self, instance: InstanceId, session: &SessionRecord) -> StoreResult<()>;
     async fn session(&self, instance: InstanceId, id: &str) -> StoreResult<Option<SessionRecord>>;
     /// Returns whether a live session was revoked by this call.
     async fn revoke_session(&self, instance: InstanceId, id: &str, now: OffsetDateTime) -> StoreResult<bool>;
+}
 
-    // --- outbox ---
-
+/// The outbox: messages written with the change that caused them, delivered by the worker.
+#[async_trait]
+pub trait Outbox: Send + Sync {
     /// Write a message on its own (when no other change goes with it).
     async fn enqueue(&self, instance: InstanceId, message: &NewOutboxMessage) -> StoreResult<()>;
     /// Lease up to `limit` due messages for `lease`; a crashed worker's lease runs out and the
@@ -311,9 +362,11 @@ pub trait Store: Send + Sync + 'static {
     /// Give every dead-lettered message (whose payload is still there) a fresh start, due at
     /// `now`; returns how many.
     async fn requeue_dead_outbox(&self, now: OffsetDateTime) -> StoreResult<u64>;
+}
 
-    // --- rate limits ---
-
+/// Fixed-window counters shared by every node.
+#[async_trait]
+pub trait RateLimits: Send + Sync {
     /// Count one hit on `key` in the window that started at `window_start`; returns the hits
     /// so far, including this one. Atomic under concurrency. Expired windows are pruned.
     async fn rate_limit_hit(

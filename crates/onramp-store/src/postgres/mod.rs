@@ -8,7 +8,7 @@ use crate::shared::SUMMARY_COLUMNS;
 use crate::util::{app_from, db_err, domain_from, from_ts, outbox_from, session_from, summary_from, ts};
 use async_trait::async_trait;
 use onramp_core::model::*;
-use onramp_core::ports::{AppSpec, Store, StoreError, StoreResult, UniqueKey};
+use onramp_core::ports::*;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 use std::str::FromStr;
@@ -219,7 +219,7 @@ impl PostgresStore {
 }
 
 #[async_trait]
-impl Store for PostgresStore {
+impl Database for PostgresStore {
     async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
     }
@@ -231,7 +231,10 @@ impl Store for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1::BIGINT").execute(&self.pool).await.map_err(db_err).map(|_| ())
     }
+}
 
+#[async_trait]
+impl Instances for PostgresStore {
     async fn ensure_instance(&self, name: &str, key: SigningKeyRecord) -> StoreResult<Instance> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query("INSERT INTO instances (name, created_at) VALUES ($1, $2) ON CONFLICT(name) DO NOTHING")
@@ -375,179 +378,6 @@ impl Store for PostgresStore {
             .map(|_| ())
     }
 
-    async fn instance_settings(&self, instance: InstanceId) -> StoreResult<UserServiceSettings> {
-        instance_settings_on(&self.pool, instance).await
-    }
-
-    async fn set_instance_settings(
-        &self,
-        instance: InstanceId,
-        settings: &UserServiceSettings,
-    ) -> StoreResult<()> {
-        set_instance_settings_on(&self.pool, instance, settings).await
-    }
-
-    async fn ensure_roles(
-        &self,
-        instance: InstanceId,
-        roles: &[RoleSpec],
-        now: OffsetDateTime,
-    ) -> StoreResult<()> {
-        ensure_roles_on(&self.pool, instance, roles, ts(now)).await
-    }
-
-    async fn create_api_key(&self, instance: InstanceId, key: &NewApiKey) -> StoreResult<()> {
-        create_api_key_on(&self.pool, instance, key).await
-    }
-
-    async fn api_key_by_hash(
-        &self,
-        instance: InstanceId,
-        secret_hash: &str,
-    ) -> StoreResult<Option<ApiKeyRecord>> {
-        api_key_by_hash_on(&self.pool, instance, secret_hash).await
-    }
-
-    async fn list_api_keys(&self, instance: InstanceId) -> StoreResult<Vec<ApiKeyRecord>> {
-        list_api_keys_on(&self.pool, instance).await
-    }
-
-    async fn revoke_api_key(&self, instance: InstanceId, id: &str, now: OffsetDateTime) -> StoreResult<bool> {
-        revoke_api_key_on(&self.pool, instance, id, ts(now)).await
-    }
-
-    async fn sync_config_api_keys(
-        &self,
-        instance: InstanceId,
-        app_id: &str,
-        keys: &[NewApiKey],
-        now: OffsetDateTime,
-    ) -> StoreResult<()> {
-        sync_config_api_keys_on(&self.pool, instance, app_id, keys, ts(now)).await
-    }
-
-    async fn register_user(
-        &self,
-        instance: InstanceId,
-        registration: &NewRegistration,
-    ) -> StoreResult<RegistrationOutcome> {
-        register_user_on(&self.pool, instance, registration).await
-    }
-
-    async fn redeem_code(
-        &self,
-        instance: InstanceId,
-        redemption: &CodeRedemption,
-    ) -> StoreResult<Result<(i64, String), RedeemError>> {
-        redeem_code_on(&self.pool, instance, redemption).await
-    }
-
-    async fn user_by_email(
-        &self,
-        instance: InstanceId,
-        email_canonical: &str,
-    ) -> StoreResult<Option<UserView>> {
-        user_by_email_on(&self.pool, instance, email_canonical).await
-    }
-
-    async fn issue_secret(
-        &self,
-        instance: InstanceId,
-        user_key: i64,
-        verification: &NewVerification,
-        message: &NewOutboxMessage,
-    ) -> StoreResult<()> {
-        issue_secret_on(&self.pool, instance, user_key, verification, message).await
-    }
-
-    async fn app_settings(&self, instance: InstanceId, app_id: &str) -> StoreResult<AppSettings> {
-        app_settings_on(&self.pool, instance, app_id).await
-    }
-
-    async fn app_origins(&self, instance: InstanceId) -> StoreResult<Vec<onramp_core::origin::AppOrigins>> {
-        app_origins_on(&self.pool, instance).await
-    }
-
-    async fn set_app_settings(
-        &self,
-        instance: InstanceId,
-        app_id: &str,
-        settings: &AppSettings,
-    ) -> StoreResult<()> {
-        set_app_settings_on(&self.pool, instance, app_id, settings).await
-    }
-
-    async fn put_contract(&self, instance: InstanceId, app_id: &str, contract: &Contract) -> StoreResult<()> {
-        put_contract_on(&self.pool, instance, app_id, contract).await
-    }
-
-    async fn contract(&self, instance: InstanceId, app_id: &str, id: &str) -> StoreResult<Option<Contract>> {
-        contract_on(&self.pool, instance, app_id, id).await
-    }
-
-    async fn contracts(&self, instance: InstanceId, app_id: &str) -> StoreResult<Vec<Contract>> {
-        contracts_on(&self.pool, instance, app_id).await
-    }
-
-    async fn create_contract_account(
-        &self,
-        instance: InstanceId,
-        account: &NewContractAccount,
-    ) -> StoreResult<ContractOutcome> {
-        create_contract_account_on(&self.pool, instance, account).await
-    }
-
-    async fn contract_account(
-        &self,
-        instance: InstanceId,
-        dp_key: i64,
-    ) -> StoreResult<Option<ContractAccount>> {
-        contract_account_on(&self.pool, instance, dp_key).await
-    }
-
-    async fn verify_sms(
-        &self,
-        instance: InstanceId,
-        dp_key: i64,
-        code_hash: &str,
-        now: OffsetDateTime,
-        max_attempts: u32,
-    ) -> StoreResult<Result<(), SmsCodeError>> {
-        verify_sms_on(&self.pool, instance, dp_key, code_hash, ts(now), max_attempts).await
-    }
-
-    async fn resend_sms(
-        &self,
-        instance: InstanceId,
-        dp_key: i64,
-        verification: &NewVerification,
-        message: &NewOutboxMessage,
-        max_attempts: u32,
-    ) -> StoreResult<bool> {
-        resend_sms_on(&self.pool, instance, dp_key, verification, message, max_attempts).await
-    }
-
-    async fn requeue_dead_outbox(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        requeue_dead_outbox_on(&self.pool, ts(now)).await
-    }
-
-    async fn redeem_secret(
-        &self,
-        instance: InstanceId,
-        purpose: Purpose,
-        secret_hash: &str,
-        now: OffsetDateTime,
-    ) -> StoreResult<Result<(i64, String), RedeemError>> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let redeemed = redeem_secret_in(&mut tx, instance, purpose, secret_hash, ts(now)).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(redeemed)
-    }
-
-    async fn user_view(&self, instance: InstanceId, user_key: i64) -> StoreResult<Option<UserView>> {
-        user_view_in(&self.pool, instance, user_key).await
-    }
-
     async fn list_instances(&self) -> StoreResult<Vec<InstanceSummary>> {
         let rows = sqlx::query(&format!("{SUMMARY_COLUMNS} FROM instances i ORDER BY i.name"))
             .fetch_all(&self.pool)
@@ -587,6 +417,80 @@ impl Store for PostgresStore {
             .into_iter()
             .map(|r| SigningKeyRecord { kid: r.get(0), pkcs8_der: r.get(1), created_at: from_ts(r.get(2)) })
             .collect())
+    }
+}
+
+#[async_trait]
+impl InstanceSettings for PostgresStore {
+    async fn instance_settings(&self, instance: InstanceId) -> StoreResult<UserServiceSettings> {
+        instance_settings_on(&self.pool, instance).await
+    }
+
+    async fn set_instance_settings(
+        &self,
+        instance: InstanceId,
+        settings: &UserServiceSettings,
+    ) -> StoreResult<()> {
+        set_instance_settings_on(&self.pool, instance, settings).await
+    }
+
+    async fn ensure_roles(
+        &self,
+        instance: InstanceId,
+        roles: &[RoleSpec],
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        ensure_roles_on(&self.pool, instance, roles, ts(now)).await
+    }
+}
+
+#[async_trait]
+impl Apps for PostgresStore {
+    async fn create_api_key(&self, instance: InstanceId, key: &NewApiKey) -> StoreResult<()> {
+        create_api_key_on(&self.pool, instance, key).await
+    }
+
+    async fn api_key_by_hash(
+        &self,
+        instance: InstanceId,
+        secret_hash: &str,
+    ) -> StoreResult<Option<ApiKeyRecord>> {
+        api_key_by_hash_on(&self.pool, instance, secret_hash).await
+    }
+
+    async fn list_api_keys(&self, instance: InstanceId) -> StoreResult<Vec<ApiKeyRecord>> {
+        list_api_keys_on(&self.pool, instance).await
+    }
+
+    async fn revoke_api_key(&self, instance: InstanceId, id: &str, now: OffsetDateTime) -> StoreResult<bool> {
+        revoke_api_key_on(&self.pool, instance, id, ts(now)).await
+    }
+
+    async fn sync_config_api_keys(
+        &self,
+        instance: InstanceId,
+        app_id: &str,
+        keys: &[NewApiKey],
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        sync_config_api_keys_on(&self.pool, instance, app_id, keys, ts(now)).await
+    }
+
+    async fn app_settings(&self, instance: InstanceId, app_id: &str) -> StoreResult<AppSettings> {
+        app_settings_on(&self.pool, instance, app_id).await
+    }
+
+    async fn app_origins(&self, instance: InstanceId) -> StoreResult<Vec<onramp_core::origin::AppOrigins>> {
+        app_origins_on(&self.pool, instance).await
+    }
+
+    async fn set_app_settings(
+        &self,
+        instance: InstanceId,
+        app_id: &str,
+        settings: &AppSettings,
+    ) -> StoreResult<()> {
+        set_app_settings_on(&self.pool, instance, app_id, settings).await
     }
 
     async fn apply_app(&self, instance: InstanceId, spec: &AppSpec) -> StoreResult<()> {
@@ -677,6 +581,78 @@ impl Store for PostgresStore {
         .await
         .map_err(db_err)?;
         Ok(row.map(|r| (app_from!(r, 0), domain_from!(r, 5))))
+    }
+}
+
+#[async_trait]
+impl Contracts for PostgresStore {
+    async fn put_contract(&self, instance: InstanceId, app_id: &str, contract: &Contract) -> StoreResult<()> {
+        put_contract_on(&self.pool, instance, app_id, contract).await
+    }
+
+    async fn contract(&self, instance: InstanceId, app_id: &str, id: &str) -> StoreResult<Option<Contract>> {
+        contract_on(&self.pool, instance, app_id, id).await
+    }
+
+    async fn contracts(&self, instance: InstanceId, app_id: &str) -> StoreResult<Vec<Contract>> {
+        contracts_on(&self.pool, instance, app_id).await
+    }
+
+    async fn create_contract_account(
+        &self,
+        instance: InstanceId,
+        account: &NewContractAccount,
+    ) -> StoreResult<ContractOutcome> {
+        create_contract_account_on(&self.pool, instance, account).await
+    }
+
+    async fn contract_account(
+        &self,
+        instance: InstanceId,
+        dp_key: i64,
+    ) -> StoreResult<Option<ContractAccount>> {
+        contract_account_on(&self.pool, instance, dp_key).await
+    }
+
+    async fn verify_sms(
+        &self,
+        instance: InstanceId,
+        dp_key: i64,
+        code_hash: &str,
+        now: OffsetDateTime,
+        max_attempts: u32,
+    ) -> StoreResult<Result<(), SmsCodeError>> {
+        verify_sms_on(&self.pool, instance, dp_key, code_hash, ts(now), max_attempts).await
+    }
+
+    async fn resend_sms(
+        &self,
+        instance: InstanceId,
+        dp_key: i64,
+        verification: &NewVerification,
+        message: &NewOutboxMessage,
+        max_attempts: u32,
+    ) -> StoreResult<bool> {
+        resend_sms_on(&self.pool, instance, dp_key, verification, message, max_attempts).await
+    }
+}
+
+#[async_trait]
+impl Signups for PostgresStore {
+    async fn register_user(
+        &self,
+        instance: InstanceId,
+        registration: &NewRegistration,
+    ) -> StoreResult<RegistrationOutcome> {
+        register_user_on(&self.pool, instance, registration).await
+    }
+
+    async fn redeem_code(
+        &self,
+        instance: InstanceId,
+        redemption: &CodeRedemption,
+    ) -> StoreResult<Result<(i64, String), RedeemError>> {
+        redeem_code_on(&self.pool, instance, redemption).await
     }
 
     async fn create_signup(&self, instance: InstanceId, s: &NewSignup) -> StoreResult<SignupOutcome> {
@@ -773,6 +749,44 @@ impl Store for PostgresStore {
             version_id: r.get(3),
         }))
     }
+}
+
+#[async_trait]
+impl Users for PostgresStore {
+    async fn user_by_email(
+        &self,
+        instance: InstanceId,
+        email_canonical: &str,
+    ) -> StoreResult<Option<UserView>> {
+        user_by_email_on(&self.pool, instance, email_canonical).await
+    }
+
+    async fn issue_secret(
+        &self,
+        instance: InstanceId,
+        user_key: i64,
+        verification: &NewVerification,
+        message: &NewOutboxMessage,
+    ) -> StoreResult<()> {
+        issue_secret_on(&self.pool, instance, user_key, verification, message).await
+    }
+
+    async fn redeem_secret(
+        &self,
+        instance: InstanceId,
+        purpose: Purpose,
+        secret_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<(i64, String), RedeemError>> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let redeemed = redeem_secret_in(&mut tx, instance, purpose, secret_hash, ts(now)).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(redeemed)
+    }
+
+    async fn user_view(&self, instance: InstanceId, user_key: i64) -> StoreResult<Option<UserView>> {
+        user_view_in(&self.pool, instance, user_key).await
+    }
 
     async fn login_record(
         &self,
@@ -809,7 +823,10 @@ impl Store for PostgresStore {
             .map_err(db_err)
             .map(|_| ())
     }
+}
 
+#[async_trait]
+impl Sessions for PostgresStore {
     async fn create_session(&self, instance: InstanceId, s: &SessionRecord) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO sessions (instance_id, id, user_id, user_public_id, issued_at, expires_at)
@@ -851,6 +868,13 @@ impl Store for PostgresStore {
         .await
         .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+#[async_trait]
+impl Outbox for PostgresStore {
+    async fn requeue_dead_outbox(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        requeue_dead_outbox_on(&self.pool, ts(now)).await
     }
 
     async fn enqueue(&self, instance: InstanceId, message: &NewOutboxMessage) -> StoreResult<()> {
@@ -943,7 +967,10 @@ impl Store for PostgresStore {
         }
         Ok(counts)
     }
+}
 
+#[async_trait]
+impl RateLimits for PostgresStore {
     async fn rate_limit_hit(
         &self,
         key: &str,

@@ -7,7 +7,7 @@ use crate::shared::SUMMARY_COLUMNS;
 use crate::util::{app_from, db_err, domain_from, from_ts, outbox_from, session_from, summary_from, ts};
 use async_trait::async_trait;
 use onramp_core::model::*;
-use onramp_core::ports::{AppSpec, Store, StoreError, StoreResult, UniqueKey};
+use onramp_core::ports::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::str::FromStr;
@@ -85,7 +85,7 @@ async fn remove_database_file(path: &std::path::Path) -> StoreResult<()> {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Database for SqliteStore {
     async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.writer).await.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
     }
@@ -97,7 +97,10 @@ impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await.map_err(db_err).map(|_| ())
     }
+}
 
+#[async_trait]
+impl Instances for SqliteStore {
     async fn ensure_instance(&self, name: &str, key: SigningKeyRecord) -> StoreResult<Instance> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         sqlx::query("INSERT INTO instances (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING")
@@ -253,179 +256,6 @@ impl Store for SqliteStore {
         remove_database_file(&self.instance_file(instance)).await
     }
 
-    async fn instance_settings(&self, instance: InstanceId) -> StoreResult<UserServiceSettings> {
-        instance_settings_on(&self.reader, instance).await
-    }
-
-    async fn set_instance_settings(
-        &self,
-        instance: InstanceId,
-        settings: &UserServiceSettings,
-    ) -> StoreResult<()> {
-        set_instance_settings_on(&self.writer, instance, settings).await
-    }
-
-    async fn ensure_roles(
-        &self,
-        instance: InstanceId,
-        roles: &[RoleSpec],
-        now: OffsetDateTime,
-    ) -> StoreResult<()> {
-        ensure_roles_on(&self.writer, instance, roles, ts(now)).await
-    }
-
-    async fn create_api_key(&self, instance: InstanceId, key: &NewApiKey) -> StoreResult<()> {
-        create_api_key_on(&self.writer, instance, key).await
-    }
-
-    async fn api_key_by_hash(
-        &self,
-        instance: InstanceId,
-        secret_hash: &str,
-    ) -> StoreResult<Option<ApiKeyRecord>> {
-        api_key_by_hash_on(&self.reader, instance, secret_hash).await
-    }
-
-    async fn list_api_keys(&self, instance: InstanceId) -> StoreResult<Vec<ApiKeyRecord>> {
-        list_api_keys_on(&self.reader, instance).await
-    }
-
-    async fn revoke_api_key(&self, instance: InstanceId, id: &str, now: OffsetDateTime) -> StoreResult<bool> {
-        revoke_api_key_on(&self.writer, instance, id, ts(now)).await
-    }
-
-    async fn sync_config_api_keys(
-        &self,
-        instance: InstanceId,
-        app_id: &str,
-        keys: &[NewApiKey],
-        now: OffsetDateTime,
-    ) -> StoreResult<()> {
-        sync_config_api_keys_on(&self.writer, instance, app_id, keys, ts(now)).await
-    }
-
-    async fn register_user(
-        &self,
-        instance: InstanceId,
-        registration: &NewRegistration,
-    ) -> StoreResult<RegistrationOutcome> {
-        register_user_on(&self.writer, instance, registration).await
-    }
-
-    async fn redeem_code(
-        &self,
-        instance: InstanceId,
-        redemption: &CodeRedemption,
-    ) -> StoreResult<Result<(i64, String), RedeemError>> {
-        redeem_code_on(&self.writer, instance, redemption).await
-    }
-
-    async fn user_by_email(
-        &self,
-        instance: InstanceId,
-        email_canonical: &str,
-    ) -> StoreResult<Option<UserView>> {
-        user_by_email_on(&self.reader, instance, email_canonical).await
-    }
-
-    async fn issue_secret(
-        &self,
-        instance: InstanceId,
-        user_key: i64,
-        verification: &NewVerification,
-        message: &NewOutboxMessage,
-    ) -> StoreResult<()> {
-        issue_secret_on(&self.writer, instance, user_key, verification, message).await
-    }
-
-    async fn app_settings(&self, instance: InstanceId, app_id: &str) -> StoreResult<AppSettings> {
-        app_settings_on(&self.reader, instance, app_id).await
-    }
-
-    async fn app_origins(&self, instance: InstanceId) -> StoreResult<Vec<onramp_core::origin::AppOrigins>> {
-        app_origins_on(&self.reader, instance).await
-    }
-
-    async fn set_app_settings(
-        &self,
-        instance: InstanceId,
-        app_id: &str,
-        settings: &AppSettings,
-    ) -> StoreResult<()> {
-        set_app_settings_on(&self.writer, instance, app_id, settings).await
-    }
-
-    async fn put_contract(&self, instance: InstanceId, app_id: &str, contract: &Contract) -> StoreResult<()> {
-        put_contract_on(&self.writer, instance, app_id, contract).await
-    }
-
-    async fn contract(&self, instance: InstanceId, app_id: &str, id: &str) -> StoreResult<Option<Contract>> {
-        contract_on(&self.reader, instance, app_id, id).await
-    }
-
-    async fn contracts(&self, instance: InstanceId, app_id: &str) -> StoreResult<Vec<Contract>> {
-        contracts_on(&self.reader, instance, app_id).await
-    }
-
-    async fn create_contract_account(
-        &self,
-        instance: InstanceId,
-        account: &NewContractAccount,
-    ) -> StoreResult<ContractOutcome> {
-        create_contract_account_on(&self.writer, instance, account).await
-    }
-
-    async fn contract_account(
-        &self,
-        instance: InstanceId,
-        dp_key: i64,
-    ) -> StoreResult<Option<ContractAccount>> {
-        contract_account_on(&self.reader, instance, dp_key).await
-    }
-
-    async fn verify_sms(
-        &self,
-        instance: InstanceId,
-        dp_key: i64,
-        code_hash: &str,
-        now: OffsetDateTime,
-        max_attempts: u32,
-    ) -> StoreResult<Result<(), SmsCodeError>> {
-        verify_sms_on(&self.writer, instance, dp_key, code_hash, ts(now), max_attempts).await
-    }
-
-    async fn resend_sms(
-        &self,
-        instance: InstanceId,
-        dp_key: i64,
-        verification: &NewVerification,
-        message: &NewOutboxMessage,
-        max_attempts: u32,
-    ) -> StoreResult<bool> {
-        resend_sms_on(&self.writer, instance, dp_key, verification, message, max_attempts).await
-    }
-
-    async fn requeue_dead_outbox(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        requeue_dead_outbox_on(&self.writer, ts(now)).await
-    }
-
-    async fn redeem_secret(
-        &self,
-        instance: InstanceId,
-        purpose: Purpose,
-        secret_hash: &str,
-        now: OffsetDateTime,
-    ) -> StoreResult<Result<(i64, String), RedeemError>> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let redeemed = redeem_secret_in(&mut tx, instance, purpose, secret_hash, ts(now)).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(redeemed)
-    }
-
-    async fn user_view(&self, instance: InstanceId, user_key: i64) -> StoreResult<Option<UserView>> {
-        user_view_in(&self.reader, instance, user_key).await
-    }
-
     async fn list_instances(&self) -> StoreResult<Vec<InstanceSummary>> {
         let rows = sqlx::query(&format!("{SUMMARY_COLUMNS} FROM instances i ORDER BY i.name"))
             .fetch_all(&self.reader)
@@ -465,6 +295,80 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|r| SigningKeyRecord { kid: r.get(0), pkcs8_der: r.get(1), created_at: from_ts(r.get(2)) })
             .collect())
+    }
+}
+
+#[async_trait]
+impl InstanceSettings for SqliteStore {
+    async fn instance_settings(&self, instance: InstanceId) -> StoreResult<UserServiceSettings> {
+        instance_settings_on(&self.reader, instance).await
+    }
+
+    async fn set_instance_settings(
+        &self,
+        instance: InstanceId,
+        settings: &UserServiceSettings,
+    ) -> StoreResult<()> {
+        set_instance_settings_on(&self.writer, instance, settings).await
+    }
+
+    async fn ensure_roles(
+        &self,
+        instance: InstanceId,
+        roles: &[RoleSpec],
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        ensure_roles_on(&self.writer, instance, roles, ts(now)).await
+    }
+}
+
+#[async_trait]
+impl Apps for SqliteStore {
+    async fn create_api_key(&self, instance: InstanceId, key: &NewApiKey) -> StoreResult<()> {
+        create_api_key_on(&self.writer, instance, key).await
+    }
+
+    async fn api_key_by_hash(
+        &self,
+        instance: InstanceId,
+        secret_hash: &str,
+    ) -> StoreResult<Option<ApiKeyRecord>> {
+        api_key_by_hash_on(&self.reader, instance, secret_hash).await
+    }
+
+    async fn list_api_keys(&self, instance: InstanceId) -> StoreResult<Vec<ApiKeyRecord>> {
+        list_api_keys_on(&self.reader, instance).await
+    }
+
+    async fn revoke_api_key(&self, instance: InstanceId, id: &str, now: OffsetDateTime) -> StoreResult<bool> {
+        revoke_api_key_on(&self.writer, instance, id, ts(now)).await
+    }
+
+    async fn sync_config_api_keys(
+        &self,
+        instance: InstanceId,
+        app_id: &str,
+        keys: &[NewApiKey],
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        sync_config_api_keys_on(&self.writer, instance, app_id, keys, ts(now)).await
+    }
+
+    async fn app_settings(&self, instance: InstanceId, app_id: &str) -> StoreResult<AppSettings> {
+        app_settings_on(&self.reader, instance, app_id).await
+    }
+
+    async fn app_origins(&self, instance: InstanceId) -> StoreResult<Vec<onramp_core::origin::AppOrigins>> {
+        app_origins_on(&self.reader, instance).await
+    }
+
+    async fn set_app_settings(
+        &self,
+        instance: InstanceId,
+        app_id: &str,
+        settings: &AppSettings,
+    ) -> StoreResult<()> {
+        set_app_settings_on(&self.writer, instance, app_id, settings).await
     }
 
     async fn apply_app(&self, instance: InstanceId, spec: &AppSpec) -> StoreResult<()> {
@@ -555,6 +459,78 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         Ok(row.map(|r| (app_from!(r, 0), domain_from!(r, 5))))
+    }
+}
+
+#[async_trait]
+impl Contracts for SqliteStore {
+    async fn put_contract(&self, instance: InstanceId, app_id: &str, contract: &Contract) -> StoreResult<()> {
+        put_contract_on(&self.writer, instance, app_id, contract).await
+    }
+
+    async fn contract(&self, instance: InstanceId, app_id: &str, id: &str) -> StoreResult<Option<Contract>> {
+        contract_on(&self.reader, instance, app_id, id).await
+    }
+
+    async fn contracts(&self, instance: InstanceId, app_id: &str) -> StoreResult<Vec<Contract>> {
+        contracts_on(&self.reader, instance, app_id).await
+    }
+
+    async fn create_contract_account(
+        &self,
+        instance: InstanceId,
+        account: &NewContractAccount,
+    ) -> StoreResult<ContractOutcome> {
+        create_contract_account_on(&self.writer, instance, account).await
+    }
+
+    async fn contract_account(
+        &self,
+        instance: InstanceId,
+        dp_key: i64,
+    ) -> StoreResult<Option<ContractAccount>> {
+        contract_account_on(&self.reader, instance, dp_key).await
+    }
+
+    async fn verify_sms(
+        &self,
+        instance: InstanceId,
+        dp_key: i64,
+        code_hash: &str,
+        now: OffsetDateTime,
+        max_attempts: u32,
+    ) -> StoreResult<Result<(), SmsCodeError>> {
+        verify_sms_on(&self.writer, instance, dp_key, code_hash, ts(now), max_attempts).await
+    }
+
+    async fn resend_sms(
+        &self,
+        instance: InstanceId,
+        dp_key: i64,
+        verification: &NewVerification,
+        message: &NewOutboxMessage,
+        max_attempts: u32,
+    ) -> StoreResult<bool> {
+        resend_sms_on(&self.writer, instance, dp_key, verification, message, max_attempts).await
+    }
+}
+
+#[async_trait]
+impl Signups for SqliteStore {
+    async fn register_user(
+        &self,
+        instance: InstanceId,
+        registration: &NewRegistration,
+    ) -> StoreResult<RegistrationOutcome> {
+        register_user_on(&self.writer, instance, registration).await
+    }
+
+    async fn redeem_code(
+        &self,
+        instance: InstanceId,
+        redemption: &CodeRedemption,
+    ) -> StoreResult<Result<(i64, String), RedeemError>> {
+        redeem_code_on(&self.writer, instance, redemption).await
     }
 
     async fn create_signup(&self, instance: InstanceId, s: &NewSignup) -> StoreResult<SignupOutcome> {
@@ -753,6 +729,44 @@ impl Store for SqliteStore {
             version_id: r.get(3),
         }))
     }
+}
+
+#[async_trait]
+impl Users for SqliteStore {
+    async fn user_by_email(
+        &self,
+        instance: InstanceId,
+        email_canonical: &str,
+    ) -> StoreResult<Option<UserView>> {
+        user_by_email_on(&self.reader, instance, email_canonical).await
+    }
+
+    async fn issue_secret(
+        &self,
+        instance: InstanceId,
+        user_key: i64,
+        verification: &NewVerification,
+        message: &NewOutboxMessage,
+    ) -> StoreResult<()> {
+        issue_secret_on(&self.writer, instance, user_key, verification, message).await
+    }
+
+    async fn redeem_secret(
+        &self,
+        instance: InstanceId,
+        purpose: Purpose,
+        secret_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Result<(i64, String), RedeemError>> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let redeemed = redeem_secret_in(&mut tx, instance, purpose, secret_hash, ts(now)).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(redeemed)
+    }
+
+    async fn user_view(&self, instance: InstanceId, user_key: i64) -> StoreResult<Option<UserView>> {
+        user_view_in(&self.reader, instance, user_key).await
+    }
 
     async fn login_record(
         &self,
@@ -789,7 +803,10 @@ impl Store for SqliteStore {
             .map_err(db_err)
             .map(|_| ())
     }
+}
 
+#[async_trait]
+impl Sessions for SqliteStore {
     async fn create_session(&self, instance: InstanceId, s: &SessionRecord) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO sessions (instance_id, id, user_id, user_public_id, issued_at, expires_at)
@@ -831,6 +848,13 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+#[async_trait]
+impl Outbox for SqliteStore {
+    async fn requeue_dead_outbox(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        requeue_dead_outbox_on(&self.writer, ts(now)).await
     }
 
     async fn enqueue(&self, instance: InstanceId, message: &NewOutboxMessage) -> StoreResult<()> {
@@ -922,7 +946,10 @@ impl Store for SqliteStore {
         }
         Ok(counts)
     }
+}
 
+#[async_trait]
+impl RateLimits for SqliteStore {
     async fn rate_limit_hit(
         &self,
         key: &str,
