@@ -17,6 +17,7 @@ pub mod partner;
 pub mod password;
 pub mod ports;
 pub mod provision;
+pub mod provisioning;
 pub mod registration;
 pub mod seal;
 pub mod service;

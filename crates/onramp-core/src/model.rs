@@ -582,3 +582,13 @@ pub enum SmsCodeError {
     Wrong,
     Expired,
 }
+
+/// What an app lets browsers do, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppOrigins {
+    pub app_id: String,
+    pub signup_url: String,
+    pub allowed_origins: Vec<String>,
+    /// Browsers may also call the server-to-server surfaces on this app's behalf.
+    pub browser_partner_calls: bool,
+}

@@ -92,15 +92,7 @@ impl std::fmt::Display for OriginPattern {
     }
 }
 
-/// What an app lets browsers do, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppOrigins {
-    pub app_id: String,
-    pub signup_url: String,
-    pub allowed_origins: Vec<String>,
-    /// Browsers may also call the server-to-server surfaces on this app's behalf.
-    pub browser_partner_calls: bool,
-}
+pub use crate::model::AppOrigins;
 
 /// The origins allowed to call one instance's browser-facing and partner surfaces.
 #[derive(Debug, Clone, Default)]

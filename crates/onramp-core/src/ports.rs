@@ -209,7 +209,7 @@ pub trait Apps: Send + Sync {
     ) -> StoreResult<()>;
     async fn app_settings(&self, instance: InstanceId, app_id: &str) -> StoreResult<AppSettings>;
     /// Every app's browser access (signup URL, allowed origins), for CORS.
-    async fn app_origins(&self, instance: InstanceId) -> StoreResult<Vec<crate::origin::AppOrigins>>;
+    async fn app_origins(&self, instance: InstanceId) -> StoreResult<Vec<AppOrigins>>;
     async fn set_app_settings(
         &self,
         instance: InstanceId,

@@ -17,64 +17,11 @@ use crate::instance_name;
 use crate::login::{LoggedIn, instance_url};
 use crate::model::*;
 use crate::ports::{StoreError, UniqueKey};
+pub use crate::provisioning::{InstanceEvent, NoHooks, Provisioning, ProvisioningHooks};
 use crate::service::Onramp;
 use crate::session::generate_key;
 use crate::token::secret_hash;
-use async_trait::async_trait;
-use serde::Serialize;
 use serde_json::json;
-use std::sync::Arc;
-
-/// What an operator's provisioning webhook is told.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct InstanceEvent {
-    pub instance_id: i64,
-    pub instance: String,
-    pub url: String,
-    /// Where the instance's own database is.
-    pub database: String,
-    pub owner_email: Option<String>,
-}
-
-/// The operator's own provisioning steps (webhooks), run after the instance's database exists
-/// and before the instance becomes active.
-#[async_trait]
-pub trait ProvisioningHooks: Send + Sync {
-    /// Run every hook; an error fails the provisioning. A hook implementation that fails
-    /// part-way tells the hooks that had succeeded (`undone`) itself.
-    async fn provisioned(&self, event: &InstanceEvent) -> Result<(), String>;
-    /// Best effort: the instance the hooks were told about is gone again.
-    async fn undone(&self, event: &InstanceEvent);
-}
-
-/// No webhooks configured.
-pub struct NoHooks;
-
-#[async_trait]
-impl ProvisioningHooks for NoHooks {
-    async fn provisioned(&self, _: &InstanceEvent) -> Result<(), String> {
-        Ok(())
-    }
-
-    async fn undone(&self, _: &InstanceEvent) {}
-}
-
-/// How instances are set up.
-#[derive(Clone)]
-pub struct Provisioning {
-    /// Run inside every new instance's own database.
-    pub init_sql: Option<String>,
-    pub hooks: Arc<dyn ProvisioningHooks>,
-    /// On failure keep the instance as `provisioning_failed` (for `onramp instance retry`)
-    /// instead of undoing it.
-    pub keep_failed: bool,
-}
-
-impl Default for Provisioning {
-    fn default() -> Self {
-        Self { init_sql: None, hooks: Arc::new(NoHooks), keep_failed: false }
-    }
-}
 
 /// The fields of `POST /fast-track`, as received.
 #[derive(Debug, Clone, Default)]

@@ -121,7 +121,7 @@ pub struct Onramp {
     pub(crate) hasher: PasswordHasher,
     pub(crate) seal: SealKey,
     pub(crate) settings: Settings,
-    pub(crate) provisioning: crate::provision::Provisioning,
+    pub(crate) provisioning: crate::provisioning::Provisioning,
     keys: RwLock<HashMap<InstanceId, Arc<KeyRing>>>,
     /// Instances by name: every request resolves one.
     instances: TtlCache<String, Instance>,
@@ -148,7 +148,7 @@ impl Onramp {
             hasher,
             seal,
             settings,
-            provisioning: crate::provision::Provisioning::default(),
+            provisioning: crate::provisioning::Provisioning::default(),
             keys: RwLock::new(HashMap::new()),
             instances: TtlCache::new(),
             domains: TtlCache::new(),
@@ -158,7 +158,7 @@ impl Onramp {
     }
 
     /// How new instances are set up (init SQL, webhooks, failure policy).
-    pub fn with_provisioning(mut self, provisioning: crate::provision::Provisioning) -> Self {
+    pub fn with_provisioning(mut self, provisioning: crate::provisioning::Provisioning) -> Self {
         self.provisioning = provisioning;
         self
     }
@@ -301,7 +301,14 @@ impl Onramp {
         language: &str,
         vars: serde_json::Value,
     ) -> Result<NewOutboxMessage, CoreError> {
-        self.outbox_message("sms", crate::partner::SMS_TEMPLATE, to, (language, None), vars, None)
+        self.outbox_message(
+            "sms",
+            crate::outbox::Template::SmsVerification.name(),
+            to,
+            (language, None),
+            vars,
+            None,
+        )
     }
 
     fn outbox_message(
