@@ -1,6 +1,7 @@
 //! onramp's core: validated domain types, the use cases of signup and login, and the ports
 //! (store, clock, token generator) they run on. No HTTP, SQL or SMTP here.
 
+pub mod apps;
 pub mod background;
 pub(crate) mod cache;
 pub mod clock;
@@ -11,6 +12,7 @@ pub mod hasher;
 pub mod instance_name;
 pub mod login;
 pub mod model;
+pub mod operator;
 pub mod origin;
 pub mod outbox;
 pub mod partner;

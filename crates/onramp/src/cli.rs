@@ -184,7 +184,6 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
     // Built in full, so the database is migrated and the configured instances exist.
     let service = Service::build(config.clone(), Ports::default()).await?;
     let onramp = service.state.onramp.clone();
-    let store = onramp.store();
     match action {
         InstanceAction::Create { name } | InstanceAction::Retry { name }
             if instance_name::is_reserved(&name) =>
@@ -235,60 +234,59 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
             allow_keyless_registration,
             default_language,
         } => {
-            let instance = store
-                .instance_summary(&name)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no instance {name:?}"))?;
-            let mut settings = store.instance_settings(instance.id).await?;
+            let instance =
+                onramp.instance_summary(&name).await.map_err(|_| anyhow::anyhow!("no instance {name:?}"))?;
             let blank = |v: String| Some(v).filter(|v| !v.is_empty());
-            if let Some(v) = open_registration {
-                settings.open_registration = v;
+            if let Some(v) = open_reg_email_service.as_deref()
+                && !v.is_empty()
+                && !config.has_mail_service(&name, v)
+            {
+                anyhow::bail!(
+                    "{v:?} is neither \"default\" nor a mail service of {name:?} in the configuration"
+                );
             }
-            if let Some(v) = open_reg_role {
-                settings.open_reg_role = blank(v);
+            if let Some(v) = open_reg_email_template.as_deref()
+                && !v.is_empty()
+                && !config.has_mail_template(v)
+            {
+                anyhow::bail!("{v:?} is neither a built-in template nor in mail_templates");
             }
-            if let Some(v) = open_reg_email_service {
-                if !v.is_empty() && !config.has_mail_service(&name, &v) {
-                    anyhow::bail!(
-                        "{v:?} is neither \"default\" nor a mail service of {name:?} in the configuration"
-                    );
-                }
-                settings.open_reg_email_service = blank(v);
-            }
-            if let Some(v) = open_reg_email_template {
-                if !v.is_empty() && !config.has_mail_template(&v) {
-                    anyhow::bail!("{v:?} is neither a built-in template nor in mail_templates");
-                }
-                settings.open_reg_email_template = blank(v);
-            }
-            if let Some(v) = allow_keyless_registration {
-                settings.allow_keyless = v;
-            }
-            if let Some(v) = default_language {
-                settings.default_language = match v.as_str() {
-                    "" => None,
-                    tag => Some(
-                        onramp_core::partner::language_tag(tag)
-                            .ok_or_else(|| anyhow::anyhow!("{tag:?} is not a language tag"))?,
-                    ),
-                };
-            }
-            if let Some(role) = &settings.open_reg_role {
-                let spec = onramp_core::model::RoleSpec { name: role.clone(), description: String::new() };
-                store
-                    .ensure_roles(
-                        instance.id,
-                        &[spec],
-                        onramp_core::clock::Clock::now(&onramp_core::clock::SystemClock),
-                    )
-                    .await?;
-            }
-            store.set_instance_settings(instance.id, &settings).await?;
+            let default_language = match default_language.as_deref() {
+                None => None,
+                Some("") => Some(None),
+                Some(tag) => Some(Some(
+                    onramp_core::partner::language_tag(tag)
+                        .ok_or_else(|| anyhow::anyhow!("{tag:?} is not a language tag"))?,
+                )),
+            };
+            let settings = onramp
+                .update_instance_settings(instance.id, |settings| {
+                    if let Some(v) = open_registration {
+                        settings.open_registration = v;
+                    }
+                    if let Some(v) = open_reg_role {
+                        settings.open_reg_role = blank(v);
+                    }
+                    if let Some(v) = open_reg_email_service {
+                        settings.open_reg_email_service = blank(v);
+                    }
+                    if let Some(v) = open_reg_email_template {
+                        settings.open_reg_email_template = blank(v);
+                    }
+                    if let Some(v) = allow_keyless_registration {
+                        settings.allow_keyless = v;
+                    }
+                    if let Some(v) = default_language {
+                        settings.default_language = v;
+                    }
+                    Ok(())
+                })
+                .await?;
             println!("{name}: {settings:?}");
         }
         InstanceAction::List => {
             println!("{:<32} {:<19} {:>5} {:>8}  created", "name", "status", "apps", "users");
-            for i in store.list_instances().await? {
+            for i in onramp.list_instances().await? {
                 println!(
                     "{:<32} {:<19} {:>5} {:>8}  {}",
                     i.name,
@@ -300,10 +298,8 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
             }
         }
         InstanceAction::Show { name } => {
-            let i = store
-                .instance_summary(&name)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no instance {name:?}"))?;
+            let i =
+                onramp.instance_summary(&name).await.map_err(|_| anyhow::anyhow!("no instance {name:?}"))?;
             println!(
                 "name:     {}\nstatus:   {}\napps:     {}\nusers:    {}\ncreated:  {}\nowner:    {}\ndatabase: {}",
                 i.name,
@@ -324,13 +320,13 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
             anyhow::bail!("{name:?} is built in and cannot be disabled or enabled");
         }
         InstanceAction::Disable { name } => {
-            if !store.set_instance_active(&name, false).await? {
+            if !onramp.set_instance_active(&name, false).await? {
                 anyhow::bail!("no active or disabled instance {name:?}");
             }
             println!("disabled instance {name}");
         }
         InstanceAction::Enable { name } => {
-            if !store.set_instance_active(&name, true).await? {
+            if !onramp.set_instance_active(&name, true).await? {
                 anyhow::bail!(
                     "no active or disabled instance {name:?} (one still provisioning needs `retry`)"
                 );
@@ -342,19 +338,20 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
 }
 
 async fn outbox(config: Config, action: OutboxAction) -> anyhow::Result<()> {
-    let store = onramp_store::connect(&config.database_url(), &crate::app::store_options(&config)).await?;
-    store.migrate().await?;
+    // Built in full: the database is migrated, and this node's key is checked against it.
+    let service = Service::build(config, Ports::default()).await?;
+    let onramp = &service.state.onramp;
     match action {
         OutboxAction::Status => {
-            let c = store.outbox_counts().await?;
+            let status = onramp.outbox_status(20).await?;
+            let c = status.counts;
             println!("pending:   {}\ndelivered: {}\ndead:      {}", c.pending, c.sent, c.dead);
             // Why mail is not going out, newest first: a TLS or credentials error is a
             // configuration error, and says so.
-            let failures = store.outbox_failures(20).await?;
-            if !failures.is_empty() {
+            if !status.failures.is_empty() {
                 println!("\nlast errors (newest first):");
             }
-            for f in failures {
+            for f in status.failures {
                 println!(
                     "#{} {} {} after {} attempt(s): {}",
                     f.id, f.kind, f.status, f.attempts, f.last_error
@@ -362,8 +359,7 @@ async fn outbox(config: Config, action: OutboxAction) -> anyhow::Result<()> {
             }
         }
         OutboxAction::Retry => {
-            use onramp_core::clock::Clock;
-            let n = store.requeue_dead_outbox(onramp_core::clock::SystemClock.now()).await?;
+            let n = onramp.retry_dead_outbox().await?;
             println!("{n} dead-lettered message(s) are due again");
         }
     }
@@ -373,15 +369,14 @@ async fn outbox(config: Config, action: OutboxAction) -> anyhow::Result<()> {
 async fn app_key(config: Config, action: KeyAction) -> anyhow::Result<()> {
     let service = Service::build(config, Ports::default()).await?;
     let onramp = &service.state.onramp;
-    let store = onramp.store();
     let instance_of = |name: &str| {
         let name = name.to_owned();
         async move {
-            store
+            onramp
                 .instance_summary(&name)
-                .await?
+                .await
                 .map(|s| onramp_core::model::Instance { id: s.id, name: s.name })
-                .ok_or_else(|| anyhow::anyhow!("no instance {name:?}"))
+                .map_err(|_| anyhow::anyhow!("no instance {name:?}"))
         }
     };
     match action {
@@ -404,7 +399,7 @@ async fn app_key(config: Config, action: KeyAction) -> anyhow::Result<()> {
                 "{:<28} {:<16} {:<9} {:<8} {:<20} revoked  label",
                 "id", "app", "prefix", "source", "created"
             );
-            for k in store.list_api_keys(inst.id).await? {
+            for k in onramp.api_keys(inst.id).await? {
                 println!(
                     "{:<28} {:<16} {:<9} {:<8} {:<20} {:<8} {}",
                     k.id,
@@ -419,7 +414,7 @@ async fn app_key(config: Config, action: KeyAction) -> anyhow::Result<()> {
         }
         KeyAction::Revoke { instance, id } => {
             let inst = instance_of(&instance).await?;
-            if !store.revoke_api_key(inst.id, &id, onramp.now()).await? {
+            if !onramp.revoke_api_key(inst.id, &id).await? {
                 anyhow::bail!("no live key {id:?} in instance {instance:?}");
             }
             println!("revoked {id}");
@@ -435,10 +430,9 @@ async fn app_origins(config: Config, action: OriginsAction) -> anyhow::Result<()
     let inst = service
         .state
         .onramp
-        .store()
         .instance_summary(instance)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no instance {instance:?}"))?;
+        .await
+        .map_err(|_| anyhow::anyhow!("no instance {instance:?}"))?;
     let not_found = |e| match e {
         onramp_core::CoreError::AppNotFound => anyhow::anyhow!("no app {app:?} in instance {instance:?}"),
         other => other.into(),
@@ -471,39 +465,30 @@ async fn app_origins(config: Config, action: OriginsAction) -> anyhow::Result<()
 
 async fn app_contract(config: Config, action: ContractAction) -> anyhow::Result<()> {
     let service = Service::build(config, Ports::default()).await?;
-    let store = service.state.onramp.store();
-    let (instance, app) = match &action {
-        ContractAction::Set { instance, app, .. } | ContractAction::List { instance, app } => {
-            (instance.clone(), app.clone())
-        }
-    };
-    let (instance, app) = (instance.as_str(), app.as_str());
+    let onramp = &service.state.onramp;
+    let (ContractAction::Set { instance, app, .. } | ContractAction::List { instance, app }) = &action;
+    let (instance, app) = (instance.clone(), app.clone());
     let inst =
-        store.instance_summary(instance).await?.ok_or_else(|| anyhow::anyhow!("no instance {instance:?}"))?;
-    if store.app(inst.id, app).await?.is_none() {
-        anyhow::bail!("no app {app:?} in instance {instance:?}");
-    }
+        onramp.instance_summary(&instance).await.map_err(|_| anyhow::anyhow!("no instance {instance:?}"))?;
+    let no_app = |e| match e {
+        onramp_core::CoreError::AppNotFound => anyhow::anyhow!("no app {app:?} in instance {instance:?}"),
+        other => other.into(),
+    };
     match action {
         ContractAction::Set { id, fields, default, .. } => {
             let fields: Vec<onramp_core::model::ContractField> =
                 serde_json::from_str(&fields).context("--fields must be a JSON array of fields")?;
-            let problems = crate::config::contract_problems(app, &id, &fields);
+            let problems = crate::config::contract_problems(&app, &id, &fields);
             if !problems.is_empty() {
                 anyhow::bail!("{}", problems.join("\n"));
             }
-            store
-                .put_contract(inst.id, app, &onramp_core::model::Contract { id: id.clone(), fields })
-                .await?;
-            if default {
-                let mut settings = store.app_settings(inst.id, app).await?;
-                settings.default_contract = Some(id.clone());
-                store.set_app_settings(inst.id, app, &settings).await?;
-            }
+            let contract = onramp_core::model::Contract { id: id.clone(), fields };
+            onramp.put_contract(inst.id, &app, &contract, default).await.map_err(no_app)?;
             println!("contract {id} of {instance}/{app} saved");
         }
         ContractAction::List { .. } => {
-            let default = store.app_settings(inst.id, app).await?.default_contract;
-            for c in store.contracts(inst.id, app).await? {
+            let (contracts, default) = onramp.contracts(inst.id, &app).await.map_err(no_app)?;
+            for c in contracts {
                 let mark = if default.as_deref() == Some(c.id.as_str()) { " (default)" } else { "" };
                 println!("{}{mark}: {}", c.id, serde_json::to_string(&c.fields)?);
             }

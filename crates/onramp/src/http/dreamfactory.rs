@@ -157,7 +157,7 @@ async fn resolve(
 ) -> Result<Call, DfError> {
     let name = super::instance_name(headers, &state.config.base_domain);
     let instance = state.onramp.instance(&name).await?;
-    let settings = state.onramp.store().instance_settings(instance.id).await.map_err(CoreError::from)?;
+    let settings = state.onramp.instance_settings(instance.id).await?;
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
     let key = headers

@@ -79,13 +79,12 @@ pub async fn signup(
         Ok(found) => found,
         Err(page) => return page,
     };
-    let store = state.onramp.store();
     let app_id = match query_value(query.as_deref(), "app") {
         Some(id) => Some(id),
         None => first_signup_app(&state, &instance).await,
     };
     let app = match app_id {
-        Some(id) => store.app(instance.id, &id).await.map_err(CoreError::from),
+        Some(id) => state.onramp.app(&instance, &id).await,
         None => Ok(None),
     };
     match app {
@@ -101,15 +100,7 @@ pub async fn signup(
 
 /// The instance's apps that take signups, with their names (for the home page too).
 pub async fn signup_apps(state: &AppState, instance: &Instance) -> Result<Vec<(String, String)>, CoreError> {
-    let store = state.onramp.store();
-    let mut apps = Vec::new();
-    for a in store.app_origins(instance.id).await? {
-        let open = store.app_domains(instance.id, &a.app_id).await?.iter().any(|d| d.allow_signup);
-        if let (true, Some(app)) = (open, store.app(instance.id, &a.app_id).await?) {
-            apps.push((app.id, app.name));
-        }
-    }
-    Ok(apps)
+    state.onramp.signup_apps(instance).await
 }
 
 async fn first_signup_app(state: &AppState, instance: &Instance) -> Option<String> {
@@ -217,9 +208,9 @@ pub async fn reset(
         Err(page) => return page,
     };
     let email = field(&fields, "email");
-    let settings = match state.onramp.store().instance_settings(instance.id).await {
+    let settings = match state.onramp.instance_settings(instance.id).await {
         Ok(s) => s,
-        Err(e) => return state.pages.error(&look, &CoreError::from(e)),
+        Err(e) => return state.pages.error(&look, &e),
     };
     let client =
         crate::http::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|c| c.to_string());

@@ -1,0 +1,118 @@
+//! The operator's use cases: what `onramp instance|app|outbox …` does today, and what the admin
+//! API will call (issue 13). Adapters call these, never the store.
+
+use crate::error::CoreError;
+use crate::model::*;
+use crate::service::Onramp;
+
+/// What the operator sees of the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxStatus {
+    pub counts: OutboxCounts,
+    /// The newest last errors of pending and dead messages.
+    pub failures: Vec<OutboxFailure>,
+}
+
+impl Onramp {
+    /// Does the database answer? (readiness)
+    pub async fn ping(&self) -> Result<(), CoreError> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Any instance by name, in whatever state (an operator sees disabled and failed ones too).
+    pub async fn instance_summary(&self, name: &str) -> Result<InstanceSummary, CoreError> {
+        self.store.instance_summary(name).await?.ok_or(CoreError::InstanceNotFound)
+    }
+
+    pub async fn list_instances(&self) -> Result<Vec<InstanceSummary>, CoreError> {
+        Ok(self.store.list_instances().await?)
+    }
+
+    /// Enable or disable an instance; `false` when there is none that is active or disabled
+    /// (one being provisioned is neither). A disabled instance answers no request at once on
+    /// this node, and within the instance cache's few seconds on others.
+    pub async fn set_instance_active(&self, name: &str, active: bool) -> Result<bool, CoreError> {
+        let changed = self.store.set_instance_active(name, active).await?;
+        self.forget_instance(name);
+        Ok(changed)
+    }
+
+    pub async fn instance_settings(&self, instance: InstanceId) -> Result<UserServiceSettings, CoreError> {
+        Ok(self.store.instance_settings(instance).await?)
+    }
+
+    /// Change an instance's user-service settings; the open-registration role is created when
+    /// it does not exist yet.
+    pub async fn update_instance_settings(
+        &self,
+        instance: InstanceId,
+        change: impl FnOnce(&mut UserServiceSettings) -> Result<(), CoreError>,
+    ) -> Result<UserServiceSettings, CoreError> {
+        let mut settings = self.store.instance_settings(instance).await?;
+        change(&mut settings)?;
+        if let Some(role) = &settings.open_reg_role {
+            let spec = RoleSpec { name: role.clone(), description: String::new() };
+            self.store.ensure_roles(instance, &[spec], self.now()).await?;
+        }
+        self.store.set_instance_settings(instance, &settings).await?;
+        Ok(settings)
+    }
+
+    /// How many messages are pending, delivered and dead.
+    pub async fn outbox_counts(&self) -> Result<OutboxCounts, CoreError> {
+        Ok(self.store.outbox_counts().await?)
+    }
+
+    /// Counts, and the newest `last_errors` errors (a TLS or credentials error says it is a
+    /// configuration error).
+    pub async fn outbox_status(&self, last_errors: u32) -> Result<OutboxStatus, CoreError> {
+        Ok(OutboxStatus {
+            counts: self.store.outbox_counts().await?,
+            failures: self.store.outbox_failures(last_errors).await?,
+        })
+    }
+
+    /// Make every dead letter due again, its attempts reset; how many.
+    pub async fn retry_dead_outbox(&self) -> Result<u64, CoreError> {
+        Ok(self.store.requeue_dead_outbox(self.now()).await?)
+    }
+
+    pub async fn api_keys(&self, instance: InstanceId) -> Result<Vec<ApiKeyRecord>, CoreError> {
+        Ok(self.store.list_api_keys(instance).await?)
+    }
+
+    /// Revoke a live key; `false` when there is none by that id.
+    pub async fn revoke_api_key(&self, instance: InstanceId, id: &str) -> Result<bool, CoreError> {
+        Ok(self.store.revoke_api_key(instance, id, self.now()).await?)
+    }
+
+    /// An app's contracts and which is its default.
+    pub async fn contracts(
+        &self,
+        instance: InstanceId,
+        app: &str,
+    ) -> Result<(Vec<Contract>, Option<String>), CoreError> {
+        self.store.app(instance, app).await?.ok_or(CoreError::AppNotFound)?;
+        let default = self.store.app_settings(instance, app).await?.default_contract;
+        Ok((self.store.contracts(instance, app).await?, default))
+    }
+
+    /// Save a contract (checked by the caller against the configuration's rules), and make it
+    /// the app's default when asked.
+    pub async fn put_contract(
+        &self,
+        instance: InstanceId,
+        app: &str,
+        contract: &Contract,
+        make_default: bool,
+    ) -> Result<(), CoreError> {
+        self.store.app(instance, app).await?.ok_or(CoreError::AppNotFound)?;
+        self.store.put_contract(instance, app, contract).await?;
+        if make_default {
+            let mut settings = self.store.app_settings(instance, app).await?;
+            settings.default_contract = Some(contract.id.clone());
+            self.store.set_app_settings(instance, app, &settings).await?;
+        }
+        Ok(())
+    }
+}
