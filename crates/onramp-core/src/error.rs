@@ -80,6 +80,18 @@ pub enum CoreError {
 }
 
 impl CoreError {
+    /// When to try again, in seconds, for the errors that pass: a rate limit or a full hash
+    /// pool says when; an unreachable database, in a few seconds.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs } | Self::Busy { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
+            Self::Unavailable(_) => Some(5),
+            _ => None,
+        }
+    }
+
     /// The stable machine code, the same in every surface that shows one.
     pub fn code(&self) -> &'static str {
         match self {
@@ -146,6 +158,16 @@ impl From<StoreError> for CoreError {
         match e {
             StoreError::Unavailable(m) => Self::Unavailable(m),
             other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::model::RedeemError> for CoreError {
+    fn from(e: crate::model::RedeemError) -> Self {
+        match e {
+            crate::model::RedeemError::NotFound => Self::TokenNotFound,
+            crate::model::RedeemError::Expired => Self::TokenExpired,
+            crate::model::RedeemError::AlreadyUsed => Self::TokenUsed,
         }
     }
 }

@@ -389,12 +389,7 @@ impl Onramp {
         if token.is_empty() || token.len() > 128 {
             return Err(CoreError::TokenNotFound);
         }
-        match self.store.fast_track_claim(&secret_hash(token), answer, self.now()).await? {
-            Ok(claim) => Ok(claim),
-            Err(RedeemError::NotFound) => Err(CoreError::TokenNotFound),
-            Err(RedeemError::Expired) => Err(CoreError::TokenExpired),
-            Err(RedeemError::AlreadyUsed) => Err(CoreError::TokenUsed),
-        }
+        Ok(self.store.fast_track_claim(&secret_hash(token), answer, self.now()).await??)
     }
 
     /// Release the FastTracks whose address was not confirmed within
@@ -422,12 +417,8 @@ impl Onramp {
             .store
             .redeem_secret(instance.id, Purpose::FastTrackLogin, &secret_hash(guid), self.now())
             .await?;
-        match redeemed {
-            Ok((user_key, public_id)) => self.start_session(instance, user_key, &public_id).await,
-            Err(RedeemError::NotFound) => Err(CoreError::TokenNotFound),
-            Err(RedeemError::Expired) => Err(CoreError::TokenExpired),
-            Err(RedeemError::AlreadyUsed) => Err(CoreError::TokenUsed),
-        }
+        let (user_key, public_id) = redeemed?;
+        self.start_session(instance, user_key, &public_id).await
     }
 
     /// The user behind a live session token.

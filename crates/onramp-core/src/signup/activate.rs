@@ -21,11 +21,6 @@ impl Onramp {
         if token.len() > MAX_TOKEN_LEN {
             return Err(CoreError::TokenNotFound);
         }
-        match self.store.activate_signup(instance.id, &secret_hash(token), self.now()).await? {
-            Ok(done) => Ok(done),
-            Err(RedeemError::NotFound) => Err(CoreError::TokenNotFound),
-            Err(RedeemError::Expired) => Err(CoreError::TokenExpired),
-            Err(RedeemError::AlreadyUsed) => Err(CoreError::TokenUsed),
-        }
+        Ok(self.store.activate_signup(instance.id, &secret_hash(token), self.now()).await??)
     }
 }

@@ -104,13 +104,7 @@ impl From<CoreError> for DpError {
             other => other.public_message(),
         };
         let mut error = Self::new(status, &message);
-        error.retry_after = match &e {
-            CoreError::RateLimited { retry_after_secs } | CoreError::Busy { retry_after_secs } => {
-                Some(*retry_after_secs)
-            }
-            CoreError::Unavailable(_) => Some(5),
-            _ => None,
-        };
+        error.retry_after = e.retry_after();
         error
     }
 }
@@ -124,13 +118,7 @@ impl IntoResponse for DpError {
         if !self.errors.is_empty() {
             body["errors"] = json!(self.errors);
         }
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if let Some(secs) = self.retry_after
-            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        response
+        crate::http::with_retry_after((self.status, axum::Json(body)).into_response(), self.retry_after)
     }
 }
 

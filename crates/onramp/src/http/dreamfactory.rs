@@ -13,7 +13,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use onramp_core::CoreError;
@@ -94,13 +94,7 @@ impl From<CoreError> for DfError {
             }
             _ => Value::Null,
         };
-        let retry_after = match &e {
-            CoreError::RateLimited { retry_after_secs } | CoreError::Busy { retry_after_secs } => {
-                Some(*retry_after_secs)
-            }
-            CoreError::Unavailable(_) => Some(5),
-            _ => None,
-        };
+        let retry_after = e.retry_after();
         Self { status, message, context, retry_after }
     }
 }
@@ -108,13 +102,7 @@ impl From<CoreError> for DfError {
 impl IntoResponse for DfError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.status.as_u16(), "message": self.message, "context": self.context } });
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if let Some(secs) = self.retry_after
-            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        response
+        crate::http::with_retry_after((self.status, axum::Json(body)).into_response(), self.retry_after)
     }
 }
 

@@ -7,7 +7,7 @@ use crate::http::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use onramp_core::CoreError;
 use onramp_core::partner::{PartnerSignupInput, codes, language_tag};
@@ -158,13 +158,7 @@ impl Code {
 
 pub(crate) fn error(code: Code, language: &str, retry_after: Option<u64>) -> Response {
     let body = json!({ "message": code.message(language), "code": code.as_str() });
-    let mut response = (code.status(), axum::Json(body)).into_response();
-    if let Some(secs) = retry_after
-        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-    {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    response
+    crate::http::with_retry_after((code.status(), axum::Json(body)).into_response(), retry_after)
 }
 
 fn core_error(e: CoreError, language: &str) -> Response {
@@ -188,13 +182,7 @@ fn core_error(e: CoreError, language: &str) -> Response {
             Code::InternalError
         }
     };
-    let retry_after = match &e {
-        CoreError::RateLimited { retry_after_secs } | CoreError::Busy { retry_after_secs } => {
-            Some(*retry_after_secs)
-        }
-        CoreError::Unavailable(_) => Some(5),
-        _ => None,
-    };
+    let retry_after = e.retry_after();
     error(code, language, retry_after)
 }
 

@@ -67,6 +67,16 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     response
 }
 
+/// `Retry-After: secs` on `response`, when there is a time to say.
+pub fn with_retry_after(mut response: Response, secs: Option<u64>) -> Response {
+    if let Some(secs) = secs
+        && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
+    {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+    }
+    response
+}
+
 /// The instance a request addresses: `{instance}.{base_domain}` names one; any other host
 /// means `default`. Links never come from this header; only the choice of directory does.
 /// `Cache-Control: no-store` on every answer of the routes it wraps (tokens, sessions, codes).

@@ -123,13 +123,7 @@ impl Call {
 
     fn error(&self, status: StatusCode, message: &str, retry_after: Option<u64>) -> Response {
         let body = Envelope::<()>::error(status.as_u16(), message, self.request());
-        let mut response = (status, axum::Json(body)).into_response();
-        if let Some(secs) = retry_after
-            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        response
+        crate::http::with_retry_after((status, axum::Json(body)).into_response(), retry_after)
     }
 
     fn core_error(&self, e: CoreError) -> Response {
@@ -151,13 +145,7 @@ impl Call {
             }
             other => other.public_message(),
         };
-        let retry_after = match &e {
-            CoreError::RateLimited { retry_after_secs } | CoreError::Busy { retry_after_secs } => {
-                Some(*retry_after_secs)
-            }
-            CoreError::Unavailable(_) => Some(5),
-            _ => None,
-        };
+        let retry_after = e.retry_after();
         self.error(status, &message, retry_after)
     }
 

@@ -166,20 +166,7 @@ impl Pages {
                 (StatusCode::INTERNAL_SERVER_ERROR, "e500_title", "e500_text")
             }
         };
-        let mut response = self.message(look, status, title, text);
-        let retry_after = match e {
-            CoreError::RateLimited { retry_after_secs } | CoreError::Busy { retry_after_secs } => {
-                Some(*retry_after_secs)
-            }
-            CoreError::Unavailable(_) => Some(5),
-            _ => None,
-        };
-        if let Some(secs) = retry_after
-            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        response
+        crate::http::with_retry_after(self.message(look, status, title, text), e.retry_after())
     }
 }
 

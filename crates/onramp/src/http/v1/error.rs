@@ -2,7 +2,7 @@
 //! errors to `/v1` statuses.
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use onramp_core::CoreError;
 use serde::Serialize;
@@ -74,13 +74,7 @@ impl From<CoreError> for V1Error {
         if status.is_server_error() {
             tracing::error!(error = %e, code = e.code(), "request failed");
         }
-        let retry_after = match &e {
-            CoreError::RateLimited { retry_after_secs } | CoreError::Busy { retry_after_secs } => {
-                Some(*retry_after_secs)
-            }
-            CoreError::Unavailable(_) => Some(5),
-            _ => None,
-        };
+        let retry_after = e.retry_after();
         let fields = match &e {
             CoreError::Validation(f) => f
                 .iter()
@@ -106,13 +100,7 @@ impl IntoResponse for V1Error {
                 fields: self.fields,
             },
         };
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(secs) = self.retry_after
-            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        response
+        crate::http::with_retry_after((self.status, Json(body)).into_response(), self.retry_after)
     }
 }
 
