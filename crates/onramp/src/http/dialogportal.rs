@@ -158,14 +158,7 @@ fn dp_key(id: &str) -> Result<i64, DpError> {
 }
 
 fn json_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, DpError> {
-    let bytes = match body {
-        Ok(b) => b,
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let message = format!("The body must be at most {} bytes.", super::BODY_LIMIT);
-            return Err(DpError::new(StatusCode::PAYLOAD_TOO_LARGE, &message));
-        }
-        Err(r) => return Err(DpError::new(StatusCode::BAD_REQUEST, &r.body_text())),
-    };
+    let bytes = super::body_bytes(body).map_err(|p| DpError::new(p.status(), &p.message()))?;
     serde_json::from_slice(&bytes)
         .map_err(|_| DpError::new(StatusCode::BAD_REQUEST, "The body must be a JSON object."))
 }

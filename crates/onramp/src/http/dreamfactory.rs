@@ -171,14 +171,7 @@ async fn resolve(
 }
 
 fn body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, DfError> {
-    let bytes = match body {
-        Ok(b) => b,
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let message = format!("The body must be at most {} bytes.", super::BODY_LIMIT);
-            return Err(DfError::new(StatusCode::PAYLOAD_TOO_LARGE, &message));
-        }
-        Err(r) => return Err(DfError::new(StatusCode::BAD_REQUEST, &r.body_text())),
-    };
+    let bytes = super::body_bytes(body).map_err(|p| DfError::new(p.status(), &p.message()))?;
     let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { bytes };
     serde_json::from_slice(&bytes).map_err(|e| {
         let message = if e.is_data() {

@@ -216,12 +216,10 @@ pub async fn signup(
     extensions: axum::http::Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
+    let body = match super::body_bytes(body) {
         Ok(b) => b,
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error(Code::PayloadTooLarge, "en", None);
-        }
-        Err(_) => return error(Code::InvalidRequest, "en", None),
+        Err(super::BodyProblem::TooLarge) => return error(Code::PayloadTooLarge, "en", None),
+        Err(super::BodyProblem::Unreadable(_)) => return error(Code::InvalidRequest, "en", None),
     };
     // The language for messages, read before anything else can fail.
     let language = serde_json::from_slice::<serde_json::Value>(&body)

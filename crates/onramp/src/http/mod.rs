@@ -67,6 +67,43 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
     response
 }
 
+/// Why a request has no body to read: over `BODY_LIMIT`, or unreadable. Each surface answers
+/// it in its own format.
+#[derive(Debug)]
+pub enum BodyProblem {
+    TooLarge,
+    Unreadable(String),
+}
+
+impl BodyProblem {
+    pub fn status(&self) -> axum::http::StatusCode {
+        match self {
+            Self::TooLarge => axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unreadable(_) => axum::http::StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::TooLarge => format!("The body must be at most {BODY_LIMIT} bytes."),
+            Self::Unreadable(why) => why.clone(),
+        }
+    }
+}
+
+/// A request body, or why there is none.
+pub fn body_bytes(
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<axum::body::Bytes, BodyProblem> {
+    body.map_err(|r| {
+        if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            BodyProblem::TooLarge
+        } else {
+            BodyProblem::Unreadable(r.body_text())
+        }
+    })
+}
+
 /// `Retry-After: secs` on `response`, when there is a time to say.
 pub fn with_retry_after(mut response: Response, secs: Option<u64>) -> Response {
     if let Some(secs) = secs

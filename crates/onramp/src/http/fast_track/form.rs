@@ -35,9 +35,9 @@ pub async fn answer(
             "form_refused_text",
         );
     }
-    let fields: Vec<(String, String)> = match body {
+    let fields: Vec<(String, String)> = match crate::http::body_bytes(body) {
         Ok(b) => url::form_urlencoded::parse(&b).into_owned().collect(),
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+        Err(crate::http::BodyProblem::TooLarge) => {
             return refuse(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "e413_title", "e413_text");
         }
         Err(_) => return refuse(StatusCode::BAD_REQUEST, "invalid_request", "e500_title", "generic_error"),

@@ -259,13 +259,9 @@ async fn answer(
     if !state.config.fast_track.enabled {
         return call.error(StatusCode::NOT_FOUND, "FastTrack is not enabled on this installation.", None);
     }
-    let body = match body {
+    let body = match super::body_bytes(body) {
         Ok(b) => b,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let message = format!("The body must be at most {} bytes.", super::BODY_LIMIT);
-            return call.error(StatusCode::PAYLOAD_TOO_LARGE, &message, None);
-        }
-        Err(rejection) => return call.error(StatusCode::BAD_REQUEST, &rejection.body_text(), None),
+        Err(problem) => return call.error(problem.status(), &problem.message(), None),
     };
     let request: FastTrackRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,

@@ -35,9 +35,9 @@ pub(super) fn form(
     look: &Look,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Vec<(String, String)>, Response> {
-    match body {
+    match crate::http::body_bytes(body) {
         Ok(b) => Ok(url::form_urlencoded::parse(&b).into_owned().collect()),
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+        Err(crate::http::BodyProblem::TooLarge) => {
             Err(state.pages.message(look, StatusCode::PAYLOAD_TOO_LARGE, "e413_title", "e413_text"))
         }
         Err(_) => Err(state.pages.message(look, StatusCode::BAD_REQUEST, "e500_title", "generic_error")),
