@@ -1,9 +1,50 @@
 //! The operator's use cases: what `onramp instance|app|outbox …` does today, and what the admin
-//! API will call (issue 13). Adapters call these, never the store.
+//! API will call (issue 13). Adapters call these, never the store. `Operator` holds only the
+//! ports they need (the shape every use case is moving to: issue 12).
 
+use crate::cache::TtlCache;
+use crate::clock::Clock;
 use crate::error::CoreError;
 use crate::model::*;
+use crate::ports::{Apps, Contracts, Database, InstanceSettings, Instances, Outbox};
 use crate::service::Onramp;
+use std::sync::Arc;
+
+/// The operator's use cases.
+#[derive(Clone)]
+pub struct Operator {
+    database: Arc<dyn Database>,
+    instances: Arc<dyn Instances>,
+    settings: Arc<dyn InstanceSettings>,
+    apps: Arc<dyn Apps>,
+    contracts: Arc<dyn Contracts>,
+    outbox: Arc<dyn Outbox>,
+    clock: Arc<dyn Clock>,
+    /// The request path's instance cache, told when an instance is disabled.
+    instance_cache: Arc<TtlCache<String, Instance>>,
+}
+
+impl Onramp {
+    /// The operator's use cases, over this service's storage.
+    pub fn operator(&self) -> Operator {
+        let store = self.store.clone();
+        Operator {
+            database: store.clone(),
+            instances: store.clone(),
+            settings: store.clone(),
+            apps: store.clone(),
+            contracts: store.clone(),
+            outbox: store,
+            clock: self.clock.clone(),
+            instance_cache: self.instance_cache(),
+        }
+    }
+
+    /// An instance's user-service settings (the surfaces read them on every call).
+    pub async fn instance_settings(&self, instance: InstanceId) -> Result<UserServiceSettings, CoreError> {
+        Ok(self.store.instance_settings(instance).await?)
+    }
+}
 
 /// What the operator sees of the outbox.
 #[derive(Debug, Clone)]
@@ -13,32 +54,32 @@ pub struct OutboxStatus {
     pub failures: Vec<OutboxFailure>,
 }
 
-impl Onramp {
+impl Operator {
+    fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
     /// Does the database answer? (readiness)
     pub async fn ping(&self) -> Result<(), CoreError> {
-        Ok(self.store.ping().await?)
+        Ok(self.database.ping().await?)
     }
 
     /// Any instance by name, in whatever state (an operator sees disabled and failed ones too).
     pub async fn instance_summary(&self, name: &str) -> Result<InstanceSummary, CoreError> {
-        self.store.instance_summary(name).await?.ok_or(CoreError::InstanceNotFound)
+        self.instances.instance_summary(name).await?.ok_or(CoreError::InstanceNotFound)
     }
 
     pub async fn list_instances(&self) -> Result<Vec<InstanceSummary>, CoreError> {
-        Ok(self.store.list_instances().await?)
+        Ok(self.instances.list_instances().await?)
     }
 
     /// Enable or disable an instance; `false` when there is none that is active or disabled
     /// (one being provisioned is neither). A disabled instance answers no request at once on
     /// this node, and within the instance cache's few seconds on others.
     pub async fn set_instance_active(&self, name: &str, active: bool) -> Result<bool, CoreError> {
-        let changed = self.store.set_instance_active(name, active).await?;
-        self.forget_instance(name);
+        let changed = self.instances.set_instance_active(name, active).await?;
+        self.instance_cache.remove(&name.to_owned());
         Ok(changed)
-    }
-
-    pub async fn instance_settings(&self, instance: InstanceId) -> Result<UserServiceSettings, CoreError> {
-        Ok(self.store.instance_settings(instance).await?)
     }
 
     /// Change an instance's user-service settings; the open-registration role is created when
@@ -48,42 +89,42 @@ impl Onramp {
         instance: InstanceId,
         change: impl FnOnce(&mut UserServiceSettings) -> Result<(), CoreError>,
     ) -> Result<UserServiceSettings, CoreError> {
-        let mut settings = self.store.instance_settings(instance).await?;
+        let mut settings = self.settings.instance_settings(instance).await?;
         change(&mut settings)?;
         if let Some(role) = &settings.open_reg_role {
             let spec = RoleSpec { name: role.clone(), description: String::new() };
-            self.store.ensure_roles(instance, &[spec], self.now()).await?;
+            self.settings.ensure_roles(instance, &[spec], self.now()).await?;
         }
-        self.store.set_instance_settings(instance, &settings).await?;
+        self.settings.set_instance_settings(instance, &settings).await?;
         Ok(settings)
     }
 
     /// How many messages are pending, delivered and dead.
     pub async fn outbox_counts(&self) -> Result<OutboxCounts, CoreError> {
-        Ok(self.store.outbox_counts().await?)
+        Ok(self.outbox.outbox_counts().await?)
     }
 
     /// Counts, and the newest `last_errors` errors (a TLS or credentials error says it is a
     /// configuration error).
     pub async fn outbox_status(&self, last_errors: u32) -> Result<OutboxStatus, CoreError> {
         Ok(OutboxStatus {
-            counts: self.store.outbox_counts().await?,
-            failures: self.store.outbox_failures(last_errors).await?,
+            counts: self.outbox.outbox_counts().await?,
+            failures: self.outbox.outbox_failures(last_errors).await?,
         })
     }
 
     /// Make every dead letter due again, its attempts reset; how many.
     pub async fn retry_dead_outbox(&self) -> Result<u64, CoreError> {
-        Ok(self.store.requeue_dead_outbox(self.now()).await?)
+        Ok(self.outbox.requeue_dead_outbox(self.now()).await?)
     }
 
     pub async fn api_keys(&self, instance: InstanceId) -> Result<Vec<ApiKeyRecord>, CoreError> {
-        Ok(self.store.list_api_keys(instance).await?)
+        Ok(self.apps.list_api_keys(instance).await?)
     }
 
     /// Revoke a live key; `false` when there is none by that id.
     pub async fn revoke_api_key(&self, instance: InstanceId, id: &str) -> Result<bool, CoreError> {
-        Ok(self.store.revoke_api_key(instance, id, self.now()).await?)
+        Ok(self.apps.revoke_api_key(instance, id, self.now()).await?)
     }
 
     /// An app's contracts and which is its default.
@@ -92,9 +133,9 @@ impl Onramp {
         instance: InstanceId,
         app: &str,
     ) -> Result<(Vec<Contract>, Option<String>), CoreError> {
-        self.store.app(instance, app).await?.ok_or(CoreError::AppNotFound)?;
-        let default = self.store.app_settings(instance, app).await?.default_contract;
-        Ok((self.store.contracts(instance, app).await?, default))
+        self.apps.app(instance, app).await?.ok_or(CoreError::AppNotFound)?;
+        let default = self.apps.app_settings(instance, app).await?.default_contract;
+        Ok((self.contracts.contracts(instance, app).await?, default))
     }
 
     /// Save a contract (checked by the caller against the configuration's rules), and make it
@@ -106,12 +147,12 @@ impl Onramp {
         contract: &Contract,
         make_default: bool,
     ) -> Result<(), CoreError> {
-        self.store.app(instance, app).await?.ok_or(CoreError::AppNotFound)?;
-        self.store.put_contract(instance, app, contract).await?;
+        self.apps.app(instance, app).await?.ok_or(CoreError::AppNotFound)?;
+        self.contracts.put_contract(instance, app, contract).await?;
         if make_default {
-            let mut settings = self.store.app_settings(instance, app).await?;
+            let mut settings = self.apps.app_settings(instance, app).await?;
             settings.default_contract = Some(contract.id.clone());
-            self.store.set_app_settings(instance, app, &settings).await?;
+            self.apps.set_app_settings(instance, app, &settings).await?;
         }
         Ok(())
     }

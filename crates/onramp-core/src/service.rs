@@ -124,7 +124,7 @@ pub struct Onramp {
     pub(crate) provisioning: crate::provisioning::Provisioning,
     keys: RwLock<HashMap<InstanceId, Arc<KeyRing>>>,
     /// Instances by name: every request resolves one.
-    instances: TtlCache<String, Instance>,
+    instances: Arc<TtlCache<String, Instance>>,
     /// Signup domains with their apps, by (instance, domain id).
     domains: TtlCache<(InstanceId, String), (App, Domain)>,
     outbox_wake: Arc<Notify>,
@@ -150,7 +150,7 @@ impl Onramp {
             settings,
             provisioning: crate::provisioning::Provisioning::default(),
             keys: RwLock::new(HashMap::new()),
-            instances: TtlCache::new(),
+            instances: Arc::new(TtlCache::new()),
             domains: TtlCache::new(),
             outbox_wake: Arc::new(Notify::new()),
             background: Default::default(),
@@ -211,6 +211,11 @@ impl Onramp {
         let instance = self.store.instance_by_name(name).await?.ok_or(CoreError::InstanceNotFound)?;
         self.instances.put(name.to_owned(), instance.clone());
         Ok(instance)
+    }
+
+    /// The instance cache, for use cases held apart from `Onramp`.
+    pub(crate) fn instance_cache(&self) -> Arc<TtlCache<String, Instance>> {
+        self.instances.clone()
     }
 
     /// Stop believing the cached instance `name` (it was just disabled).

@@ -234,8 +234,11 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
             allow_keyless_registration,
             default_language,
         } => {
-            let instance =
-                onramp.instance_summary(&name).await.map_err(|_| anyhow::anyhow!("no instance {name:?}"))?;
+            let instance = onramp
+                .operator()
+                .instance_summary(&name)
+                .await
+                .map_err(|_| anyhow::anyhow!("no instance {name:?}"))?;
             let blank = |v: String| Some(v).filter(|v| !v.is_empty());
             if let Some(v) = open_reg_email_service.as_deref()
                 && !v.is_empty()
@@ -260,6 +263,7 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
                 )),
             };
             let settings = onramp
+                .operator()
                 .update_instance_settings(instance.id, |settings| {
                     if let Some(v) = open_registration {
                         settings.open_registration = v;
@@ -286,7 +290,7 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
         }
         InstanceAction::List => {
             println!("{:<32} {:<19} {:>5} {:>8}  created", "name", "status", "apps", "users");
-            for i in onramp.list_instances().await? {
+            for i in onramp.operator().list_instances().await? {
                 println!(
                     "{:<32} {:<19} {:>5} {:>8}  {}",
                     i.name,
@@ -298,8 +302,11 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
             }
         }
         InstanceAction::Show { name } => {
-            let i =
-                onramp.instance_summary(&name).await.map_err(|_| anyhow::anyhow!("no instance {name:?}"))?;
+            let i = onramp
+                .operator()
+                .instance_summary(&name)
+                .await
+                .map_err(|_| anyhow::anyhow!("no instance {name:?}"))?;
             println!(
                 "name:     {}\nstatus:   {}\napps:     {}\nusers:    {}\ncreated:  {}\nowner:    {}\ndatabase: {}",
                 i.name,
@@ -320,13 +327,13 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
             anyhow::bail!("{name:?} is built in and cannot be disabled or enabled");
         }
         InstanceAction::Disable { name } => {
-            if !onramp.set_instance_active(&name, false).await? {
+            if !onramp.operator().set_instance_active(&name, false).await? {
                 anyhow::bail!("no active or disabled instance {name:?}");
             }
             println!("disabled instance {name}");
         }
         InstanceAction::Enable { name } => {
-            if !onramp.set_instance_active(&name, true).await? {
+            if !onramp.operator().set_instance_active(&name, true).await? {
                 anyhow::bail!(
                     "no active or disabled instance {name:?} (one still provisioning needs `retry`)"
                 );
@@ -343,7 +350,7 @@ async fn outbox(config: Config, action: OutboxAction) -> anyhow::Result<()> {
     let onramp = &service.state.onramp;
     match action {
         OutboxAction::Status => {
-            let status = onramp.outbox_status(20).await?;
+            let status = onramp.operator().outbox_status(20).await?;
             let c = status.counts;
             println!("pending:   {}\ndelivered: {}\ndead:      {}", c.pending, c.sent, c.dead);
             // Why mail is not going out, newest first: a TLS or credentials error is a
@@ -359,7 +366,7 @@ async fn outbox(config: Config, action: OutboxAction) -> anyhow::Result<()> {
             }
         }
         OutboxAction::Retry => {
-            let n = onramp.retry_dead_outbox().await?;
+            let n = onramp.operator().retry_dead_outbox().await?;
             println!("{n} dead-lettered message(s) are due again");
         }
     }
@@ -373,6 +380,7 @@ async fn app_key(config: Config, action: KeyAction) -> anyhow::Result<()> {
         let name = name.to_owned();
         async move {
             onramp
+                .operator()
                 .instance_summary(&name)
                 .await
                 .map(|s| onramp_core::model::Instance { id: s.id, name: s.name })
@@ -399,7 +407,7 @@ async fn app_key(config: Config, action: KeyAction) -> anyhow::Result<()> {
                 "{:<28} {:<16} {:<9} {:<8} {:<20} revoked  label",
                 "id", "app", "prefix", "source", "created"
             );
-            for k in onramp.api_keys(inst.id).await? {
+            for k in onramp.operator().api_keys(inst.id).await? {
                 println!(
                     "{:<28} {:<16} {:<9} {:<8} {:<20} {:<8} {}",
                     k.id,
@@ -414,7 +422,7 @@ async fn app_key(config: Config, action: KeyAction) -> anyhow::Result<()> {
         }
         KeyAction::Revoke { instance, id } => {
             let inst = instance_of(&instance).await?;
-            if !onramp.revoke_api_key(inst.id, &id).await? {
+            if !onramp.operator().revoke_api_key(inst.id, &id).await? {
                 anyhow::bail!("no live key {id:?} in instance {instance:?}");
             }
             println!("revoked {id}");
@@ -430,6 +438,7 @@ async fn app_origins(config: Config, action: OriginsAction) -> anyhow::Result<()
     let inst = service
         .state
         .onramp
+        .operator()
         .instance_summary(instance)
         .await
         .map_err(|_| anyhow::anyhow!("no instance {instance:?}"))?;
@@ -468,8 +477,11 @@ async fn app_contract(config: Config, action: ContractAction) -> anyhow::Result<
     let onramp = &service.state.onramp;
     let (ContractAction::Set { instance, app, .. } | ContractAction::List { instance, app }) = &action;
     let (instance, app) = (instance.clone(), app.clone());
-    let inst =
-        onramp.instance_summary(&instance).await.map_err(|_| anyhow::anyhow!("no instance {instance:?}"))?;
+    let inst = onramp
+        .operator()
+        .instance_summary(&instance)
+        .await
+        .map_err(|_| anyhow::anyhow!("no instance {instance:?}"))?;
     let no_app = |e| match e {
         onramp_core::CoreError::AppNotFound => anyhow::anyhow!("no app {app:?} in instance {instance:?}"),
         other => other.into(),
@@ -483,11 +495,11 @@ async fn app_contract(config: Config, action: ContractAction) -> anyhow::Result<
                 anyhow::bail!("{}", problems.join("\n"));
             }
             let contract = onramp_core::model::Contract { id: id.clone(), fields };
-            onramp.put_contract(inst.id, &app, &contract, default).await.map_err(no_app)?;
+            onramp.operator().put_contract(inst.id, &app, &contract, default).await.map_err(no_app)?;
             println!("contract {id} of {instance}/{app} saved");
         }
         ContractAction::List { .. } => {
-            let (contracts, default) = onramp.contracts(inst.id, &app).await.map_err(no_app)?;
+            let (contracts, default) = onramp.operator().contracts(inst.id, &app).await.map_err(no_app)?;
             for c in contracts {
                 let mark = if default.as_deref() == Some(c.id.as_str()) { " (default)" } else { "" };
                 println!("{}{mark}: {}", c.id, serde_json::to_string(&c.fields)?);

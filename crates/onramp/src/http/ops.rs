@@ -27,7 +27,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// The database answers.
 #[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "ops", responses((status = 200, description = "ready"), (status = 503, description = "database unreachable")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.onramp.ping().await {
+    match state.onramp.operator().ping().await {
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
@@ -83,7 +83,7 @@ async fn metrics_guarded(state: &AppState, headers: &HeaderMap) -> Response {
 
 async fn encode_metrics(state: &AppState) -> Response {
     let m = &state.metrics;
-    if let Ok(counts) = state.onramp.outbox_counts().await {
+    if let Ok(counts) = state.onramp.operator().outbox_counts().await {
         m.outbox_pending.set(i64::try_from(counts.pending).unwrap_or(i64::MAX));
         m.outbox_dead.set(i64::try_from(counts.dead).unwrap_or(i64::MAX));
     }
