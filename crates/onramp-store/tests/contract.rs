@@ -371,6 +371,7 @@ fn fast_track(email: &str, base: &str, n: usize) -> NewFastTrack {
 
 /// A FastTrack that went live, as the core leaves it.
 async fn live_fast_track(store: &dyn Store, email: &str, base: &str, n: usize) -> Provisioned {
+    instance(store, PLATFORM_INSTANCE).await;
     let p = store.provision_fast_track(&fast_track(email, base, n)).await.unwrap();
     store.finish_provisioning(p.instance.id, "db", None).await.unwrap();
     p
@@ -653,4 +654,157 @@ async fn app_settings_keep_browser_origins_per_app_and_instance(#[values(SQLITE,
     let b_origins = store.app_origins(b.id).await.unwrap();
     assert_eq!(b_origins.len(), 1);
     assert!(b_origins[0].allowed_origins.is_empty() && !b_origins[0].browser_partner_calls);
+}
+
+#[rstest]
+#[tokio::test]
+async fn instance_settings_and_roles_are_kept_per_instance(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let store = f.store.as_ref();
+    let (a, b) = (instance(store, "a").await, instance(store, "b").await);
+    // Nothing stored yet: the defaults (registration closed).
+    assert_eq!(store.instance_settings(a.id).await.unwrap(), UserServiceSettings::default());
+    let settings = UserServiceSettings {
+        open_registration: true,
+        open_reg_role: Some("member".into()),
+        open_reg_email_service: Some("default".into()),
+        open_reg_email_template: None,
+        allow_keyless: true,
+        default_language: Some("de".into()),
+    };
+    store.set_instance_settings(a.id, &settings).await.unwrap();
+    assert_eq!(store.instance_settings(a.id).await.unwrap(), settings);
+    let changed = UserServiceSettings { open_registration: false, ..settings.clone() };
+    store.set_instance_settings(a.id, &changed).await.unwrap();
+    assert_eq!(store.instance_settings(a.id).await.unwrap(), changed, "a second write replaces the first");
+    assert_eq!(store.instance_settings(b.id).await.unwrap(), UserServiceSettings::default());
+    // Roles are created once, however often they are ensured.
+    let member = RoleSpec { name: "member".into(), description: String::new() };
+    store.ensure_roles(a.id, std::slice::from_ref(&member), NOW).await.unwrap();
+    store.ensure_roles(a.id, &[member], NOW).await.unwrap();
+}
+
+fn api_key(id: &str, app: &str, hash: &str, source: &'static str) -> NewApiKey {
+    NewApiKey {
+        id: id.into(),
+        app_id: app.into(),
+        secret_hash: hash.into(),
+        prefix: hash.chars().take(8).collect(),
+        label: format!("label {id}"),
+        source,
+        created_at: NOW,
+    }
+}
+
+#[rstest]
+#[tokio::test]
+async fn api_keys_are_found_by_hash_listed_revoked_and_synced(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let store = f.store.as_ref();
+    let joe = live_fast_track(store, "joe@a.example", "joe", 1).await.instance;
+    let ann = live_fast_track(store, "ann@a.example", "ann", 2).await.instance;
+    store
+        .create_api_key(joe.id, &api_key("key_cli", "app_default", "hash-cli", api_key_source::CLI))
+        .await
+        .unwrap();
+    let found = store.api_key_by_hash(joe.id, "hash-cli").await.unwrap().unwrap();
+    assert_eq!(
+        (found.id.as_str(), found.app_id.as_str(), found.source.as_str()),
+        ("key_cli", "app_default", "cli")
+    );
+    assert_eq!(found.revoked_at, None);
+    assert!(store.api_key_by_hash(ann.id, "hash-cli").await.unwrap().is_none(), "another instance's key");
+
+    // The configuration's keys follow the file: added, kept, and revoked when gone from it.
+    let config = |ids: &[&str]| -> Vec<NewApiKey> {
+        ids.iter()
+            .map(|id| api_key(id, "app_default", &format!("hash-{id}"), api_key_source::CONFIG))
+            .collect()
+    };
+    store.sync_config_api_keys(joe.id, "app_default", &config(&["c1", "c2"]), NOW).await.unwrap();
+    store
+        .sync_config_api_keys(joe.id, "app_default", &config(&["c2"]), NOW + Duration::hours(1))
+        .await
+        .unwrap();
+    let keys = store.list_api_keys(joe.id).await.unwrap();
+    let live: HashSet<&str> = keys.iter().filter(|k| k.revoked_at.is_none()).map(|k| k.id.as_str()).collect();
+    assert_eq!(
+        live,
+        HashSet::from(["key_cli", "c2"]),
+        "the CLI's key is the file's business no more than c1"
+    );
+    assert!(store.api_key_by_hash(joe.id, "hash-c1").await.unwrap().unwrap().revoked_at.is_some());
+
+    // Revoking: once, in its own instance only.
+    assert!(!store.revoke_api_key(ann.id, "key_cli", NOW).await.unwrap());
+    assert!(store.revoke_api_key(joe.id, "key_cli", NOW).await.unwrap());
+    assert!(!store.revoke_api_key(joe.id, "key_cli", NOW).await.unwrap(), "already revoked");
+    assert_eq!(store.api_key_by_hash(joe.id, "hash-cli").await.unwrap().unwrap().revoked_at, Some(NOW));
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_user_is_found_by_email_given_secrets_and_a_new_password(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let store = f.store.as_ref();
+    let joe = live_fast_track(store, "Joe@A.example", "joe", 1).await;
+    let inst = joe.instance.id;
+    // One lookup for a known and an unknown address; the user comes with its roles.
+    let user = store.user_by_email(inst, "joe@a.example").await.unwrap().unwrap();
+    assert_eq!(
+        (user.key, user.email.as_str(), user.roles.clone()),
+        (joe.admin_key, "Joe@A.example", vec!["admin".to_owned()])
+    );
+    assert!(store.user_by_email(inst, "nobody@a.example").await.unwrap().is_none());
+    assert!(store.user_by_email(joe.instance.id, "JOE@A.EXAMPLE").await.unwrap().is_none(), "canonical only");
+
+    // A secret and the mail that carries it, together; the secret then redeems once.
+    let reset = NewVerification {
+        purpose: Purpose::PasswordReset,
+        secret_hash: "reset-1".into(),
+        expires_at: NOW + Duration::hours(1),
+    };
+    let before = store.outbox_counts().await.unwrap().pending;
+    store.issue_secret(inst, joe.admin_key, &reset, &message(7)).await.unwrap();
+    assert_eq!(store.outbox_counts().await.unwrap().pending, before + 1);
+    let redeemed = store.redeem_secret(inst, Purpose::PasswordReset, "reset-1", NOW).await.unwrap();
+    assert_eq!(redeemed.map(|(key, _)| key), Ok(joe.admin_key));
+
+    // A new hash replaces the old for logins.
+    store.set_password_hash(inst, joe.admin_key, "$argon2id$new").await.unwrap();
+    let login = store
+        .login_record(inst, &LoginLookup::EmailCanonical("joe@a.example".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(login.password_hash, "$argon2id$new");
+}
+
+#[rstest]
+#[tokio::test]
+async fn the_newest_failures_are_listed_with_their_last_error(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let store = f.store.as_ref();
+    let inst = instance(store, "default").await;
+    for n in 1..=3 {
+        store.enqueue(inst.id, &message(n)).await.unwrap();
+    }
+    assert!(store.outbox_failures(10).await.unwrap().is_empty(), "nothing failed yet");
+    let batch = store.claim_outbox(NOW, Duration::minutes(1), 10).await.unwrap();
+    store
+        .outbox_failed(batch[0].id, 1, Some(NOW + Duration::minutes(1)), "TLS (a configuration error)")
+        .await
+        .unwrap();
+    store.outbox_failed(batch[1].id, 5, None, "550 no such user").await.unwrap();
+    store.outbox_delivered(batch[2].id, NOW).await.unwrap();
+    let failures = store.outbox_failures(10).await.unwrap();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    let by_id = |id: i64| failures.iter().find(|f| f.id == id).unwrap();
+    let first = by_id(batch[0].id);
+    assert_eq!(
+        (first.status.as_str(), first.attempts, first.last_error.as_str()),
+        ("pending", 1, "TLS (a configuration error)")
+    );
+    assert_eq!(by_id(batch[1].id).status, "dead");
+    assert_eq!(store.outbox_failures(1).await.unwrap().len(), 1, "at most the limit");
 }
