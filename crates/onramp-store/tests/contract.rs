@@ -808,3 +808,223 @@ async fn the_newest_failures_are_listed_with_their_last_error(#[values(SQLITE, P
     assert_eq!(by_id(batch[1].id).status, "dead");
     assert_eq!(store.outbox_failures(1).await.unwrap().len(), 1, "at most the limit");
 }
+
+fn person(n: usize, email: &str, status: UserStatus) -> NewUser {
+    NewUser {
+        public_id: format!("usr_p{n}"),
+        uuid: uuid::Uuid::from_u128(0xC0DE_0000 + n as u128),
+        email: email.into(),
+        email_canonical: email.to_lowercase(),
+        username: Some(format!("person{n}")),
+        username_canonical: Some(format!("person{n}")),
+        name: format!("Person {n}"),
+        language: "en".into(),
+        status,
+        password_hash: format!("$argon2id$p{n}"),
+    }
+}
+
+fn secret(purpose: Purpose, hash: &str) -> NewVerification {
+    NewVerification { purpose, secret_hash: hash.into(), expires_at: NOW + Duration::hours(24) }
+}
+
+/// An app with one domain that takes signups, in instance `name`.
+async fn app_with_domain(store: &dyn Store, name: &str) -> Instance {
+    let inst = instance(store, name).await;
+    let spec = AppSpec {
+        app: App {
+            id: "app_demo".into(),
+            name: "Demo".into(),
+            signup_url: "https://demo.example/activate".into(),
+            activation_token_in_response: true,
+            schema_version: "ver_1".into(),
+        },
+        domains: vec![Domain {
+            id: "dom_1".into(),
+            title: "Acme".into(),
+            description: String::new(),
+            help: String::new(),
+            allow_signup: true,
+        }],
+    };
+    store.apply_app(inst.id, &spec).await.unwrap();
+    inst
+}
+
+#[rstest]
+#[tokio::test]
+async fn contracts_and_their_accounts(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let store = f.store.as_ref();
+    let inst = app_with_domain(store, "default").await;
+    assert_eq!(store.app_domains(inst.id, "app_demo").await.unwrap()[0].id, "dom_1");
+    let field = |name: &str, kind: FieldType| ContractField {
+        name: name.into(),
+        kind,
+        required: true,
+        unique: name == "email",
+        min_length: None,
+        max_length: None,
+        pattern: None,
+        verify: None,
+    };
+    let basic = Contract { id: "basic".into(), fields: vec![field("email", FieldType::Email)] };
+    store.put_contract(inst.id, "app_demo", &basic).await.unwrap();
+    let wider = Contract {
+        id: "basic".into(),
+        fields: vec![field("email", FieldType::Email), field("mobile", FieldType::Phone)],
+    };
+    store.put_contract(inst.id, "app_demo", &wider).await.unwrap();
+    assert_eq!(store.contract(inst.id, "app_demo", "basic").await.unwrap(), Some(wider.clone()), "replaced");
+    assert_eq!(store.contracts(inst.id, "app_demo").await.unwrap(), vec![wider]);
+    assert!(store.contract(inst.id, "app_demo", "other").await.unwrap().is_none());
+
+    // An account with a texted code; a second with the same unique value finds the first.
+    let account = |n: usize, sms: bool| NewContractAccount {
+        user: person(
+            n,
+            &format!("dp{n}@a.example"),
+            if sms { UserStatus::Pending } else { UserStatus::Active },
+        ),
+        app_id: "app_demo".into(),
+        profile: r#"{"email":"dp@a.example"}"#.into(),
+        phone: Some("+31201234567".into()),
+        unique: vec![("email".into(), "dp@a.example".into())],
+        ext_key: Some((12, format!("ext-{n}"))),
+        sms: sms.then(|| (secret(Purpose::Sms, &format!("sms-{n}")), message(n))),
+        created_at: NOW,
+    };
+    let ContractOutcome::Created { dp_key } =
+        store.create_contract_account(inst.id, &account(1, true)).await.unwrap()
+    else {
+        panic!("created");
+    };
+    let again = store.create_contract_account(inst.id, &account(2, false)).await.unwrap();
+    assert_eq!(again, ContractOutcome::Exists { dp_key, field: "email".into(), status: UserStatus::Pending });
+    let read = store.contract_account(inst.id, dp_key).await.unwrap().unwrap();
+    assert_eq!(
+        (read.app_id.as_deref(), read.status, read.ext_keys.clone()),
+        (Some("app_demo"), UserStatus::Pending, vec![(12, "ext-1".to_owned())])
+    );
+    assert!(store.contract_account(inst.id, dp_key + 1000).await.unwrap().is_none());
+
+    // A wrong code counts; a resent code inherits the count; the right one activates.
+    assert_eq!(store.verify_sms(inst.id, dp_key, "wrong", NOW, 3).await.unwrap(), Err(SmsCodeError::Wrong));
+    assert!(
+        store.resend_sms(inst.id, dp_key, &secret(Purpose::Sms, "sms-new"), &message(9), 3).await.unwrap()
+    );
+    assert_eq!(
+        store.verify_sms(inst.id, dp_key, "sms-1", NOW, 3).await.unwrap(),
+        Err(SmsCodeError::Wrong),
+        "the old code is void"
+    );
+    assert_eq!(store.verify_sms(inst.id, dp_key, "sms-new", NOW, 3).await.unwrap(), Ok(()));
+    assert_eq!(store.contract_account(inst.id, dp_key).await.unwrap().unwrap().status, UserStatus::Active);
+    assert_eq!(
+        store.verify_sms(inst.id, dp_key, "sms-new", NOW, 3).await.unwrap(),
+        Err(SmsCodeError::NoCode)
+    );
+    assert!(
+        !store.resend_sms(inst.id, dp_key, &secret(Purpose::Sms, "sms-3"), &message(10), 3).await.unwrap(),
+        "active: nothing to resend"
+    );
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_signup_is_created_replaced_or_refused_and_activated_once(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let store = f.store.as_ref();
+    let inst = app_with_domain(store, "default").await;
+    let signup = |n: usize, email: &str, token: &str| NewSignup {
+        account: NewAccount {
+            public_id: format!("acc_{n}"),
+            title: "Acme".into(),
+            country: "NL".into(),
+            app_id: "app_demo".into(),
+            domain_id: "dom_1".into(),
+            version_id: "ver_1".into(),
+        },
+        user: person(n, email, UserStatus::Pending),
+        verification: secret(Purpose::Activation, token),
+        message: message(n),
+        // A pending signup whose token was issued after this is left alone.
+        replace_pending_issued_before: NOW - Duration::minutes(1),
+    };
+    assert_eq!(
+        store.create_signup(inst.id, &signup(1, "su@a.example", "t1")).await.unwrap(),
+        SignupOutcome::Created
+    );
+    // The same address again, its first mail sent only now: nothing written.
+    assert_eq!(
+        store.create_signup(inst.id, &signup(2, "su@a.example", "t2")).await.unwrap(),
+        SignupOutcome::PendingRecently
+    );
+    // Later, it replaces the pending one, whose token dies.
+    let mut later = signup(3, "su@a.example", "t3");
+    later.replace_pending_issued_before = NOW + Duration::hours(1);
+    assert_eq!(store.create_signup(inst.id, &later).await.unwrap(), SignupOutcome::ReplacedPending);
+    assert_eq!(store.activate_signup(inst.id, "t1", NOW).await.unwrap(), Err(RedeemError::NotFound));
+    let done = store.activate_signup(inst.id, "t3", NOW).await.unwrap().unwrap();
+    assert_eq!((done.domain_id.as_str(), done.version_id.as_str()), ("dom_1", "ver_1"));
+    assert_eq!(store.activate_signup(inst.id, "t3", NOW).await.unwrap(), Err(RedeemError::AlreadyUsed));
+    // Active now: another signup with the address writes nothing and names its owner.
+    let outcome = store.create_signup(inst.id, &signup(4, "SU@a.example", "t4")).await.unwrap();
+    assert!(matches!(outcome, SignupOutcome::EmailExists { .. }), "{outcome:?}");
+    // A username another user holds.
+    let mut clash = signup(5, "other@a.example", "t5");
+    clash.user.username_canonical = Some("person3".into());
+    let err = store.create_signup(inst.id, &clash).await.unwrap_err();
+    assert!(matches!(err, onramp_core::ports::StoreError::Unique(UniqueKey::Username)), "{err:?}");
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_registration_and_its_code(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let store = f.store.as_ref();
+    let inst = instance(store, "default").await;
+    let registration = |n: usize, code: &str| NewRegistration {
+        user: person(n, "reg@a.example", UserStatus::Pending),
+        profile: UserProfile { first_name: Some("Reg".into()), ..Default::default() },
+        role: None,
+        verification: Some(secret(Purpose::EmailConfirm, code)),
+        message: Some(message(n)),
+        replace_pending_issued_before: NOW - Duration::minutes(1),
+        created_at: NOW,
+    };
+    let RegistrationOutcome::Created { user_key } =
+        store.register_user(inst.id, &registration(1, "c1")).await.unwrap()
+    else {
+        panic!("created");
+    };
+    assert_eq!(
+        store.register_user(inst.id, &registration(2, "c2")).await.unwrap(),
+        RegistrationOutcome::PendingRecently
+    );
+    let redeem = |code: &str| CodeRedemption {
+        email_canonical: "reg@a.example".into(),
+        purposes: vec![Purpose::EmailConfirm, Purpose::PasswordReset],
+        secret_hash: code.into(),
+        new_password_hash: "$argon2id$chosen".into(),
+        now: NOW,
+        max_attempts: u32::MAX,
+    };
+    assert_eq!(store.redeem_code(inst.id, &redeem("wrong")).await.unwrap(), Err(RedeemError::NotFound));
+    let (key, _) = store.redeem_code(inst.id, &redeem("c1")).await.unwrap().unwrap();
+    assert_eq!(key, user_key);
+    assert_eq!(store.redeem_code(inst.id, &redeem("c1")).await.unwrap(), Err(RedeemError::AlreadyUsed));
+    let user = store.user_view(inst.id, user_key).await.unwrap().unwrap();
+    assert_eq!(user.status, UserStatus::Active);
+    let login = store
+        .login_record(inst.id, &LoginLookup::EmailCanonical("reg@a.example".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(login.password_hash, "$argon2id$chosen");
+    // Active: a registration of the address writes nothing.
+    assert!(matches!(
+        store.register_user(inst.id, &registration(3, "c3")).await.unwrap(),
+        RegistrationOutcome::Exists { .. }
+    ));
+}
