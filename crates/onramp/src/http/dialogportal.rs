@@ -128,13 +128,12 @@ async fn wrong_method() -> DpError {
 
 /// The instance and the app that calls, by its `X-Api-Key`.
 async fn caller(state: &AppState, headers: &HeaderMap) -> Result<(Instance, App), DpError> {
-    let name = super::instance_name(headers, &state.config.base_domain);
-    let instance = state.onramp.instance(&name).await?;
-    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    match state.onramp.app_for_key(&instance, key).await? {
-        Some(app) => Ok((instance, app)),
-        None => Err(DpError::new(StatusCode::UNAUTHORIZED, "A valid X-Api-Key is required.")),
-    }
+    use super::extract::CallerProblem;
+    super::extract::keyed_app(state, headers).await.map_err(|p| match p {
+        CallerProblem::NoInstance => CoreError::InstanceNotFound.into(),
+        CallerProblem::BadKey => DpError::new(StatusCode::UNAUTHORIZED, "A valid X-Api-Key is required."),
+        CallerProblem::Core(e) => e.into(),
+    })
 }
 
 /// The account as the 201 and "Get Account Data" show it: `dpKey`, the external key where the

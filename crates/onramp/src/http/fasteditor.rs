@@ -226,17 +226,11 @@ pub async fn signup(
         .ok()
         .and_then(|v| v.get("language").and_then(|l| l.as_str()).and_then(language_tag))
         .unwrap_or_else(|| "en".into());
-    let name = super::instance_name(&headers, &state.config.base_domain);
-    let instance = match state.onramp.instance(&name).await {
-        Ok(i) => i,
-        Err(CoreError::InstanceNotFound) => return error(Code::Unauthorized, &language, None),
-        Err(e) => return core_error(e, &language),
-    };
-    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let app = match state.onramp.app_for_key(&instance, key).await {
-        Ok(Some(app)) => app,
-        Ok(None) => return error(Code::Unauthorized, &language, None),
-        Err(e) => return core_error(e, &language),
+    // An unknown instance is refused as a wrong key is: a partner learns nothing about others.
+    let (instance, app) = match super::extract::keyed_app(&state, &headers).await {
+        Ok(found) => found,
+        Err(super::extract::CallerProblem::Core(e)) => return core_error(e, &language),
+        Err(_) => return error(Code::Unauthorized, &language, None),
     };
     // Each app answers at its own path.
     if partner_path(&state, &instance.name, &app.id) != uri.path() {

@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod dialogportal;
 pub mod dreamfactory;
+pub mod extract;
 pub mod fast_track;
 pub mod fasteditor;
 pub mod input;
