@@ -34,7 +34,10 @@ pub struct WorkerConfig {
 pub type MailServices = std::collections::HashMap<String, (String, Box<dyn MailTransport>)>;
 
 pub struct Worker {
+    /// The clock, the seal key, background writes and housekeeping.
     onramp: Arc<Onramp>,
+    /// The only storage the worker touches.
+    outbox: Arc<dyn onramp_core::ports::Outbox>,
     transport: Box<dyn MailTransport>,
     sms: Option<(String, Box<dyn sms::SmsTransport>)>,
     services: MailServices,
@@ -57,6 +60,7 @@ impl Worker {
         config: WorkerConfig,
     ) -> anyhow::Result<Self> {
         Ok(Self {
+            outbox: onramp.store().clone(),
             onramp,
             transport,
             sms: None,
@@ -102,7 +106,7 @@ impl Worker {
     async fn run_batch(&self, stopping: &AtomicBool) -> anyhow::Result<usize> {
         // A message whose write a request did not wait for is about to land: take it too.
         self.onramp.background().settled(std::time::Duration::from_secs(5)).await;
-        let store = self.onramp.store();
+        let store = &self.outbox;
         let batch = store.claim_outbox(self.onramp.now(), self.config.lease, self.config.batch).await?;
         let claimed = batch.len();
         for message in batch {
