@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod background;
 pub(crate) mod cache;
+pub mod claims;
 pub mod clock;
 pub mod country;
 pub mod email;

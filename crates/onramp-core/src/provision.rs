@@ -67,9 +67,6 @@ pub const RELEASE_CLAIM_PATH: &str = "/fast-track/release";
 /// The confirmation mail FastTrack sends to the address it was given.
 pub const CONFIRM_TEMPLATE: &str = crate::outbox::Template::FastTrackConfirm.name();
 
-/// How many unconfirmed owners one housekeeping pass releases.
-const RELEASE_BATCH: u32 = 100;
-
 const MAX_NAME: usize = 100;
 
 fn text(field: &str, value: &str, required: bool, errors: &mut Vec<FieldError>) -> Option<String> {
@@ -214,7 +211,7 @@ impl Onramp {
         // never confirmed in time is released first, even before housekeeping comes by.
         let mut provisioned = self.store.provision_fast_track(&new).await;
         if matches!(provisioned, Err(StoreError::Unique(UniqueKey::Email)))
-            && !self.release_unconfirmed(Some(email.canonical())).await?.is_empty()
+            && !self.claims().release_unconfirmed(Some(email.canonical())).await?.is_empty()
         {
             provisioned = self.store.provision_fast_track(&new).await;
         }
@@ -353,58 +350,6 @@ impl Onramp {
             tracing::error!(instance = %instance.name, error = %e, "could not mark the instance failed");
         }
         CoreError::ProvisioningFailed
-    }
-
-    /// What the confirmation mail's link `token` is about, without using it (its page shows
-    /// this with the button that answers).
-    pub async fn fast_track_claim(&self, token: &str) -> Result<FastTrackClaim, CoreError> {
-        self.settle_claim(token, None).await
-    }
-
-    /// The owner of the address answers the confirmation mail: `Confirm` proves the address
-    /// (the dashboard user becomes `active` and may reset its password from then on);
-    /// `Release` says it was not them: the instance is disabled, every session in it is
-    /// revoked, the dashboard user is deleted, and the address may FastTrack again.
-    #[tracing::instrument(skip_all, fields(answer = ?answer))]
-    pub async fn answer_fast_track_claim(
-        &self,
-        token: &str,
-        answer: ClaimAnswer,
-    ) -> Result<FastTrackClaim, CoreError> {
-        let claim = self.settle_claim(token, Some(answer)).await?;
-        if answer == ClaimAnswer::Release
-            && let Some(name) = &claim.instance
-        {
-            self.forget_instance(name);
-            tracing::warn!(instance = %name, "FastTrack released by the owner of its address");
-        }
-        Ok(claim)
-    }
-
-    async fn settle_claim(
-        &self,
-        token: &str,
-        answer: Option<ClaimAnswer>,
-    ) -> Result<FastTrackClaim, CoreError> {
-        if token.is_empty() || token.len() > 128 {
-            return Err(CoreError::TokenNotFound);
-        }
-        Ok(self.store.fast_track_claim(&secret_hash(token), answer, self.now()).await??)
-    }
-
-    /// Release the FastTracks whose address was not confirmed within
-    /// `fast_track.confirm_within_hours` (only `email_canonical`'s when given); the names of the
-    /// instances disabled. Run by the worker's housekeeping, and by FastTrack for its address.
-    pub async fn release_unconfirmed(&self, email_canonical: Option<&str>) -> Result<Vec<String>, CoreError> {
-        let now = self.now();
-        let cutoff = now - self.settings.fast_track_confirm_within;
-        let released =
-            self.store.release_unconfirmed_owners(cutoff, email_canonical, now, RELEASE_BATCH).await?;
-        for name in &released {
-            self.forget_instance(name);
-            tracing::warn!(instance = %name, "FastTrack released: its address was not confirmed in time");
-        }
-        Ok(released)
     }
 
     /// Exchange a `fastTrackGuid` for a session in the instance it was issued for.

@@ -218,11 +218,6 @@ impl Onramp {
         self.instances.clone()
     }
 
-    /// Stop believing the cached instance `name` (it was just disabled).
-    pub(crate) fn forget_instance(&self, name: &str) {
-        self.instances.remove(&name.to_owned());
-    }
-
     /// A signup domain and its app (cached like instances).
     pub(crate) async fn signup_domain(
         &self,

@@ -245,7 +245,7 @@ impl Worker {
     /// The work that falls due with time rather than with a request: FastTracks whose address
     /// was not confirmed in time are released. Returns the instances disabled.
     pub async fn housekeeping(&self) -> anyhow::Result<Vec<String>> {
-        let released = self.onramp.release_unconfirmed(None).await?;
+        let released = self.onramp.claims().release_unconfirmed(None).await?;
         self.metrics.fast_tracks_released.inc_by(released.len() as u64);
         Ok(released)
     }

@@ -63,7 +63,7 @@ fn question(
 async fn show(state: AppState, headers: HeaderMap, query: Option<String>, answer: ClaimAnswer) -> Response {
     let look = look(&state, &headers);
     let token = query_value(query.as_deref(), "token").unwrap_or_default();
-    match state.onramp.fast_track_claim(&token).await {
+    match state.onramp.claims().look(&token).await {
         Ok(claim) => question(&state, &look, answer, &token, &claim),
         Err(e) => state.pages.error(&look, &e),
     }
@@ -84,7 +84,7 @@ async fn answer(
         Err(page) => return page,
     };
     let token = account::field(&fields, "token");
-    let claim = match state.onramp.answer_fast_track_claim(&token, answer).await {
+    let claim = match state.onramp.claims().answer(&token, answer).await {
         Ok(claim) => claim,
         Err(e) => return state.pages.error(&look, &e),
     };
