@@ -552,6 +552,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down: no new connections; finishing requests in flight");
     });
     http.await?;
+    // Writes the requests did not wait for (a reset code and its mail) land before the worker
+    // stops, so its last pass sends them or leaves them for the next start.
+    service.state.onramp.background().settled(std::time::Duration::from_secs(5)).await;
     let _ = stop_tx.send(true);
     let _ = worker.await;
     if let Some(m) = metrics {
