@@ -23,6 +23,15 @@ pub(crate) fn free_candidates(
         .collect()
 }
 
+/// A secret that may still be used, with its user.
+pub(crate) struct LiveSecret {
+    pub id: i64,
+    pub user_key: i64,
+    pub expires_at: i64,
+    pub public_id: String,
+    pub email: String,
+}
+
 macro_rules! shared_queries {
     ($db:ty, $for_update:literal) => {
         type Tx<'c> = sqlx::Transaction<'c, $db>;
@@ -270,32 +279,11 @@ macro_rules! shared_queries {
             now: i64,
         ) -> StoreResult<Result<FastTrackClaim, RedeemError>> {
             let platform = platform_id(tx).await?;
-            let Some(v) = sqlx::query(concat!(
-                "SELECT v.id, v.user_id, v.expires_at, v.consumed_at, v.voided_at, u.email
-                 FROM verifications v JOIN users u ON u.id = v.user_id
-                 WHERE v.instance_id = $1 AND v.purpose = $2 AND v.secret_hash = $3",
-                $for_update
-            ))
-            .bind(platform)
-            .bind(Purpose::FastTrackClaim.as_str())
-            .bind(secret_hash)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_err)?
-            else {
-                return Ok(Err(RedeemError::NotFound));
+            let v = match live_secret_in(tx, InstanceId(platform), Purpose::FastTrackClaim, secret_hash, now).await? {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(e)),
             };
-            if v.get::<Option<i64>, _>(3).is_some() {
-                return Ok(Err(RedeemError::AlreadyUsed));
-            }
-            if v.get::<Option<i64>, _>(4).is_some() {
-                return Ok(Err(RedeemError::NotFound));
-            }
-            let expires_at: i64 = v.get(2);
-            if expires_at <= now {
-                return Ok(Err(RedeemError::Expired));
-            }
-            let owner: i64 = v.get(1);
+            let (owner, expires_at) = (v.user_key, v.expires_at);
             let instance: Option<String> =
                 sqlx::query_scalar("SELECT name FROM instances WHERE owner_user_id = $1 ORDER BY id LIMIT 1")
                     .bind(owner)
@@ -304,14 +292,14 @@ macro_rules! shared_queries {
                     .map_err(db_err)?;
             let claim = FastTrackClaim {
                 owner_key: owner,
-                email: v.get(5),
+                email: v.email,
                 instance,
                 expires_at: from_ts(expires_at),
             };
             let Some(answer) = answer else { return Ok(Ok(claim)) };
             sqlx::query("UPDATE verifications SET consumed_at = $1 WHERE id = $2")
                 .bind(now)
-                .bind(v.get::<i64, _>(0))
+                .bind(v.id)
                 .execute(&mut **tx)
                 .await
                 .map_err(db_err)?;
@@ -396,15 +384,17 @@ macro_rules! shared_queries {
             Ok(released)
         }
 
-        async fn redeem_secret_in(
+        /// A secret of `purpose` that may still be used (locked for this transaction), or why not:
+        /// unknown or voided (`NotFound`), used, or expired.
+        async fn live_secret_in(
             tx: &mut Tx<'_>,
             instance: InstanceId,
             purpose: Purpose,
             secret_hash: &str,
             now: i64,
-        ) -> StoreResult<Result<(i64, String), RedeemError>> {
+        ) -> StoreResult<Result<$crate::shared::LiveSecret, RedeemError>> {
             let Some(v) = sqlx::query(concat!(
-                "SELECT v.id, v.user_id, v.expires_at, v.consumed_at, v.voided_at, u.public_id
+                "SELECT v.id, v.user_id, v.expires_at, v.consumed_at, v.voided_at, u.public_id, u.email
                  FROM verifications v JOIN users u ON u.id = v.user_id
                  WHERE v.instance_id = $1 AND v.purpose = $2 AND v.secret_hash = $3",
                 $for_update
@@ -424,19 +414,34 @@ macro_rules! shared_queries {
             if v.get::<Option<i64>, _>(4).is_some() {
                 return Ok(Err(RedeemError::NotFound));
             }
-            if v.get::<i64, _>(2) <= now {
+            let expires_at: i64 = v.get(2);
+            if expires_at <= now {
                 return Ok(Err(RedeemError::Expired));
             }
+            Ok(Ok($crate::shared::LiveSecret { id: v.get(0), user_key: v.get(1), expires_at, public_id: v.get(5), email: v.get(6) }))
+        }
+
+        async fn redeem_secret_in(
+            tx: &mut Tx<'_>,
+            instance: InstanceId,
+            purpose: Purpose,
+            secret_hash: &str,
+            now: i64,
+        ) -> StoreResult<Result<(i64, String), RedeemError>> {
+            let v = match live_secret_in(tx, instance, purpose, secret_hash, now).await? {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(e)),
+            };
             let consumed = sqlx::query("UPDATE verifications SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL")
                 .bind(now)
-                .bind(v.get::<i64, _>(0))
+                .bind(v.id)
                 .execute(&mut **tx)
                 .await
                 .map_err(db_err)?;
             if consumed.rows_affected() != 1 {
                 return Ok(Err(RedeemError::AlreadyUsed));
             }
-            Ok(Ok((v.get(1), v.get(5))))
+            Ok(Ok((v.user_key, v.public_id)))
         }
 
         /// The columns of a user view, then its role (one row per role).
