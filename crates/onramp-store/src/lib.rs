@@ -1,13 +1,15 @@
-//! onramp's `Store` port on sqlx. One module per database (`sqlite`, the embedded default, and
-//! `postgres`, for scale-out), each with its own migrations; nothing branches on the database
-//! inside a query function.
+//! onramp's storage ports on sqlx, for SQLite (the embedded default) and PostgreSQL (for
+//! scale-out). The queries are written once (`queries/`, one file per aggregate) for
+//! [`sql::SqlStore`]; each database's module supplies only what truly differs (`sql::Dialect`):
+//! connecting, its migrations, the row-lock clause and where an instance's own database lives.
 
 use onramp_core::ports::{Store, StoreError};
 use std::sync::Arc;
 
 pub mod postgres;
 pub mod private_fs;
-mod shared;
+mod queries;
+pub mod sql;
 pub mod sqlite;
 pub mod testing;
 mod util;

@@ -51,8 +51,8 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Row-to-model mappings shared by the backends: the SQL differs per database, the columns it
-/// selects (in this order) do not. Macros, because each backend's `Row` type differs.
+/// Row-to-model mappings used by several queries, each for the columns it names (in this order).
+/// Macros, so they read any database's row without restating sqlx's generic bounds.
 macro_rules! app_from {
     ($r:expr, $at:expr) => {
         onramp_core::model::App {
