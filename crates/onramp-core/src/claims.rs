@@ -5,10 +5,10 @@
 
 use crate::cache::TtlCache;
 use crate::clock::Clock;
+use crate::common::Common;
 use crate::error::CoreError;
 use crate::model::*;
 use crate::ports::Instances;
-use crate::service::Onramp;
 use crate::token::secret_hash;
 use std::sync::Arc;
 use time::Duration;
@@ -25,19 +25,16 @@ pub struct Claims {
     instance_cache: Arc<TtlCache<String, Instance>>,
 }
 
-impl Onramp {
-    /// FastTrack's account claim, over this service's storage.
-    pub fn claims(&self) -> Claims {
-        Claims {
-            instances: self.store.clone(),
-            clock: self.clock.clone(),
-            confirm_within: self.settings.fast_track_confirm_within,
-            instance_cache: self.instance_cache(),
+impl Claims {
+    pub(crate) fn new(common: &Common, instances: Arc<dyn Instances>) -> Self {
+        Self {
+            instances,
+            clock: common.clock.clone(),
+            confirm_within: common.settings.fast_track_confirm_within,
+            instance_cache: common.directory.instance_cache.clone(),
         }
     }
-}
 
-impl Claims {
     /// What the confirmation mail's link `token` is about, without using it (its page shows
     /// this with the button that answers).
     pub async fn look(&self, token: &str) -> Result<FastTrackClaim, CoreError> {

@@ -1,27 +1,32 @@
 //! onramp's core: validated domain types, the use cases of signup and login, and the ports
 //! (store, clock, token generator) they run on. No HTTP, SQL or SMTP here.
 
+pub mod api_keys;
 pub mod apps;
 pub mod background;
 pub(crate) mod cache;
 pub mod claims;
 pub mod clock;
+pub(crate) mod common;
+pub mod contract_account;
 pub mod country;
 pub mod email;
 pub mod error;
 pub mod hasher;
 pub mod instance_name;
+pub mod language;
 pub mod login;
 pub mod model;
+pub mod open_registration;
 pub mod operator;
 pub mod origin;
 pub mod outbox;
-pub mod partner;
+pub mod partner_signup;
 pub mod password;
+pub mod phone;
 pub mod ports;
 pub mod provision;
 pub mod provisioning;
-pub mod registration;
 pub mod seal;
 pub mod service;
 pub mod session;

@@ -1,12 +1,22 @@
 //! `login`, `logout` and session checks.
 
+use crate::common::Common;
 use crate::email::EmailAddress;
 use crate::error::CoreError;
 use crate::model::*;
 use crate::password::Password;
-use crate::service::Onramp;
+use crate::ports::{Sessions, Users};
 use crate::session::{AUDIENCE, Claims};
 use crate::username::username_key;
+use std::sync::Arc;
+
+/// Logins on every surface, and the sessions they start.
+#[derive(Clone)]
+pub struct Logins {
+    pub(crate) common: Common,
+    pub(crate) users: Arc<dyn Users>,
+    pub(crate) sessions: Arc<dyn Sessions>,
+}
 
 #[derive(Debug, Clone)]
 pub struct LoginInput {
@@ -24,7 +34,7 @@ pub struct LoggedIn {
 
 const MAX_PASSWORD_BYTES: usize = 4096;
 
-impl Onramp {
+impl Logins {
     #[tracing::instrument(skip_all, fields(instance = %instance.name))]
     pub async fn login(&self, instance: &Instance, input: LoginInput) -> Result<LoggedIn, CoreError> {
         let identifier = input.identifier.trim();
@@ -45,21 +55,27 @@ impl Onramp {
         } else {
             LoginLookup::UsernameCanonical(username_key(identifier))
         };
-        let limits = &self.settings.rate_limits;
+        let limits = &self.common.settings.rate_limits;
         if let Some(client) = &input.client {
-            self.limit(&format!("login:client:{}:{client}", instance.id.0), limits.login_per_client).await?;
+            self.common
+                .budget
+                .limit(&format!("login:client:{}:{client}", instance.id.0), limits.login_per_client)
+                .await?;
         }
         let id_key = match &lookup {
             LoginLookup::EmailCanonical(k) | LoginLookup::UsernameCanonical(k) => k,
         };
-        self.limit(&format!("login:id:{}:{id_key}", instance.id.0), limits.login_per_identifier).await?;
+        self.common
+            .budget
+            .limit(&format!("login:id:{}:{id_key}", instance.id.0), limits.login_per_identifier)
+            .await?;
 
         let password = Password::for_verification(&input.password);
-        let Some(user) = self.store.login_record(instance.id, &lookup).await? else {
-            self.hasher.verify_dummy(&password).await?;
+        let Some(user) = self.users.login_record(instance.id, &lookup).await? else {
+            self.common.hasher.verify_dummy(&password).await?;
             return Err(CoreError::InvalidCredentials);
         };
-        let verified = self.hasher.verify(&user.password_hash, &password).await?;
+        let verified = self.common.hasher.verify(&user.password_hash, &password).await?;
         if !verified.matches {
             return Err(CoreError::InvalidCredentials);
         }
@@ -71,8 +87,8 @@ impl Onramp {
             UserStatus::Inactive => return Err(CoreError::AccountDisabled),
         }
         if verified.needs_rehash {
-            let fresh = self.hasher.hash(&password).await?;
-            self.store.set_password_hash(instance.id, user.user_key, &fresh).await?;
+            let fresh = self.common.hasher.hash(&password).await?;
+            self.users.set_password_hash(instance.id, user.user_key, &fresh).await?;
         }
         self.start_session(instance, user.user_key, &user.public_id).await
     }
@@ -84,18 +100,18 @@ impl Onramp {
         user_key: i64,
         user_public_id: &str,
     ) -> Result<LoggedIn, CoreError> {
-        let now = self.now();
+        let now = self.common.now();
         let session = SessionRecord {
-            id: self.tokens.public_id("ses"),
+            id: self.common.tokens.public_id("ses"),
             user_key,
             user_public_id: user_public_id.into(),
             issued_at: now,
-            expires_at: now + self.settings.session_ttl,
+            expires_at: now + self.common.settings.session_ttl,
             revoked_at: None,
         };
-        self.store.create_session(instance.id, &session).await?;
+        self.sessions.create_session(instance.id, &session).await?;
         let claims = Claims {
-            iss: instance_url(&self.settings.public_url, &instance.name),
+            iss: instance_url(&self.common.settings.public_url, &instance.name),
             sub: user_public_id.into(),
             aud: AUDIENCE.into(),
             inst: instance.name.clone(),
@@ -103,25 +119,41 @@ impl Onramp {
             iat: now.unix_timestamp(),
             exp: session.expires_at.unix_timestamp(),
         };
-        let token = self.key_ring(instance).await?.sign(&claims).map_err(CoreError::Internal)?;
+        let token =
+            self.common.directory.key_ring(instance).await?.sign(&claims).map_err(CoreError::Internal)?;
         Ok(LoggedIn { token, session })
     }
 
     /// The live session a bearer token stands for, or `SessionInvalid`.
     pub async fn authenticate(&self, instance: &Instance, token: &str) -> Result<SessionRecord, CoreError> {
-        let now = self.now();
-        let claims = self.key_ring(instance).await?.verify(token, now).ok_or(CoreError::SessionInvalid)?;
-        let session = self.store.session(instance.id, &claims.sid).await?.ok_or(CoreError::SessionInvalid)?;
+        let now = self.common.now();
+        let claims = self
+            .common
+            .directory
+            .key_ring(instance)
+            .await?
+            .verify(token, now)
+            .ok_or(CoreError::SessionInvalid)?;
+        let session =
+            self.sessions.session(instance.id, &claims.sid).await?.ok_or(CoreError::SessionInvalid)?;
         if session.revoked_at.is_some() || session.expires_at <= now || session.user_public_id != claims.sub {
             return Err(CoreError::SessionInvalid);
         }
         Ok(session)
     }
 
+    /// The instance's signing keys (published as its JWKS).
+    pub async fn key_ring(
+        &self,
+        instance: &Instance,
+    ) -> Result<std::sync::Arc<crate::session::KeyRing>, CoreError> {
+        self.common.directory.key_ring(instance).await
+    }
+
     #[tracing::instrument(skip_all, fields(instance = %instance.name))]
     pub async fn logout(&self, instance: &Instance, token: &str) -> Result<(), CoreError> {
         let session = self.authenticate(instance, token).await?;
-        if self.store.revoke_session(instance.id, &session.id, self.now()).await? {
+        if self.sessions.revoke_session(instance.id, &session.id, self.common.now()).await? {
             Ok(())
         } else {
             Err(CoreError::SessionInvalid)

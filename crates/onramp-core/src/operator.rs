@@ -4,10 +4,10 @@
 
 use crate::cache::TtlCache;
 use crate::clock::Clock;
+use crate::common::Common;
 use crate::error::CoreError;
 use crate::model::*;
 use crate::ports::{Apps, Contracts, Database, InstanceSettings, Instances, Outbox};
-use crate::service::Onramp;
 use std::sync::Arc;
 
 /// The operator's use cases.
@@ -24,28 +24,6 @@ pub struct Operator {
     instance_cache: Arc<TtlCache<String, Instance>>,
 }
 
-impl Onramp {
-    /// The operator's use cases, over this service's storage.
-    pub fn operator(&self) -> Operator {
-        let store = self.store.clone();
-        Operator {
-            database: store.clone(),
-            instances: store.clone(),
-            settings: store.clone(),
-            apps: store.clone(),
-            contracts: store.clone(),
-            outbox: store,
-            clock: self.clock.clone(),
-            instance_cache: self.instance_cache(),
-        }
-    }
-
-    /// An instance's user-service settings (the surfaces read them on every call).
-    pub async fn instance_settings(&self, instance: InstanceId) -> Result<UserServiceSettings, CoreError> {
-        Ok(self.store.instance_settings(instance).await?)
-    }
-}
-
 /// What the operator sees of the outbox.
 #[derive(Debug, Clone)]
 pub struct OutboxStatus {
@@ -55,6 +33,19 @@ pub struct OutboxStatus {
 }
 
 impl Operator {
+    pub(crate) fn new(store: Arc<dyn crate::ports::Store>, common: &Common) -> Self {
+        Operator {
+            database: store.clone(),
+            instances: store.clone(),
+            settings: store.clone(),
+            apps: store.clone(),
+            contracts: store.clone(),
+            outbox: store,
+            clock: common.clock.clone(),
+            instance_cache: common.directory.instance_cache.clone(),
+        }
+    }
+
     fn now(&self) -> time::OffsetDateTime {
         self.clock.now()
     }

@@ -11,17 +11,32 @@
 //! `onramp instance retry`): never a success with half an instance, never an orphaned
 //! dashboard user.
 
+use crate::claims::Claims;
+use crate::common::Common;
 use crate::email::EmailAddress;
 use crate::error::{CoreError, FieldError};
 use crate::instance_name;
+use crate::login::Logins;
 use crate::login::{LoggedIn, instance_url};
 use crate::model::*;
+use crate::ports::{Instances, Users};
 use crate::ports::{StoreError, UniqueKey};
 pub use crate::provisioning::{InstanceEvent, NoHooks, Provisioning, ProvisioningHooks};
-use crate::service::Onramp;
 use crate::session::generate_key;
 use crate::token::secret_hash;
 use serde_json::json;
+use std::sync::Arc;
+
+/// FastTrack, and the operator's instance creation: everything that provisions an instance.
+#[derive(Clone)]
+pub struct Provisioner {
+    pub(crate) common: Common,
+    pub(crate) instances: Arc<dyn Instances>,
+    pub(crate) users: Arc<dyn Users>,
+    pub(crate) logins: Logins,
+    pub(crate) claims: Claims,
+    pub(crate) provisioning: Provisioning,
+}
 
 /// The fields of `POST /fast-track`, as received.
 #[derive(Debug, Clone, Default)]
@@ -85,16 +100,17 @@ fn text(field: &str, value: &str, required: bool, errors: &mut Vec<FieldError>) 
     Some(v.to_owned())
 }
 
-impl Onramp {
+impl Provisioner {
     /// Everything a new instance starts with; `{instance}` in the default app's URL becomes the
     /// name the store picks.
     fn new_instance(&self, naming: InstanceNaming) -> Result<NewInstance, CoreError> {
-        let now = self.now();
+        let now = self.common.now();
         const PLACEHOLDER: &str = "onramp-instance-placeholder";
-        let url = instance_url(&self.settings.public_url, PLACEHOLDER).replace(PLACEHOLDER, "{instance}");
+        let url =
+            instance_url(&self.common.settings.public_url, PLACEHOLDER).replace(PLACEHOLDER, "{instance}");
         Ok(NewInstance {
             naming,
-            key: generate_key(self.tokens.public_id("key"), now).map_err(CoreError::Internal)?,
+            key: generate_key(self.common.tokens.public_id("key"), now).map_err(CoreError::Internal)?,
             roles: vec![
                 RoleSpec { name: ADMIN_ROLE.into(), description: "Administers the instance".into() },
                 RoleSpec { name: MEMBER_ROLE.into(), description: "Registered users".into() },
@@ -114,7 +130,7 @@ impl Onramp {
     /// database and its admin, and a one-time login for that admin.
     #[tracing::instrument(skip_all)]
     pub async fn fast_track(&self, input: FastTrackInput) -> Result<FastTracked, CoreError> {
-        self.admit_signup()?;
+        self.common.admit_signup()?;
         // 1. Validate.
         let mut errors = Vec::new();
         let email = EmailAddress::parse(&input.email).map_err(|e| errors.push(e.renamed("email"))).ok();
@@ -125,7 +141,7 @@ impl Onramp {
         // A phone, when given, is a real number, stored in E.164 (as dialogportal's are).
         let phone =
             text("phone", input.phone.as_deref().unwrap_or_default(), false, &mut errors).and_then(|p| {
-                crate::partner::e164(&p).or_else(|| {
+                crate::phone::e164(&p).or_else(|| {
                     let message = "must be a phone number in international form, like +31 20 123 4567";
                     errors.push(FieldError::new("phone", "invalid_phone", message));
                     None
@@ -144,6 +160,7 @@ impl Onramp {
             context.extend(e.identifying_words());
         }
         let password = self
+            .common
             .settings
             .password
             .check("password", &input.password, &context)
@@ -155,16 +172,22 @@ impl Onramp {
             return Err(CoreError::Validation(errors));
         };
 
-        let limits = &self.settings.rate_limits;
+        let limits = &self.common.settings.rate_limits;
         if let Some(client) = &input.client {
-            self.limit(&format!("fast_track:client:{client}"), limits.fast_track_per_client).await?;
+            self.common
+                .budget
+                .limit(&format!("fast_track:client:{client}"), limits.fast_track_per_client)
+                .await?;
         }
         let domain = email.canonical().rsplit_once('@').map(|(_, d)| d.to_owned()).unwrap_or_default();
-        self.limit(&format!("fast_track:domain:{domain}"), limits.fast_track_per_email_domain).await?;
+        self.common
+            .budget
+            .limit(&format!("fast_track:domain:{domain}"), limits.fast_track_per_email_domain)
+            .await?;
 
         // Hashed once, stored twice (dashboard user and instance admin).
-        let password_hash = self.hasher.hash(&password).await?;
-        let now = self.now();
+        let password_hash = self.common.hasher.hash(&password).await?;
+        let now = self.common.now();
         let user = |public_id: String, uuid: uuid::Uuid, status: UserStatus| NewUser {
             public_id,
             uuid,
@@ -177,17 +200,17 @@ impl Onramp {
             status,
             password_hash: password_hash.clone(),
         };
-        let guid = self.tokens.secret_token();
-        let claim = self.tokens.secret_token();
+        let guid = self.common.tokens.secret_token();
+        let claim = self.common.tokens.secret_token();
         let new = NewFastTrack {
             instance: self.new_instance(InstanceNaming::FirstFree {
                 base,
-                avoid: self.settings.fast_track_reserved_names.clone(),
+                avoid: self.common.settings.fast_track_reserved_names.clone(),
             })?,
             // The dashboard user is unconfirmed until the mail to its address is answered; the
             // instance's admin signs in at once, as in the seed.
-            owner: user(self.tokens.public_id("usr"), self.uuid(), UserStatus::Unconfirmed),
-            admin: user(self.tokens.public_id("usr"), self.uuid(), UserStatus::Active),
+            owner: user(self.common.tokens.public_id("usr"), self.common.uuid(), UserStatus::Unconfirmed),
+            admin: user(self.common.tokens.public_id("usr"), self.common.uuid(), UserStatus::Active),
             profile: UserProfile {
                 first_name: Some(first),
                 last_name: Some(last),
@@ -199,21 +222,21 @@ impl Onramp {
             login: NewVerification {
                 purpose: Purpose::FastTrackLogin,
                 secret_hash: secret_hash(&guid),
-                expires_at: now + self.settings.fast_track_login_ttl,
+                expires_at: now + self.common.settings.fast_track_login_ttl,
             },
             claim: NewVerification {
                 purpose: Purpose::FastTrackClaim,
                 secret_hash: secret_hash(&claim),
-                expires_at: now + self.settings.fast_track_confirm_within,
+                expires_at: now + self.common.settings.fast_track_confirm_within,
             },
         };
         // 2, 3 and 5, and 6's secret: one transaction. An address whose earlier FastTrack was
         // never confirmed in time is released first, even before housekeeping comes by.
-        let mut provisioned = self.store.provision_fast_track(&new).await;
+        let mut provisioned = self.instances.provision_fast_track(&new).await;
         if matches!(provisioned, Err(StoreError::Unique(UniqueKey::Email)))
-            && !self.claims().release_unconfirmed(Some(email.canonical())).await?.is_empty()
+            && !self.claims.release_unconfirmed(Some(email.canonical())).await?.is_empty()
         {
-            provisioned = self.store.provision_fast_track(&new).await;
+            provisioned = self.instances.provision_fast_track(&new).await;
         }
         let provisioned = match provisioned {
             Ok(p) => p,
@@ -225,9 +248,10 @@ impl Onramp {
         };
         // 4. Its own database and the operator's webhooks; then it goes live, and the address
         // is asked whether this was its owner.
-        let base_url = instance_url(&self.settings.public_url, &provisioned.instance.name);
-        let link =
-            |path: &str| format!("{}{path}?token={claim}", self.settings.public_url.trim_end_matches('/'));
+        let base_url = instance_url(&self.common.settings.public_url, &provisioned.instance.name);
+        let link = |path: &str| {
+            format!("{}{path}?token={claim}", self.common.settings.public_url.trim_end_matches('/'))
+        };
         let vars = json!({
             "first_name": new.profile.first_name,
             "name": new.owner.name,
@@ -238,11 +262,11 @@ impl Onramp {
             "instance_url": base_url,
             "link": link(CONFIRM_CLAIM_PATH),
             "release_link": link(RELEASE_CLAIM_PATH),
-            "expires_hours": self.settings.fast_track_confirm_within.whole_hours(),
+            "expires_hours": self.common.settings.fast_track_confirm_within.whole_hours(),
         });
         let language = input.language.as_deref().unwrap_or("en");
-        let mail = self.outbox_mail(CONFIRM_TEMPLATE, email.as_entered(), language, vars)?;
-        let platform = self.instance(PLATFORM_INSTANCE).await?;
+        let mail = self.common.letters.mail(CONFIRM_TEMPLATE, email.as_entered(), language, vars)?;
+        let platform = self.common.directory.instance(PLATFORM_INSTANCE).await?;
         self.complete_provisioning(
             &provisioned.instance,
             Some(email.as_entered()),
@@ -250,7 +274,7 @@ impl Onramp {
             Some((platform.id, &mail)),
         )
         .await?;
-        self.wake_outbox();
+        self.common.wake_outbox();
         Ok(FastTracked {
             owner_key: provisioned.owner_key,
             login_url: format!("{base_url}{WELCOME_PATH}?fastTrackGuid={guid}"),
@@ -273,7 +297,7 @@ impl Onramp {
             return Err(CoreError::field("name", "reserved_instance_name", "is reserved"));
         }
         let new = self.new_instance(InstanceNaming::Exact(name.into()))?;
-        let instance = match self.store.create_instance(&new).await {
+        let instance = match self.instances.create_instance(&new).await {
             Ok(i) => i,
             Err(StoreError::Unique(UniqueKey::InstanceName)) => {
                 return Err(CoreError::InstanceNameUnavailable);
@@ -286,8 +310,8 @@ impl Onramp {
 
     /// `onramp instance retry`: complete an instance left `provisioning_failed` (or stuck in
     /// `provisioning` by a node that died mid-way). On failure it stays as it was.
-    pub async fn retry_provisioning(&self, name: &str) -> Result<Instance, CoreError> {
-        let summary = self.store.instance_summary(name).await?.ok_or(CoreError::InstanceNotFound)?;
+    pub async fn retry(&self, name: &str) -> Result<Instance, CoreError> {
+        let summary = self.instances.instance_summary(name).await?.ok_or(CoreError::InstanceNotFound)?;
         if summary.status != instance_status::PROVISIONING_FAILED
             && summary.status != instance_status::PROVISIONING
         {
@@ -306,7 +330,7 @@ impl Onramp {
         message: Option<(InstanceId, &NewOutboxMessage)>,
     ) -> Result<(), CoreError> {
         let init_sql = self.provisioning.init_sql.as_deref();
-        let database = match self.store.create_instance_database(instance, init_sql).await {
+        let database = match self.instances.create_instance_database(instance, init_sql).await {
             Ok(d) => d,
             Err(e) => {
                 return Err(self
@@ -317,14 +341,14 @@ impl Onramp {
         let event = InstanceEvent {
             instance_id: instance.id.0,
             instance: instance.name.clone(),
-            url: instance_url(&self.settings.public_url, &instance.name),
+            url: instance_url(&self.common.settings.public_url, &instance.name),
             database: database.clone(),
             owner_email: owner_email.map(str::to_owned),
         };
         let hooks = &self.provisioning.hooks;
         let failure = match hooks.provisioned(&event).await {
             Err(e) => Some(format!("provisioning webhook: {e}")),
-            Ok(()) => match self.store.finish_provisioning(instance.id, &database, message).await {
+            Ok(()) => match self.instances.finish_provisioning(instance.id, &database, message).await {
                 Ok(()) => None,
                 Err(e) => {
                     hooks.undone(&event).await;
@@ -336,7 +360,7 @@ impl Onramp {
             tracing::info!(instance = %instance.name, "instance provisioned");
             return Ok(());
         };
-        if !keep_failed && let Err(e) = self.store.drop_instance_database(instance).await {
+        if !keep_failed && let Err(e) = self.instances.drop_instance_database(instance).await {
             tracing::warn!(instance = %instance.name, error = %e, "could not drop the instance's database");
         }
         Err(self.abandon(instance, &failure, keep_failed).await)
@@ -345,8 +369,8 @@ impl Onramp {
     /// Undo the rows of a failed provisioning (or keep them, marked failed); the error to answer.
     async fn abandon(&self, instance: &Instance, why: &str, keep_failed: bool) -> CoreError {
         tracing::error!(instance = %instance.name, error = why, keep_failed, "provisioning failed");
-        let undone = !keep_failed && self.store.discard_instance(instance.id).await.is_ok();
-        if !undone && let Err(e) = self.store.fail_provisioning(instance.id, why).await {
+        let undone = !keep_failed && self.instances.discard_instance(instance.id).await.is_ok();
+        if !undone && let Err(e) = self.instances.fail_provisioning(instance.id, why).await {
             tracing::error!(instance = %instance.name, error = %e, "could not mark the instance failed");
         }
         CoreError::ProvisioningFailed
@@ -359,16 +383,16 @@ impl Onramp {
             return Err(CoreError::TokenNotFound);
         }
         let redeemed = self
-            .store
-            .redeem_secret(instance.id, Purpose::FastTrackLogin, &secret_hash(guid), self.now())
+            .users
+            .redeem_secret(instance.id, Purpose::FastTrackLogin, &secret_hash(guid), self.common.now())
             .await?;
         let (user_key, public_id) = redeemed?;
-        self.start_session(instance, user_key, &public_id).await
+        self.logins.start_session(instance, user_key, &public_id).await
     }
 
     /// The user behind a live session token.
     pub async fn session_user(&self, instance: &Instance, token: &str) -> Result<UserView, CoreError> {
-        let session = self.authenticate(instance, token).await?;
-        self.store.user_view(instance.id, session.user_key).await?.ok_or(CoreError::SessionInvalid)
+        let session = self.logins.authenticate(instance, token).await?;
+        self.users.user_view(instance.id, session.user_key).await?.ok_or(CoreError::SessionInvalid)
     }
 }

@@ -1,19 +1,28 @@
-//! `Onramp`: the core's entry point. It holds the ports (store, clock, token generator, hashing
-//! pool, seal key) and the settings; the use cases are its methods, one module each.
+//! `Onramp`: the core's entry point. It is built from the ports (store, clock, token generator,
+//! hashing pool, seal key) and the settings, and hands out the use cases, each a struct of its
+//! own holding only the ports it needs.
 
-use crate::cache::TtlCache;
+use crate::api_keys::ApiKeys;
+use crate::apps::Catalog;
+use crate::claims::Claims;
 use crate::clock::Clock;
+use crate::common::{Budget, Common, Directory, Letters};
+use crate::contract_account::ContractAccounts;
 use crate::error::CoreError;
 use crate::hasher::{HashError, PasswordHasher};
+use crate::login::Logins;
 use crate::model::*;
+use crate::open_registration::OpenRegistration;
+use crate::operator::Operator;
+use crate::partner_signup::PartnerSignup;
 use crate::password::PasswordPolicy;
 use crate::ports::Store;
+use crate::provision::{Provisioner, Provisioning};
 use crate::seal::SealKey;
-use crate::session::{KeyRing, generate_key};
+use crate::signup::Signup;
 use crate::token::TokenGenerator;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Notify;
 
@@ -114,22 +123,18 @@ pub struct MailPayload {
     pub service: Option<String>,
 }
 
+/// The core, wired: the use cases over one store.
 pub struct Onramp {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) tokens: Arc<dyn TokenGenerator>,
-    pub(crate) hasher: PasswordHasher,
-    pub(crate) seal: SealKey,
-    pub(crate) settings: Settings,
-    pub(crate) provisioning: crate::provisioning::Provisioning,
-    keys: RwLock<HashMap<InstanceId, Arc<KeyRing>>>,
-    /// Instances by name: every request resolves one.
-    instances: Arc<TtlCache<String, Instance>>,
-    /// Signup domains with their apps, by (instance, domain id).
-    domains: TtlCache<(InstanceId, String), (App, Domain)>,
-    outbox_wake: Arc<Notify>,
-    /// Writes that requests do not wait for (see `background`).
-    background: crate::background::Background,
+    store: Arc<dyn Store>,
+    common: Common,
+    signup: Signup,
+    logins: Logins,
+    open_registration: OpenRegistration,
+    api_keys: ApiKeys,
+    partner_signup: PartnerSignup,
+    contract_accounts: ContractAccounts,
+    provisioner: Provisioner,
+    catalog: Catalog,
 }
 
 impl Onramp {
@@ -141,271 +146,169 @@ impl Onramp {
         seal: SealKey,
         settings: Settings,
     ) -> Self {
-        Self {
-            store,
+        let directory = Directory::new(store.clone(), store.clone(), tokens.clone(), clock.clone());
+        let common = Common {
+            letters: Letters {
+                seal,
+                tokens: tokens.clone(),
+                clock: clock.clone(),
+                message_id_domain: settings.message_id_domain.clone(),
+            },
+            budget: Budget {
+                store: store.clone(),
+                clock: clock.clone(),
+                limits: settings.rate_limits.clone(),
+            },
+            directory: Arc::new(directory),
             clock,
             tokens,
             hasher,
-            seal,
-            settings,
-            provisioning: crate::provisioning::Provisioning::default(),
-            keys: RwLock::new(HashMap::new()),
-            instances: Arc::new(TtlCache::new()),
-            domains: TtlCache::new(),
+            settings: Arc::new(settings),
             outbox_wake: Arc::new(Notify::new()),
             background: Default::default(),
+        };
+        let logins = Logins { common: common.clone(), users: store.clone(), sessions: store.clone() };
+        let claims = Claims::new(&common, store.clone());
+        Self {
+            signup: Signup { common: common.clone(), signups: store.clone(), outbox: store.clone() },
+            open_registration: OpenRegistration {
+                common: common.clone(),
+                signups: store.clone(),
+                users: store.clone(),
+                outbox: store.clone(),
+                logins: logins.clone(),
+            },
+            api_keys: ApiKeys { common: common.clone(), apps: store.clone() },
+            partner_signup: PartnerSignup {
+                common: common.clone(),
+                signups: store.clone(),
+                instance_settings: store.clone(),
+            },
+            contract_accounts: ContractAccounts {
+                common: common.clone(),
+                apps: store.clone(),
+                contracts: store.clone(),
+            },
+            provisioner: Provisioner {
+                common: common.clone(),
+                instances: store.clone(),
+                users: store.clone(),
+                logins: logins.clone(),
+                claims,
+                provisioning: Provisioning::default(),
+            },
+            catalog: Catalog { apps: store.clone(), instance_settings: store.clone() },
+            logins,
+            common,
+            store,
         }
     }
 
     /// How new instances are set up (init SQL, webhooks, failure policy).
-    pub fn with_provisioning(mut self, provisioning: crate::provisioning::Provisioning) -> Self {
-        self.provisioning = provisioning;
+    pub fn with_provisioning(mut self, provisioning: Provisioning) -> Self {
+        self.provisioner.provisioning = provisioning;
         self
     }
 
+    /// `/v1` signup and activation (seed 004).
+    pub fn signup(&self) -> &Signup {
+        &self.signup
+    }
+
+    /// Logins and sessions, on every surface.
+    pub fn logins(&self) -> &Logins {
+        &self.logins
+    }
+
+    /// DreamFactory open registration, code confirmation and password reset (seed 001).
+    pub fn open_registration(&self) -> &OpenRegistration {
+        &self.open_registration
+    }
+
+    /// The apps' API keys.
+    pub fn api_keys(&self) -> &ApiKeys {
+        &self.api_keys
+    }
+
+    /// FastEditor partner signup (seed 002).
+    pub fn partner_signup(&self) -> &PartnerSignup {
+        &self.partner_signup
+    }
+
+    /// dialogportal contract accounts (seed 003).
+    pub fn contract_accounts(&self) -> &ContractAccounts {
+        &self.contract_accounts
+    }
+
+    /// FastTrack (seed 000) and the operator's instance creation.
+    pub fn provisioner(&self) -> &Provisioner {
+        &self.provisioner
+    }
+
+    /// An instance's apps and settings, as the pages and surfaces read them.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// FastTrack's account claim (the confirmation mail's answer).
+    pub fn claims(&self) -> &Claims {
+        &self.provisioner.claims
+    }
+
+    /// The operator's use cases (the CLI; the admin API to come).
+    pub fn operator(&self) -> Operator {
+        Operator::new(self.store.clone(), &self.common)
+    }
+
+    /// The storage, for wiring only (applying the configuration, the outbox worker).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
+        &self.common.clock
     }
 
     pub fn hasher(&self) -> &PasswordHasher {
-        &self.hasher
-    }
-
-    pub fn seal_key(&self) -> &SealKey {
-        &self.seal
+        &self.common.hasher
     }
 
     pub fn settings(&self) -> &Settings {
-        &self.settings
+        &self.common.settings
+    }
+
+    /// Writes requests did not wait for; the outbox worker waits for them before it looks.
+    pub fn background(&self) -> &crate::background::Background {
+        &self.common.background
     }
 
     /// Signalled after every commit that wrote an outbox message.
-    /// Writes requests did not wait for; the outbox worker waits for them before it looks.
-    pub fn background(&self) -> &crate::background::Background {
-        &self.background
-    }
-
     pub fn outbox_wake(&self) -> Arc<Notify> {
-        self.outbox_wake.clone()
+        self.common.outbox_wake.clone()
     }
 
     pub fn now(&self) -> OffsetDateTime {
-        self.clock.now()
+        self.common.now()
     }
 
-    /// Find or create an instance (with a signing key on creation).
-    pub async fn ensure_instance(&self, name: &str) -> Result<Instance, CoreError> {
-        let key = generate_key(self.tokens.public_id("key"), self.now()).map_err(CoreError::Internal)?;
-        Ok(self.store.ensure_instance(name, key).await?)
+    /// Open a sealed outbox message (the outbox worker's one use of the seal key).
+    pub fn open_sealed(&self, sealed: &[u8]) -> Result<Vec<u8>, crate::seal::SealError> {
+        self.common.letters.seal.open(sealed)
+    }
+
+    /// A random UUID from the injected generator (request ids, page nonces).
+    pub fn uuid(&self) -> uuid::Uuid {
+        self.common.uuid()
     }
 
     /// The active instance `name` (cached for a few seconds; unknown names are not cached).
     pub async fn instance(&self, name: &str) -> Result<Instance, CoreError> {
-        if let Some(instance) = self.instances.get(&name.to_owned()) {
-            return Ok(instance);
-        }
-        let instance = self.store.instance_by_name(name).await?.ok_or(CoreError::InstanceNotFound)?;
-        self.instances.put(name.to_owned(), instance.clone());
-        Ok(instance)
+        self.common.directory.instance(name).await
     }
 
-    /// The instance cache, for use cases held apart from `Onramp`.
-    pub(crate) fn instance_cache(&self) -> Arc<TtlCache<String, Instance>> {
-        self.instances.clone()
-    }
-
-    /// A signup domain and its app (cached like instances).
-    pub(crate) async fn signup_domain(
-        &self,
-        instance: &Instance,
-        domain_id: &str,
-    ) -> Result<Option<(App, Domain)>, CoreError> {
-        let key = (instance.id, domain_id.to_owned());
-        if let Some(found) = self.domains.get(&key) {
-            return Ok(Some(found));
-        }
-        let found = self.store.signup_domain(instance.id, domain_id).await?;
-        if let Some(found) = &found {
-            self.domains.put(key, found.clone());
-        }
-        Ok(found)
-    }
-
-    /// The instance's signing keys, loaded once and cached.
-    pub async fn key_ring(&self, instance: &Instance) -> Result<Arc<KeyRing>, CoreError> {
-        if let Some(ring) = self.keys.read().unwrap_or_else(|e| e.into_inner()).get(&instance.id) {
-            return Ok(ring.clone());
-        }
-        let records = self.store.signing_keys(instance.id).await?;
-        let ring = Arc::new(KeyRing::new(instance.clone(), records).map_err(CoreError::Internal)?);
-        self.keys.write().unwrap_or_else(|e| e.into_inner()).insert(instance.id, ring.clone());
-        Ok(ring)
-    }
-
-    /// The app schema of seed 004: the app, its domains and the schema version.
-    pub async fn app_schema(
-        &self,
-        instance: &Instance,
-        app_id: &str,
-    ) -> Result<(App, Vec<Domain>), CoreError> {
-        let app = self.store.app(instance.id, app_id).await?.ok_or(CoreError::AppNotFound)?;
-        let domains = self.store.app_domains(instance.id, app_id).await?;
-        Ok((app, domains))
-    }
-
-    /// Seal a mail for the outbox, sent through the global transport.
-    pub(crate) fn outbox_mail(
-        &self,
-        template: &str,
-        to: &str,
-        language: &str,
-        vars: serde_json::Value,
-    ) -> Result<NewOutboxMessage, CoreError> {
-        self.outbox_mail_via(template, to, language, vars, None)
-    }
-
-    /// Seal a mail for the outbox, sent through `service` (none: the global transport).
-    pub(crate) fn outbox_mail_via(
-        &self,
-        template: &str,
-        to: &str,
-        language: &str,
-        vars: serde_json::Value,
-        service: Option<String>,
-    ) -> Result<NewOutboxMessage, CoreError> {
-        self.outbox_message("mail", template, to, (language, None), vars, service)
-    }
-
-    /// As `outbox_mail_via`, with the instance's default language as the fallback.
-    pub(crate) fn outbox_mail_in(
-        &self,
-        template: &str,
-        to: &str,
-        language: &str,
-        settings: &UserServiceSettings,
-        vars: serde_json::Value,
-        service: Option<String>,
-    ) -> Result<NewOutboxMessage, CoreError> {
-        let fallback = settings.default_language.clone();
-        self.outbox_message("mail", template, to, (language, fallback), vars, service)
-    }
-
-    /// Seal a text message (`sms:` outbox kind) for the SMS transport.
-    pub(crate) fn outbox_sms(
-        &self,
-        to: &str,
-        language: &str,
-        vars: serde_json::Value,
-    ) -> Result<NewOutboxMessage, CoreError> {
-        self.outbox_message(
-            "sms",
-            crate::outbox::Template::SmsVerification.name(),
-            to,
-            (language, None),
-            vars,
-            None,
-        )
-    }
-
-    fn outbox_message(
-        &self,
-        channel: &str,
-        template: &str,
-        to: &str,
-        (language, fallback_language): (&str, Option<String>),
-        vars: serde_json::Value,
-        service: Option<String>,
-    ) -> Result<NewOutboxMessage, CoreError> {
-        let message_id = format!("<{}@{}>", self.uuid().simple(), self.settings.message_id_domain);
-        let payload = MailPayload {
-            template: template.into(),
-            to: to.into(),
-            language: language.into(),
-            message_id: message_id.clone(),
-            vars,
-            fallback_language,
-            service,
-        };
-        let plain = serde_json::to_vec(&payload).map_err(|e| CoreError::Internal(e.to_string()))?;
-        let mut nonce = [0u8; 24];
-        self.tokens.bytes(&mut nonce);
-        let sealed = self.seal.seal(nonce, &plain).map_err(|e| CoreError::Internal(e.to_string()))?;
-        Ok(NewOutboxMessage {
-            kind: format!("{channel}:{template}"),
-            recipient: to.into(),
-            message_id,
-            sealed_payload: sealed,
-            created_at: self.now(),
-        })
-    }
-
-    /// One budget for every surface that creates an account (`/v1`, DreamFactory, FastEditor,
-    /// dialogportal): per client address across all surfaces and instances, per instance, and
-    /// per address within the instance. Spent only by requests that passed validation.
-    pub(crate) async fn spend_signup_budget(
-        &self,
-        instance: &crate::model::Instance,
-        client: Option<&str>,
-        email_canonical: Option<&str>,
-    ) -> Result<(), CoreError> {
-        let limits = &self.settings.rate_limits;
-        if let Some(client) = client {
-            self.limit(&format!("create:client:{client}"), limits.signup_per_client).await?;
-        }
-        self.limit(&format!("create:instance:{}", instance.id.0), limits.signup_per_instance).await?;
-        if let Some(email) = email_canonical {
-            self.limit(&format!("create:email:{}:{email}", instance.id.0), limits.signup_per_email).await?;
-        }
-        Ok(())
-    }
-
-    /// A request that creates a password is refused at once, before any database work, when
-    /// its hash would be refused anyway: a shed request costs nothing and waits for nothing.
-    pub(crate) fn admit_signup(&self) -> Result<(), CoreError> {
-        if self.hasher.is_saturated() { Err(CoreError::Busy { retry_after_secs: 1 }) } else { Ok(()) }
-    }
-
-    /// A random UUID from the injected generator (request ids and the like).
-    pub fn uuid(&self) -> uuid::Uuid {
-        let mut bytes = [0u8; 16];
-        self.tokens.bytes(&mut bytes);
-        uuid::Builder::from_random_bytes(bytes).into_uuid()
-    }
-
-    pub(crate) fn wake_outbox(&self) {
-        self.outbox_wake.notify_one();
-    }
-
-    /// Count a hit under `key`; `false` once over `limit` (for sends that are skipped, not refused).
-    pub(crate) async fn within(&self, key: &str, limit: Limit) -> Result<bool, CoreError> {
-        match self.limit(key, limit).await {
-            Ok(()) => Ok(true),
-            Err(CoreError::RateLimited { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Count a hit against `limit` under `key`; `RateLimited` once over.
-    pub(crate) async fn limit(&self, key: &str, limit: Limit) -> Result<(), CoreError> {
-        if !self.settings.rate_limits.enabled {
-            return Ok(());
-        }
-        let now = self.now();
-        let window = limit.window.whole_seconds().max(1);
-        let start_secs = now.unix_timestamp() - now.unix_timestamp().rem_euclid(window);
-        let start = OffsetDateTime::from_unix_timestamp(start_secs)
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
-        let hits = self.store.rate_limit_hit(key, start, now).await?;
-        if hits > limit.max {
-            let retry_after_secs =
-                u64::try_from(start_secs + window - now.unix_timestamp()).unwrap_or(1).max(1);
-            return Err(CoreError::RateLimited { retry_after_secs });
-        }
-        Ok(())
+    /// Find or create an instance (with a signing key on creation).
+    pub async fn ensure_instance(&self, name: &str) -> Result<Instance, CoreError> {
+        self.common.directory.ensure_instance(name).await
     }
 }
 

@@ -277,7 +277,7 @@ pub async fn apply_config(onramp: &Onramp, config: &Config) -> anyhow::Result<()
             settings.allow_keyless = v;
         }
         if let Some(v) = &inst.default_language {
-            settings.default_language = onramp_core::partner::language_tag(v);
+            settings.default_language = onramp_core::language::language_tag(v);
         }
         let roles: Vec<RoleSpec> = inst
             .roles
@@ -313,7 +313,9 @@ pub async fn apply_config(onramp: &Onramp, config: &Config) -> anyhow::Result<()
             let keys: Vec<_> = app
                 .api_keys
                 .iter()
-                .map(|k| onramp.api_key_record(&app.id, &k.0, "configuration file", api_key_source::CONFIG))
+                .map(|k| {
+                    onramp.api_keys().record(&app.id, &k.0, "configuration file", api_key_source::CONFIG)
+                })
                 .collect();
             store.sync_config_api_keys(instance.id, &app.id, &keys, onramp.now()).await?;
             // Set in the file: applied; left out: what the CLI stored stays.

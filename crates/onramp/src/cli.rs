@@ -195,7 +195,7 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
                 "{name:?} is not a valid instance name (lower-case letters, digits, inner '-'; at most 63)"
             );
         }
-        InstanceAction::Create { name } => match onramp.create_instance(&name).await {
+        InstanceAction::Create { name } => match onramp.provisioner().create_instance(&name).await {
             Ok(_) => println!(
                 "created instance {name} ({})",
                 onramp_core::login::instance_url(&onramp.settings().public_url, &name)
@@ -212,7 +212,7 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
             }
             Err(e) => return Err(e.into()),
         },
-        InstanceAction::Retry { name } => match onramp.retry_provisioning(&name).await {
+        InstanceAction::Retry { name } => match onramp.provisioner().retry(&name).await {
             Ok(_) => println!("provisioned instance {name}"),
             Err(onramp_core::CoreError::InstanceNotFound) => anyhow::bail!("no instance {name:?}"),
             Err(onramp_core::CoreError::Validation(_)) => {
@@ -258,7 +258,7 @@ async fn instance(config: Config, action: InstanceAction) -> anyhow::Result<()> 
                 None => None,
                 Some("") => Some(None),
                 Some(tag) => Some(Some(
-                    onramp_core::partner::language_tag(tag)
+                    onramp_core::language::language_tag(tag)
                         .ok_or_else(|| anyhow::anyhow!("{tag:?} is not a language tag"))?,
                 )),
             };
@@ -390,7 +390,7 @@ async fn app_key(config: Config, action: KeyAction) -> anyhow::Result<()> {
     match action {
         KeyAction::Create { instance, app, label } => {
             let inst = instance_of(&instance).await?;
-            match onramp.create_api_key(&inst, &app, &label).await {
+            match onramp.api_keys().create(&inst, &app, &label).await {
                 Ok((record, key)) => {
                     println!("{key}");
                     eprintln!("created key {} for {instance}/{app}; it is shown only now", record.id);

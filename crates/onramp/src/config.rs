@@ -796,7 +796,7 @@ impl Config {
                 problems.push(format!("instances: {:?} is declared twice", inst.name));
             }
             if let Some(l) = &inst.default_language
-                && onramp_core::partner::language_tag(l).is_none()
+                && onramp_core::language::language_tag(l).is_none()
             {
                 problems
                     .push(format!("instance {:?}: default_language {l:?} is not a language tag", inst.name));

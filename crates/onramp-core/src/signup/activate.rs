@@ -2,18 +2,14 @@
 
 use crate::error::CoreError;
 use crate::model::*;
-use crate::service::Onramp;
+use crate::signup::Signup;
 use crate::token::secret_hash;
 
 const MAX_TOKEN_LEN: usize = 256;
 
-impl Onramp {
+impl Signup {
     #[tracing::instrument(skip_all, fields(instance = %instance.name))]
-    pub async fn activate_signup(
-        &self,
-        instance: &Instance,
-        token: &str,
-    ) -> Result<ActivatedSignup, CoreError> {
+    pub async fn activate(&self, instance: &Instance, token: &str) -> Result<ActivatedSignup, CoreError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(CoreError::field("token", "required", "is required"));
@@ -21,6 +17,6 @@ impl Onramp {
         if token.len() > MAX_TOKEN_LEN {
             return Err(CoreError::TokenNotFound);
         }
-        Ok(self.store.activate_signup(instance.id, &secret_hash(token), self.now()).await??)
+        Ok(self.signups.activate_signup(instance.id, &secret_hash(token), self.common.now()).await??)
     }
 }

@@ -8,7 +8,7 @@ use crate::error::{CoreError, FieldError};
 use crate::model::*;
 use crate::password::Password;
 use crate::ports::{StoreError, UniqueKey};
-use crate::service::Onramp;
+use crate::signup::Signup;
 use crate::token::secret_hash;
 use crate::username::Username;
 use serde_json::json;
@@ -66,7 +66,7 @@ fn blank_to_none(v: &Option<String>) -> Option<&str> {
     v.as_deref().filter(|s| !s.trim().is_empty())
 }
 
-impl Onramp {
+impl Signup {
     fn validate_signup(&self, input: &SignupInput) -> Result<SignupCommand, CoreError> {
         let mut errors = Vec::new();
         let domain_id = required_text("domain_id", &input.domain_id, &mut errors);
@@ -98,7 +98,12 @@ impl Onramp {
                     ));
                     None
                 } else {
-                    self.settings.password.check("password", raw, &context).map_err(|e| errors.push(e)).ok()
+                    self.common
+                        .settings
+                        .password
+                        .check("password", raw, &context)
+                        .map_err(|e| errors.push(e))
+                        .ok()
                 }
             }
         };
@@ -120,39 +125,45 @@ impl Onramp {
             } else {
                 4
             };
-            format!("{base}{}", self.tokens.numeric_code(digits))
+            format!("{base}{}", self.common.tokens.numeric_code(digits))
         };
         Username::parse(&candidate)
             .map_err(|e| CoreError::Internal(format!("generated username invalid: {}", e.code)))
     }
 
     #[tracing::instrument(skip_all, fields(instance = %instance.name, domain_id = %input.domain_id))]
-    pub async fn register_signup(
+    pub async fn register(
         &self,
         instance: &Instance,
         input: SignupInput,
     ) -> Result<SignupAccepted, CoreError> {
-        self.admit_signup()?;
+        self.common.admit_signup()?;
         let cmd = self.validate_signup(&input)?;
-        self.spend_signup_budget(instance, input.client.as_deref(), Some(cmd.email.canonical())).await?;
+        self.common
+            .budget
+            .spend_on_signup(instance, input.client.as_deref(), Some(cmd.email.canonical()))
+            .await?;
 
-        let (app, domain) = self.signup_domain(instance, &cmd.domain_id).await?.ok_or_else(|| {
-            CoreError::field("domain_id", "unknown_domain", "is not a signup domain of this instance")
-        })?;
+        let (app, domain) =
+            self.common.directory.signup_domain(instance, &cmd.domain_id).await?.ok_or_else(|| {
+                CoreError::field("domain_id", "unknown_domain", "is not a signup domain of this instance")
+            })?;
         if !domain.allow_signup {
             return Err(CoreError::field("domain_id", "signup_not_allowed", "does not allow signup"));
         }
 
         // One hash per request, on every path (the "exists" path included, for equal timing).
         let password_generated = cmd.password.is_none();
-        let password =
-            cmd.password.clone().unwrap_or_else(|| Password::for_verification(&self.tokens.password()));
-        let password_hash = self.hasher.hash(&password).await?;
+        let password = cmd
+            .password
+            .clone()
+            .unwrap_or_else(|| Password::for_verification(&self.common.tokens.password()));
+        let password_hash = self.common.hasher.hash(&password).await?;
 
-        let token = self.tokens.secret_token();
-        let now = self.now();
-        let account_id = self.tokens.public_id("act");
-        let user_id = self.tokens.public_id("usr");
+        let token = self.common.tokens.secret_token();
+        let now = self.common.now();
+        let account_id = self.common.tokens.public_id("act");
+        let user_id = self.common.tokens.public_id("usr");
         let link = activation_link(&app.signup_url, &token);
 
         for attempt in 0..GENERATED_USERNAME_TRIES {
@@ -171,7 +182,7 @@ impl Onramp {
                 "username": username.as_str(),
                 "username_generated": cmd.username.is_none(),
                 "password_generated": password_generated,
-                "expires_hours": self.settings.activation_ttl.whole_hours(),
+                "expires_hours": self.common.settings.activation_ttl.whole_hours(),
             });
             if password_generated {
                 vars["password"] = json!(password.expose());
@@ -187,7 +198,7 @@ impl Onramp {
                 },
                 user: NewUser {
                     public_id: user_id.clone(),
-                    uuid: self.uuid(),
+                    uuid: self.common.uuid(),
                     email: cmd.email.as_entered().into(),
                     email_canonical: cmd.email.canonical().into(),
                     username: Some(username.as_str().into()),
@@ -200,31 +211,34 @@ impl Onramp {
                 verification: NewVerification {
                     purpose: Purpose::Activation,
                     secret_hash: secret_hash(&token),
-                    expires_at: now + self.settings.activation_ttl,
+                    expires_at: now + self.common.settings.activation_ttl,
                 },
-                message: self.outbox_mail(
+                message: self.common.letters.mail(
                     crate::outbox::Template::SignupActivation.name(),
                     cmd.email.as_entered(),
                     "en",
                     vars,
                 )?,
-                replace_pending_issued_before: now - self.settings.resend_interval,
+                replace_pending_issued_before: now - self.common.settings.resend_interval,
             };
-            match self.store.create_signup(instance.id, &signup).await {
+            match self.signups.create_signup(instance.id, &signup).await {
                 Ok(SignupOutcome::Created | SignupOutcome::ReplacedPending) => {
-                    self.wake_outbox();
-                    let token =
-                        if app.activation_token_in_response { token } else { self.tokens.secret_token() };
+                    self.common.wake_outbox();
+                    let token = if app.activation_token_in_response {
+                        token
+                    } else {
+                        self.common.tokens.secret_token()
+                    };
                     return Ok(SignupAccepted { token });
                 }
                 Ok(SignupOutcome::PendingRecently) => {
                     // A token of the same shape that activates nothing.
-                    return Ok(SignupAccepted { token: self.tokens.secret_token() });
+                    return Ok(SignupAccepted { token: self.common.tokens.secret_token() });
                 }
                 Ok(SignupOutcome::EmailExists { email, name }) => {
                     // The owner hears of it, at most once per window (SECURITY.md 23).
                     let key = format!("mail:account_exists:{}:{}", instance.id.0, cmd.email.canonical());
-                    if self.within(&key, ACCOUNT_EXISTS_MAILS).await? {
+                    if self.common.budget.within(&key, ACCOUNT_EXISTS_MAILS).await? {
                         let vars = json!({
                             "name": name,
                             "instance": instance.name,
@@ -232,16 +246,16 @@ impl Onramp {
                             "app_name": app.name,
                             "login_url": app.signup_url,
                         });
-                        let message = self.outbox_mail(
+                        let message = self.common.letters.mail(
                             crate::outbox::Template::AccountExists.name(),
                             &email,
                             "en",
                             vars,
                         )?;
-                        self.store.enqueue(instance.id, &message).await?;
-                        self.wake_outbox();
+                        self.outbox.enqueue(instance.id, &message).await?;
+                        self.common.wake_outbox();
                     }
-                    return Ok(SignupAccepted { token: self.tokens.secret_token() });
+                    return Ok(SignupAccepted { token: self.common.tokens.secret_token() });
                 }
                 Err(StoreError::Unique(UniqueKey::Username)) if cmd.username.is_none() => continue,
                 Err(StoreError::Unique(UniqueKey::Username)) => return Err(CoreError::UsernameTaken),

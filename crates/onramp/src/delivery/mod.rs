@@ -174,8 +174,7 @@ impl Worker {
     async fn deliver(&self, message: &OutboxMessage) -> Result<(), SendError> {
         let plain = self
             .onramp
-            .seal_key()
-            .open(&message.sealed_payload)
+            .open_sealed(&message.sealed_payload)
             .map_err(|e| SendError::Unopenable(e.to_string()))?;
         let payload: MailPayload = serde_json::from_slice(&plain)
             .map_err(|e| SendError::Permanent(format!("payload unreadable: {e}")))?;

@@ -38,7 +38,7 @@ impl Surface {
         } else if path == "/fast-track" {
             Self::FastTrack
         } else if (path == "/user" || path.starts_with("/user/"))
-            && path != onramp_core::registration::CONFIRM_PAGE_PATH
+            && path != onramp_core::open_registration::CONFIRM_PAGE_PATH
             && path != super::pages::account::RESET_PAGE_PATH
         {
             Self::Contract

@@ -17,8 +17,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use onramp_core::CoreError;
+use onramp_core::contract_account::{ContractResult, codes};
 use onramp_core::model::{App, ContractAccount, Instance};
-use onramp_core::partner::{ContractResult, codes};
 use serde_json::{Map, Value, json};
 
 pub fn routes() -> Router<AppState> {
@@ -169,11 +169,16 @@ async fn create_with(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DpError> {
     let (instance, app) = caller(&state, &headers).await?;
-    let contract = state.onramp.app_contract(&instance, &app, contract_id.as_deref()).await?;
+    let contract = state.onramp.contract_accounts().contract(&instance, &app, contract_id.as_deref()).await?;
     let body = json_object(body)?;
     let client =
         super::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|c| c.to_string());
-    match state.onramp.create_contract_account(&instance, &app, &contract, &body, client.as_deref()).await? {
+    match state
+        .onramp
+        .contract_accounts()
+        .create(&instance, &app, &contract, &body, client.as_deref())
+        .await?
+    {
         ContractResult::Created(account) => {
             state.metrics.signups.inc();
             Ok((StatusCode::CREATED, axum::Json(account_body(&account))).into_response())
@@ -235,7 +240,7 @@ pub async fn account(
     headers: HeaderMap,
 ) -> Result<Response, DpError> {
     let (instance, app) = caller(&state, &headers).await?;
-    let account = state.onramp.contract_account(&instance, &app, dp_key(&id)?).await?;
+    let account = state.onramp.contract_accounts().account(&instance, &app, dp_key(&id)?).await?;
     Ok(axum::Json(account_body(&account)).into_response())
 }
 
@@ -254,7 +259,7 @@ pub async fn verify_sms(
     let key = dp_key(&id)?;
     let body = json_object(body)?;
     let code = body.get("code").and_then(Value::as_str).unwrap_or_default();
-    let account = state.onramp.verify_sms(&instance, &app, key, code).await?;
+    let account = state.onramp.contract_accounts().verify_sms(&instance, &app, key, code).await?;
     Ok(axum::Json(account_body(&account)).into_response())
 }
 
@@ -268,6 +273,6 @@ pub async fn resend_sms(
     headers: HeaderMap,
 ) -> Result<Response, DpError> {
     let (instance, app) = caller(&state, &headers).await?;
-    state.onramp.resend_sms(&instance, &app, dp_key(&id)?).await?;
+    state.onramp.contract_accounts().resend_sms(&instance, &app, dp_key(&id)?).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

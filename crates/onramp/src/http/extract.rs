@@ -26,7 +26,7 @@ pub async fn keyed_app(state: &AppState, headers: &HeaderMap) -> Result<(Instanc
         Err(e) => return Err(CallerProblem::Core(e)),
     };
     let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    match state.onramp.app_for_key(&instance, key).await {
+    match state.onramp.api_keys().app_for_key(&instance, key).await {
         Ok(Some(app)) => Ok((instance, app)),
         Ok(None) => Err(CallerProblem::BadKey),
         Err(e) => Err(CallerProblem::Core(e)),

@@ -10,7 +10,9 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use onramp_core::CoreError;
-use onramp_core::partner::{PartnerSignupInput, codes, language_tag};
+use onramp_core::contract_account::codes;
+use onramp_core::language::language_tag;
+use onramp_core::partner_signup::PartnerSignupInput;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -250,7 +252,7 @@ pub async fn signup(
         language: request.language,
         client,
     };
-    match state.onramp.partner_signup(&instance, &app, input).await {
+    match state.onramp.partner_signup().sign_up(&instance, &app, input).await {
         Ok(done) => {
             state.metrics.signups.inc();
             let body = json!({

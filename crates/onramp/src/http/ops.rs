@@ -104,7 +104,7 @@ pub async fn jwks(
 ) -> Result<Json<serde_json::Value>, V1Error> {
     let name = super::instance_name(&headers, &state.config.base_domain);
     let instance = state.onramp.instance(&name).await?;
-    let ring = state.onramp.key_ring(&instance).await?;
+    let ring = state.onramp.logins().key_ring(&instance).await?;
     Ok(Json(json!({ "keys": ring.jwks() })))
 }
 

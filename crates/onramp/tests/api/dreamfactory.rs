@@ -105,7 +105,7 @@ async fn api_keys_are_required_checked_rotated_and_revoked(#[values(SQLITE, POST
     assert!(!dump.windows(KEY.len()).any(|w| w == KEY.as_bytes()));
     // A key of another instance is refused here.
     let acme = app.state.onramp.instance("acme").await.unwrap();
-    let (_, acme_key) = app.state.onramp.create_api_key(&acme, "app_acme", "acme").await.unwrap();
+    let (_, acme_key) = app.state.onramp.api_keys().create(&acme, "app_acme", "acme").await.unwrap();
     assert_eq!(call(&app, "POST", path, Some(&acme_key), &body(4)).await.0, 401);
     // Revoking one key stops it at once; the other goes on.
     let default = app.state.onramp.instance("default").await.unwrap();

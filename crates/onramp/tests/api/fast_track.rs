@@ -503,15 +503,15 @@ async fn a_kept_failure_is_visible_and_retry_completes_it(#[values(SQLITE, POSTG
         404,
         "a failed instance serves nothing"
     );
-    assert!(app.state.onramp.retry_provisioning("joe").await.is_err(), "still failing");
+    assert!(app.state.onramp.provisioner().retry("joe").await.is_err(), "still failing");
 
     hook.failing.store(false, Ordering::SeqCst);
-    app.state.onramp.retry_provisioning("joe").await.unwrap();
+    app.state.onramp.provisioner().retry("joe").await.unwrap();
     assert_eq!(app.text("SELECT status FROM instances WHERE name = 'joe'").await, "active");
     assert!(own_database_exists(&app, "joe").await);
     // Unknown names are never cached, so the instance serves at once.
     assert_eq!(app.post_to("joe", "/v1/auth/login", &login).await.status(), 200);
-    assert!(app.state.onramp.retry_provisioning("joe").await.is_err(), "a live instance is not retried");
+    assert!(app.state.onramp.provisioner().retry("joe").await.is_err(), "a live instance is not retried");
 }
 
 #[rstest]

@@ -148,7 +148,7 @@ async fn resolve(
 ) -> Result<Call, DfError> {
     let name = super::instance_name(headers, &state.config.base_domain);
     let instance = state.onramp.instance(&name).await?;
-    let settings = state.onramp.instance_settings(instance.id).await?;
+    let settings = state.onramp.catalog().instance_settings(instance.id).await?;
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
     let key = headers
@@ -158,7 +158,7 @@ async fn resolve(
         .or_else(|| query.iter().find(|(k, _)| k == "api_key").map(|(_, v)| v.clone()))
         .filter(|k| !k.is_empty());
     let app_name = match key {
-        Some(key) => match state.onramp.app_for_key(&instance, &key).await? {
+        Some(key) => match state.onramp.api_keys().app_for_key(&instance, &key).await? {
             Some(app) => app.name,
             None => return Err(DfError::new(StatusCode::UNAUTHORIZED, "Invalid API key.")),
         },

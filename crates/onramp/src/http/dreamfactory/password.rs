@@ -7,7 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use onramp_core::registration::CodeInput;
+use onramp_core::open_registration::CodeInput;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -46,12 +46,8 @@ pub async fn password(
         // The same answer whether or not the address is known.
         state
             .onramp
-            .request_password_reset(
-                &call.instance,
-                &call.settings,
-                (&email, &call.app_name),
-                call.client.clone(),
-            )
+            .open_registration()
+            .request_reset(&call.instance, &call.settings, (&email, &call.app_name), call.client.clone())
             .await?;
         return Ok(axum::Json(json!({ "success": true })).into_response());
     }
@@ -63,7 +59,7 @@ pub async fn password(
         login,
         client: call.client.clone(),
     };
-    let answer = match state.onramp.redeem_email_code(&call.instance, input).await? {
+    let answer = match state.onramp.open_registration().redeem_code(&call.instance, input).await? {
         Some(session) => json!({ "success": true, "session_token": session.token }),
         None => json!({ "success": true }),
     };

@@ -7,7 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use onramp_core::registration::{RegisterInput, Registered};
+use onramp_core::open_registration::{RegisterInput, Registered};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -60,14 +60,15 @@ pub async fn register(
         app_name: call.app_name.clone(),
         client: call.client.clone(),
     };
-    let answer = match state.onramp.open_register(&call.instance, &call.settings, input).await? {
-        Registered::Active(Some(session)) => json!({ "success": true, "session_token": session.token }),
-        Registered::Active(None) => json!({ "success": true }),
-        Registered::ConfirmationRequired if login => {
-            json!({ "success": true, "confirmation_required": true })
-        }
-        Registered::ConfirmationRequired => json!({ "success": true }),
-    };
+    let answer =
+        match state.onramp.open_registration().register(&call.instance, &call.settings, input).await? {
+            Registered::Active(Some(session)) => json!({ "success": true, "session_token": session.token }),
+            Registered::Active(None) => json!({ "success": true }),
+            Registered::ConfirmationRequired if login => {
+                json!({ "success": true, "confirmation_required": true })
+            }
+            Registered::ConfirmationRequired => json!({ "success": true }),
+        };
     state.metrics.signups.inc();
     Ok(axum::Json(answer).into_response())
 }

@@ -74,7 +74,7 @@ pub async fn login(
         client: call.client.clone(),
     };
     let LoggedIn { token, session } =
-        state.onramp.login(&call.instance, input).await.map_err(|e| match e {
+        state.onramp.logins().login(&call.instance, input).await.map_err(|e| match e {
             // DreamFactory asks for both fields by these names.
             CoreError::Validation(_) => {
                 DfError::new(StatusCode::BAD_REQUEST, "Login request is missing required fields.")
@@ -82,7 +82,7 @@ pub async fn login(
             other => other.into(),
         })?;
     state.metrics.logins.inc();
-    let user = state.onramp.user(&call.instance, session.user_key).await?;
+    let user = state.onramp.open_registration().user(&call.instance, session.user_key).await?;
     Ok(axum::Json(session_json(&state, &call, &token, &user, session.expires_at)).into_response())
 }
 
@@ -114,8 +114,8 @@ pub async fn current(
 ) -> Result<Response, DfError> {
     let call = resolve(&state, &headers, &extensions, query).await?;
     let token = session_token(&headers)?;
-    let session = state.onramp.authenticate(&call.instance, &token).await?;
-    let user = state.onramp.user(&call.instance, session.user_key).await?;
+    let session = state.onramp.logins().authenticate(&call.instance, &token).await?;
+    let user = state.onramp.open_registration().user(&call.instance, session.user_key).await?;
     Ok(axum::Json(session_json(&state, &call, &token, &user, session.expires_at)).into_response())
 }
 
@@ -131,6 +131,6 @@ pub async fn logout(
 ) -> Result<Response, DfError> {
     let call = resolve(&state, &headers, &extensions, query).await?;
     let token = session_token(&headers)?;
-    state.onramp.logout(&call.instance, &token).await?;
+    state.onramp.logins().logout(&call.instance, &token).await?;
     Ok(axum::Json(json!({ "success": true })).into_response())
 }

@@ -55,7 +55,7 @@ pub async fn answer(
         client,
         language: Some(look.lang.to_owned()),
     };
-    match state.onramp.fast_track(input).await {
+    match state.onramp.provisioner().fast_track(input).await {
         Ok(done) => {
             state.metrics.fast_tracks.inc();
             // A form always lands in the browser: on the new instance, signed in.

@@ -286,7 +286,7 @@ async fn answer(
         client,
         language: Some(language.to_owned()),
     };
-    match state.onramp.fast_track(input).await {
+    match state.onramp.provisioner().fast_track(input).await {
         Ok(done) => {
             state.metrics.fast_tracks.inc();
             call.success(done, redirect)

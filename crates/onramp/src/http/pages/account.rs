@@ -15,7 +15,7 @@ use axum::response::Response;
 use minijinja::context;
 use onramp_core::CoreError;
 use onramp_core::model::Instance;
-use onramp_core::registration::CodeInput;
+use onramp_core::open_registration::CodeInput;
 
 pub const RESET_PAGE_PATH: &str = "/user/reset";
 
@@ -84,7 +84,7 @@ pub async fn signup(
         None => first_signup_app(&state, &instance).await,
     };
     let app = match app_id {
-        Some(id) => state.onramp.app(&instance, &id).await,
+        Some(id) => state.onramp.catalog().app(&instance, &id).await,
         None => Ok(None),
     };
     match app {
@@ -100,7 +100,7 @@ pub async fn signup(
 
 /// The instance's apps that take signups, with their names (for the home page too).
 pub async fn signup_apps(state: &AppState, instance: &Instance) -> Result<Vec<(String, String)>, CoreError> {
-    state.onramp.signup_apps(instance).await
+    state.onramp.catalog().signup_apps(instance).await
 }
 
 async fn first_signup_app(state: &AppState, instance: &Instance) -> Option<String> {
@@ -156,38 +156,42 @@ pub async fn confirm(
     };
     let (email, code) = (input.email.clone(), input.code.clone());
     let t = |key: &str| state.pages.text(look.lang, key);
-    let (status, error, field_errors) = match state.onramp.redeem_email_code(&instance, input).await {
-        Ok(_) => {
-            return state.pages.message(&look, StatusCode::OK, "confirm_done_title", "confirm_done_text");
-        }
-        Err(CoreError::Validation(problems)) => {
-            let mut by_field = std::collections::BTreeMap::new();
-            for p in &problems {
-                let key = if p.code == "password_mismatch" {
-                    "field_passwords_differ".to_owned()
-                } else {
-                    format!("field_{}", p.code)
-                };
-                let text = state.pages.text(look.lang, &key);
-                let text =
-                    if text == key { format!("{} {}", p.field.replace('_', " "), p.message) } else { text };
-                by_field.insert(p.field.clone(), text);
+    let (status, error, field_errors) =
+        match state.onramp.open_registration().redeem_code(&instance, input).await {
+            Ok(_) => {
+                return state.pages.message(&look, StatusCode::OK, "confirm_done_title", "confirm_done_text");
             }
-            let general = by_field
-                .iter()
-                .filter(|(f, _)| !matches!(f.as_str(), "new_password" | "password_confirmation"));
-            let general: Vec<String> = general.map(|(_, m)| m.clone()).collect();
-            (StatusCode::BAD_REQUEST, (!general.is_empty()).then(|| general.join(" ")), by_field)
-        }
-        Err(CoreError::TokenNotFound) => {
-            (StatusCode::NOT_FOUND, Some(t("code_mismatch")), Default::default())
-        }
-        Err(CoreError::TokenUsed) => (StatusCode::BAD_REQUEST, Some(t("code_used")), Default::default()),
-        Err(CoreError::TokenExpired) => {
-            (StatusCode::BAD_REQUEST, Some(t("code_expired")), Default::default())
-        }
-        Err(e) => return state.pages.error(&look, &e),
-    };
+            Err(CoreError::Validation(problems)) => {
+                let mut by_field = std::collections::BTreeMap::new();
+                for p in &problems {
+                    let key = if p.code == "password_mismatch" {
+                        "field_passwords_differ".to_owned()
+                    } else {
+                        format!("field_{}", p.code)
+                    };
+                    let text = state.pages.text(look.lang, &key);
+                    let text = if text == key {
+                        format!("{} {}", p.field.replace('_', " "), p.message)
+                    } else {
+                        text
+                    };
+                    by_field.insert(p.field.clone(), text);
+                }
+                let general = by_field
+                    .iter()
+                    .filter(|(f, _)| !matches!(f.as_str(), "new_password" | "password_confirmation"));
+                let general: Vec<String> = general.map(|(_, m)| m.clone()).collect();
+                (StatusCode::BAD_REQUEST, (!general.is_empty()).then(|| general.join(" ")), by_field)
+            }
+            Err(CoreError::TokenNotFound) => {
+                (StatusCode::NOT_FOUND, Some(t("code_mismatch")), Default::default())
+            }
+            Err(CoreError::TokenUsed) => (StatusCode::BAD_REQUEST, Some(t("code_used")), Default::default()),
+            Err(CoreError::TokenExpired) => {
+                (StatusCode::BAD_REQUEST, Some(t("code_expired")), Default::default())
+            }
+            Err(e) => return state.pages.error(&look, &e),
+        };
     state.pages.render(&look, status, "confirm.html", context! { email, code, error, field_errors })
 }
 
@@ -208,13 +212,17 @@ pub async fn reset(
         Err(page) => return page,
     };
     let email = field(&fields, "email");
-    let settings = match state.onramp.instance_settings(instance.id).await {
+    let settings = match state.onramp.catalog().instance_settings(instance.id).await {
         Ok(s) => s,
         Err(e) => return state.pages.error(&look, &e),
     };
     let client =
         crate::http::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|c| c.to_string());
-    match state.onramp.request_password_reset(&instance, &settings, (&email, &look.brand.name), client).await
+    match state
+        .onramp
+        .open_registration()
+        .request_reset(&instance, &settings, (&email, &look.brand.name), client)
+        .await
     {
         Ok(()) => {
             let text = state.pages.text(look.lang, "reset_done_text").replace("{email}", &email);

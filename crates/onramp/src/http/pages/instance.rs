@@ -35,7 +35,7 @@ pub async fn home(State(state): State<AppState>, request: Request) -> Response {
         Err(e) => return state.pages.error(&look, &e),
     };
     let signed_in = match cookie(headers, SESSION_COOKIE) {
-        Some(token) => state.onramp.session_user(&instance, token).await.ok().map(|u| u.email),
+        Some(token) => state.onramp.provisioner().session_user(&instance, token).await.ok().map(|u| u.email),
         None => None,
     };
     let apps: Vec<minijinja::Value> = match super::account::signup_apps(&state, &instance).await {
@@ -59,7 +59,7 @@ pub async fn welcome(
         Err(e) => return pages.error(&look, &e),
     };
     if let Some(guid) = query_value(query.as_deref(), "fastTrackGuid") {
-        let logged_in = match state.onramp.fast_track_login(&instance, &guid).await {
+        let logged_in = match state.onramp.provisioner().fast_track_login(&instance, &guid).await {
             Ok(l) => l,
             Err(e) => return pages.error(&look, &e),
         };
@@ -76,7 +76,7 @@ pub async fn welcome(
     let Some(token) = cookie(&headers, SESSION_COOKIE) else {
         return pages.error(&look, &CoreError::SessionInvalid);
     };
-    match state.onramp.session_user(&instance, token).await {
+    match state.onramp.provisioner().session_user(&instance, token).await {
         Ok(user) => pages.render(
             &look,
             StatusCode::OK,
@@ -112,7 +112,7 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Resp
         (state.onramp.instance(&name).await, cookie(&headers, SESSION_COOKIE))
     {
         // A session that is already over is signed out all the same.
-        match state.onramp.logout(&instance, token).await {
+        match state.onramp.logins().logout(&instance, token).await {
             Ok(()) | Err(CoreError::SessionInvalid) => {}
             Err(e) => return state.pages.error(&look, &e),
         }

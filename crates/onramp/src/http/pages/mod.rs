@@ -29,8 +29,8 @@ pub const SESSION_COOKIE: &str = "onramp_session";
 pub const LANGUAGES: [&str; 5] = ["en", "nl", "de", "fr", "es"];
 
 pub fn routes() -> Router<AppState> {
+    use onramp_core::open_registration::CONFIRM_PAGE_PATH;
     use onramp_core::provision::{CONFIRM_CLAIM_PATH, RELEASE_CLAIM_PATH, WELCOME_PATH};
-    use onramp_core::registration::CONFIRM_PAGE_PATH;
     Router::new()
         .route("/", get(instance::home))
         .route(WELCOME_PATH, get(instance::welcome))

@@ -37,7 +37,7 @@ pub async fn app_schema(
     V1Instance(instance): V1Instance,
     Path(app_id): Path<String>,
 ) -> Result<Json<AppSchema>, V1Error> {
-    let (app, domains) = state.onramp.app_schema(&instance, &app_id).await?;
+    let (app, domains) = state.onramp.catalog().app_schema(&instance, &app_id).await?;
     Ok(Json(AppSchema {
         app_id: app.id,
         name: app.name,

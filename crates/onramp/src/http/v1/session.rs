@@ -45,7 +45,7 @@ pub async fn login(
 ) -> Result<Json<LoginResponse>, V1Error> {
     let identifier = body.username.filter(|u| !u.trim().is_empty()).or(body.email).unwrap_or_default();
     let input = LoginInput { identifier, password: body.password, client: client.map(|c| c.to_string()) };
-    let done = state.onramp.login(&instance, input).await?;
+    let done = state.onramp.logins().login(&instance, input).await?;
     state.metrics.logins.inc();
     Ok(Json(LoginResponse {
         access_token: done.token,
@@ -75,7 +75,7 @@ pub async fn logout(
     V1Instance(instance): V1Instance,
     headers: HeaderMap,
 ) -> Result<StatusCode, V1Error> {
-    state.onramp.logout(&instance, bearer(&headers)?).await?;
+    state.onramp.logins().logout(&instance, bearer(&headers)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -95,7 +95,7 @@ pub async fn current(
     V1Instance(instance): V1Instance,
     headers: HeaderMap,
 ) -> Result<Json<SessionResponse>, V1Error> {
-    let session = state.onramp.authenticate(&instance, bearer(&headers)?).await?;
+    let session = state.onramp.logins().authenticate(&instance, bearer(&headers)?).await?;
     Ok(Json(SessionResponse {
         session_id: session.id,
         user_id: session.user_public_id,

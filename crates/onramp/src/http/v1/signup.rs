@@ -59,7 +59,7 @@ pub async fn signup(
         country_id: body.country_id,
         client: client.map(|c| c.to_string()),
     };
-    let accepted = state.onramp.register_signup(&instance, input).await?;
+    let accepted = state.onramp.signup().register(&instance, input).await?;
     state.metrics.signups.inc();
     Ok(Json(SignupResponse { token: accepted.token }))
 }
@@ -90,7 +90,7 @@ pub async fn activate(
     V1Json(body): V1Json<ActivationRequest>,
 ) -> Result<Json<ActivationResponse>, V1Error> {
     let ActivatedSignup { account_id, user_id, domain_id, version_id } =
-        state.onramp.activate_signup(&instance, &body.token).await?;
+        state.onramp.signup().activate(&instance, &body.token).await?;
     state.metrics.activations.inc();
     Ok(Json(ActivationResponse { account_id, user_id, domain_id, version_id }))
 }

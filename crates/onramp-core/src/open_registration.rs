@@ -1,5 +1,5 @@
 //! Self-registration with an instance's user-service settings (DreamFactory open registration,
-//! seed 001), confirmation by an emailed code, password reset, and application API keys.
+//! seed 001), confirmation by an emailed code, and password reset.
 //!
 //! Open registration off: refused. No email service: the password is required and the user is
 //! active at once (an existing address is a conflict, as the seed's contract needs). An email
@@ -8,18 +8,21 @@
 //! Confirming or resetting voids every password, secret and session set before, so whoever
 //! registered someone else's address first gains nothing.
 
+use crate::common::Common;
 use crate::email::EmailAddress;
 use crate::error::{CoreError, FieldError};
+use crate::login::Logins;
 use crate::login::{LoggedIn, instance_url};
 use crate::model::*;
 use crate::outbox::Template;
 use crate::password::Password;
+use crate::ports::{Outbox, Signups, Users};
 use crate::ports::{StoreError, UniqueKey};
-use crate::service::{Limit, Onramp};
+use crate::service::Limit;
 use crate::token::secret_hash;
 use crate::username::Username;
 use serde_json::json;
-use subtle::ConstantTimeEq;
+use std::sync::Arc;
 
 /// Wrong codes a user's live codes survive: all of them. A code is a long random secret, so
 /// guessing is hopeless; voiding it after a few wrong tries only let anyone destroy the owner's
@@ -99,10 +102,20 @@ fn check_confirmation(password: &str, confirmation: &Option<String>, errors: &mu
     }
 }
 
-impl Onramp {
+/// DreamFactory's open registration: register, confirm or reset with an emailed code.
+#[derive(Clone)]
+pub struct OpenRegistration {
+    pub(crate) common: Common,
+    pub(crate) signups: Arc<dyn Signups>,
+    pub(crate) users: Arc<dyn Users>,
+    pub(crate) outbox: Arc<dyn Outbox>,
+    pub(crate) logins: Logins,
+}
+
+impl OpenRegistration {
     /// The link to the hosted page that asks for the code and a new password.
     fn confirm_link(&self, instance: &Instance, email: &str, code: &str) -> String {
-        let base = instance_url(&self.settings.public_url, &instance.name);
+        let base = instance_url(&self.common.settings.public_url, &instance.name);
         let mut url = match url::Url::parse(&format!("{base}{CONFIRM_PAGE_PATH}")) {
             Ok(u) => u,
             Err(_) => return format!("{base}{CONFIRM_PAGE_PATH}"),
@@ -117,13 +130,13 @@ impl Onramp {
     }
 
     #[tracing::instrument(skip_all, fields(instance = %instance.name))]
-    pub async fn open_register(
+    pub async fn register(
         &self,
         instance: &Instance,
         settings: &UserServiceSettings,
         input: RegisterInput,
     ) -> Result<Registered, CoreError> {
-        self.admit_signup()?;
+        self.common.admit_signup()?;
         if !settings.open_registration {
             return Err(CoreError::OpenRegistrationDisabled);
         }
@@ -172,14 +185,22 @@ impl Onramp {
                 if let Some(e) = &email {
                     context.extend(e.identifying_words());
                 }
-                self.settings.password.check("password", raw, &context).map_err(|e| errors.push(e)).ok()
+                self.common
+                    .settings
+                    .password
+                    .check("password", raw, &context)
+                    .map_err(|e| errors.push(e))
+                    .ok()
             }
         };
         let Some(email) = email.filter(|_| errors.is_empty()) else {
             return Err(CoreError::Validation(errors));
         };
 
-        self.spend_signup_budget(instance, input.client.as_deref(), Some(email.canonical())).await?;
+        self.common
+            .budget
+            .spend_on_signup(instance, input.client.as_deref(), Some(email.canonical()))
+            .await?;
 
         // Missing names come from the email's local part, as DreamFactory does.
         let local = email.local_part().to_owned();
@@ -195,10 +216,10 @@ impl Onramp {
         let display_name = display_name.unwrap_or_else(|| name.clone());
 
         // One hash on every path, so an existing address takes as long as a new one.
-        let password = password.unwrap_or_else(|| Password::for_verification(&self.tokens.password()));
-        let password_hash = self.hasher.hash(&password).await?;
-        let now = self.now();
-        let code = self.tokens.secret_token();
+        let password = password.unwrap_or_else(|| Password::for_verification(&self.common.tokens.password()));
+        let password_hash = self.common.hasher.hash(&password).await?;
+        let now = self.common.now();
+        let code = self.common.tokens.secret_token();
         let confirmation = if confirm {
             let vars = json!({
                 "first_name": first_name,
@@ -210,17 +231,23 @@ impl Onramp {
                 "link": self.confirm_link(instance, email.as_entered(), &code),
                 "instance": instance.name,
                 "app_name": input.app_name,
-                "expires_hours": self.settings.code_ttl.whole_hours(),
+                "expires_hours": self.common.settings.code_ttl.whole_hours(),
             });
             let template = settings.open_reg_email_template.as_deref().unwrap_or(CONFIRMATION_TEMPLATE);
             let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());
             let language = settings.default_language.as_deref().unwrap_or("en");
-            let message =
-                self.outbox_mail_in(template, email.as_entered(), language, settings, vars, service)?;
+            let message = self.common.letters.mail_in(
+                template,
+                email.as_entered(),
+                language,
+                settings,
+                vars,
+                service,
+            )?;
             let verification = NewVerification {
                 purpose: Purpose::EmailConfirm,
                 secret_hash: secret_hash(&code),
-                expires_at: now + self.settings.code_ttl,
+                expires_at: now + self.common.settings.code_ttl,
             };
             Some((verification, message))
         } else {
@@ -228,8 +255,8 @@ impl Onramp {
         };
         let registration = NewRegistration {
             user: NewUser {
-                public_id: self.tokens.public_id("usr"),
-                uuid: self.uuid(),
+                public_id: self.common.tokens.public_id("usr"),
+                uuid: self.common.uuid(),
                 email: email.as_entered().into(),
                 email_canonical: email.canonical().into(),
                 username: username.as_ref().map(|u| u.as_str().to_owned()),
@@ -249,10 +276,10 @@ impl Onramp {
             role: settings.open_reg_role.clone(),
             verification: confirmation.as_ref().map(|(v, _)| v.clone()),
             message: confirmation.map(|(_, m)| m),
-            replace_pending_issued_before: now - self.settings.resend_interval,
+            replace_pending_issued_before: now - self.common.settings.resend_interval,
             created_at: now,
         };
-        let outcome = match self.store.register_user(instance.id, &registration).await {
+        let outcome = match self.signups.register_user(instance.id, &registration).await {
             Ok(o) => o,
             Err(StoreError::Unique(UniqueKey::Username)) => return Err(CoreError::UsernameTaken),
             Err(StoreError::Unique(UniqueKey::Email)) if !confirm => return Err(CoreError::EmailTaken),
@@ -263,11 +290,11 @@ impl Onramp {
         match outcome {
             RegistrationOutcome::Created { user_key } | RegistrationOutcome::ReplacedPending { user_key } => {
                 if confirm {
-                    self.wake_outbox();
+                    self.common.wake_outbox();
                     return Ok(Registered::ConfirmationRequired);
                 }
                 let session = if input.login {
-                    Some(self.start_session(instance, user_key, &registration.user.public_id).await?)
+                    Some(self.logins.start_session(instance, user_key, &registration.user.public_id).await?)
                 } else {
                     None
                 };
@@ -277,8 +304,8 @@ impl Onramp {
             RegistrationOutcome::Exists { .. } if !confirm => Err(CoreError::EmailTaken),
             RegistrationOutcome::Exists { email: owner_email, name } => {
                 let key = format!("mail:account_exists:{}:{}", instance.id.0, email.canonical());
-                if self.within(&key, ACCOUNT_EXISTS_MAILS).await? {
-                    let login_url = instance_url(&self.settings.public_url, &instance.name);
+                if self.common.budget.within(&key, ACCOUNT_EXISTS_MAILS).await? {
+                    let login_url = instance_url(&self.common.settings.public_url, &instance.name);
                     let vars = json!({
                         "name": name,
                         "instance": instance.name,
@@ -286,15 +313,15 @@ impl Onramp {
                         "login_url": login_url,
                     });
                     let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());
-                    let message = self.outbox_mail_via(
+                    let message = self.common.letters.mail_via(
                         Template::AccountExists.name(),
                         &owner_email,
                         "en",
                         vars,
                         service,
                     )?;
-                    self.store.enqueue(instance.id, &message).await?;
-                    self.wake_outbox();
+                    self.outbox.enqueue(instance.id, &message).await?;
+                    self.common.wake_outbox();
                 }
                 Ok(Registered::ConfirmationRequired)
             }
@@ -303,7 +330,7 @@ impl Onramp {
 
     /// Confirm a registration or complete a reset with the emailed code and a new password.
     #[tracing::instrument(skip_all, fields(instance = %instance.name))]
-    pub async fn redeem_email_code(
+    pub async fn redeem_code(
         &self,
         instance: &Instance,
         input: CodeInput,
@@ -317,6 +344,7 @@ impl Onramp {
         check_confirmation(&input.new_password, &input.password_confirmation, &mut errors);
         let context: Vec<&str> = email.iter().map(EmailAddress::local_part).collect();
         let password = self
+            .common
             .settings
             .password
             .check("new_password", &input.new_password, &context)
@@ -328,28 +356,28 @@ impl Onramp {
         if code.len() > 128 {
             return Err(CoreError::TokenNotFound);
         }
-        let limits = &self.settings.rate_limits;
+        let limits = &self.common.settings.rate_limits;
         if let Some(client) = &input.client {
-            self.limit(&format!("code:client:{client}"), limits.login_per_client).await?;
+            self.common.budget.limit(&format!("code:client:{client}"), limits.login_per_client).await?;
         }
         // Wrong guesses at one address are counted once they are known to be wrong, so a
         // stranger's guesses never stop the owner's right code.
         let wrong_guess = || async {
             let key = format!("code:email:{}:{}", instance.id.0, email.canonical());
-            self.limit(&key, limits.login_per_identifier).await
+            self.common.budget.limit(&key, limits.login_per_identifier).await
         };
-        let new_password_hash = self.hasher.hash(&password).await?;
+        let new_password_hash = self.common.hasher.hash(&password).await?;
         let redemption = CodeRedemption {
             email_canonical: email.canonical().into(),
             purposes: vec![Purpose::EmailConfirm, Purpose::PasswordReset],
             secret_hash: secret_hash(code),
             new_password_hash,
-            now: self.now(),
+            now: self.common.now(),
             max_attempts: CODE_MAX_ATTEMPTS,
         };
-        match self.store.redeem_code(instance.id, &redemption).await? {
+        match self.signups.redeem_code(instance.id, &redemption).await? {
             Ok((user_key, public_id)) if input.login => {
-                Ok(Some(self.start_session(instance, user_key, &public_id).await?))
+                Ok(Some(self.logins.start_session(instance, user_key, &public_id).await?))
             }
             Ok(_) => Ok(None),
             Err(RedeemError::NotFound) => {
@@ -364,7 +392,7 @@ impl Onramp {
     /// Mail a reset code to a known address; the answer is the same either way. `app_name` is
     /// the name the mail gives the product (the calling app's).
     #[tracing::instrument(skip_all, fields(instance = %instance.name))]
-    pub async fn request_password_reset(
+    pub async fn request_reset(
         &self,
         instance: &Instance,
         settings: &UserServiceSettings,
@@ -374,20 +402,25 @@ impl Onramp {
         let email =
             EmailAddress::parse(email.trim()).map_err(|e| CoreError::Validation(vec![e.renamed("email")]))?;
         if let Some(client) = &client {
-            self.limit(
-                &format!("reset:client:{}:{client}", instance.id.0),
-                self.settings.rate_limits.signup_per_client,
-            )
-            .await?;
+            self.common
+                .budget
+                .limit(
+                    &format!("reset:client:{}:{client}", instance.id.0),
+                    self.common.settings.rate_limits.signup_per_client,
+                )
+                .await?;
         }
         // Known and unknown addresses take the same steps before the answer, so its time does
         // not tell them apart: the lookup, the per-address window (counted for unknown
         // addresses too), a code, and a sealed message (dropped when unknown). The one write
         // only a known address needs happens after the answer, in the background.
-        let user = self.store.user_by_email(instance.id, email.canonical()).await?;
-        let within =
-            self.within(&format!("mail:reset:{}:{}", instance.id.0, email.canonical()), RESET_MAILS).await?;
-        let code = self.tokens.secret_token();
+        let user = self.users.user_by_email(instance.id, email.canonical()).await?;
+        let within = self
+            .common
+            .budget
+            .within(&format!("mail:reset:{}:{}", instance.id.0, email.canonical()), RESET_MAILS)
+            .await?;
+        let code = self.common.tokens.secret_token();
         let (first_name, name, to) = match &user {
             Some(u) => (
                 u.profile.first_name.clone().unwrap_or_else(|| u.name.clone()),
@@ -404,11 +437,11 @@ impl Onramp {
             "link": self.confirm_link(instance, &to, &code),
             "instance": instance.name,
             "app_name": app_name,
-            "expires_hours": self.settings.code_ttl.whole_hours(),
+            "expires_hours": self.common.settings.code_ttl.whole_hours(),
         });
         let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());
         let language = settings.default_language.as_deref().unwrap_or("en");
-        let message = self.outbox_mail_in(RESET_TEMPLATE, &to, language, settings, vars, service)?;
+        let message = self.common.letters.mail_in(RESET_TEMPLATE, &to, language, settings, vars, service)?;
         // A FastTrack owner whose address is unproven gets no reset: the mail that proves it
         // (or releases it) is its way in.
         let resettable = |u: &UserView| !matches!(u.status, UserStatus::Inactive | UserStatus::Unconfirmed);
@@ -418,10 +451,10 @@ impl Onramp {
         let verification = NewVerification {
             purpose: Purpose::PasswordReset,
             secret_hash: secret_hash(&code),
-            expires_at: self.now() + self.settings.code_ttl,
+            expires_at: self.common.now() + self.common.settings.code_ttl,
         };
-        let (store, wake, instance_id) = (self.store.clone(), self.outbox_wake(), instance.id);
-        self.background().spawn(async move {
+        let (store, wake, instance_id) = (self.users.clone(), self.common.outbox_wake.clone(), instance.id);
+        self.common.background.spawn(async move {
             match store.issue_secret(instance_id, user.key, &verification, &message).await {
                 Ok(()) => wake.notify_one(),
                 Err(e) => tracing::error!(error = %e, "could not write a reset code and its mail"),
@@ -432,51 +465,6 @@ impl Onramp {
 
     /// The user behind a login, for session responses.
     pub async fn user(&self, instance: &Instance, user_key: i64) -> Result<UserView, CoreError> {
-        self.store.user_view(instance.id, user_key).await?.ok_or(CoreError::SessionInvalid)
-    }
-
-    // --- application API keys ---
-
-    /// What is stored of an API key: its id, hash and a recognisable prefix.
-    pub fn api_key_record(&self, app_id: &str, key: &str, label: &str, source: &'static str) -> NewApiKey {
-        NewApiKey {
-            id: self.tokens.public_id("key"),
-            app_id: app_id.into(),
-            secret_hash: secret_hash(key),
-            prefix: key.chars().take(8).collect(),
-            label: label.into(),
-            source,
-            created_at: self.now(),
-        }
-    }
-
-    /// A new key for an app; the key itself is returned once and never stored.
-    pub async fn create_api_key(
-        &self,
-        instance: &Instance,
-        app_id: &str,
-        label: &str,
-    ) -> Result<(NewApiKey, String), CoreError> {
-        self.store.app(instance.id, app_id).await?.ok_or(CoreError::AppNotFound)?;
-        let key = format!("ork_{}", self.tokens.secret_token());
-        let record = self.api_key_record(app_id, &key, label, api_key_source::CLI);
-        self.store.create_api_key(instance.id, &record).await?;
-        Ok((record, key))
-    }
-
-    /// The app a live API key of this instance belongs to.
-    pub async fn app_for_key(&self, instance: &Instance, key: &str) -> Result<Option<App>, CoreError> {
-        if key.is_empty() || key.len() > 256 {
-            return Ok(None);
-        }
-        let hash = secret_hash(key);
-        let Some(record) = self.store.api_key_by_hash(instance.id, &hash).await? else {
-            return Ok(None);
-        };
-        // The index found it by hash; compare again in constant time before trusting it.
-        if !bool::from(record.secret_hash.as_bytes().ct_eq(hash.as_bytes())) || record.revoked_at.is_some() {
-            return Ok(None);
-        }
-        Ok(self.store.app(instance.id, &record.app_id).await?)
+        self.users.user_view(instance.id, user_key).await?.ok_or(CoreError::SessionInvalid)
     }
 }
