@@ -9,11 +9,12 @@ use crate::clock::Clock;
 use crate::error::CoreError;
 use crate::hasher::PasswordHasher;
 use crate::model::*;
+use crate::outbox::MailPayload;
 use crate::outbox::Template;
 use crate::ports::{Apps, Instances, RateLimits};
 use crate::seal::SealKey;
-use crate::service::{Limit, MailPayload, Settings};
 use crate::session::{KeyRing, generate_key};
+use crate::settings::{Limit, Settings};
 use crate::token::TokenGenerator;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -164,7 +165,7 @@ impl Letters {
 pub(crate) struct Budget {
     pub store: Arc<dyn RateLimits>,
     pub clock: Arc<dyn Clock>,
-    pub limits: crate::service::RateLimits,
+    pub limits: crate::settings::RateLimits,
 }
 
 impl Budget {

@@ -10,7 +10,7 @@ use crate::password::Password;
 use crate::phone::e164;
 use crate::ports::StoreError;
 use crate::ports::{Apps, Contracts};
-use crate::service::Limit;
+use crate::settings::Limit;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 

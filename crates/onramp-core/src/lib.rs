@@ -30,10 +30,13 @@ pub mod provisioning;
 pub mod seal;
 pub mod service;
 pub mod session;
+pub mod settings;
 pub mod signup;
 pub mod text;
 pub mod token;
 pub mod username;
 
 pub use error::{CoreError, FieldError};
-pub use service::{MailPayload, Onramp, Settings};
+pub use outbox::MailPayload;
+pub use service::Onramp;
+pub use settings::Settings;

@@ -18,7 +18,7 @@ use crate::outbox::Template;
 use crate::password::Password;
 use crate::ports::{Outbox, Signups, Users};
 use crate::ports::{StoreError, UniqueKey};
-use crate::service::Limit;
+use crate::settings::Limit;
 use crate::token::secret_hash;
 use crate::username::Username;
 use serde_json::json;

@@ -2,6 +2,8 @@
 //! the core, the delivery worker (which ships each mail in every language) and the
 //! configuration check (which lets an operator replace a built-in message) agree on it.
 
+use serde::{Deserialize, Serialize};
+
 /// A built-in message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Template {
@@ -60,4 +62,21 @@ impl Template {
     pub fn is_mail(name: &str) -> bool {
         Self::MAILS.iter().any(|t| t.name() == name)
     }
+}
+
+/// What an outbox mail carries; sealed in the store, rendered by the delivery worker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MailPayload {
+    /// Template folder name, e.g. `signup_activation`.
+    pub template: String,
+    pub to: String,
+    pub language: String,
+    pub message_id: String,
+    pub vars: serde_json::Value,
+    /// The language to use when `language` is not shipped (the instance's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_language: Option<String>,
+    /// The mail service to send through (`{instance}/{name}`); none: the global transport.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }

@@ -17,7 +17,7 @@ use onramp_core::password::PasswordPolicy;
 use onramp_core::ports::AppSpec;
 use onramp_core::provision::Provisioning;
 use onramp_core::seal::SealKey;
-use onramp_core::service::{Limit, RateLimits};
+use onramp_core::settings::{Limit, RateLimits};
 use onramp_core::token::{OsTokenGenerator, TokenGenerator};
 use onramp_core::{Onramp, Settings};
 use sha2::{Digest, Sha256};

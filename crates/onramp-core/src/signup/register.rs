@@ -48,7 +48,7 @@ pub struct SignupAccepted {
 const MAX_TEXT: usize = 200;
 const GENERATED_USERNAME_TRIES: usize = 5;
 /// "Someone tried to sign up with your address" mails per address.
-const ACCOUNT_EXISTS_MAILS: crate::service::Limit = crate::service::Limit::per_minutes(1, 10);
+const ACCOUNT_EXISTS_MAILS: crate::settings::Limit = crate::settings::Limit::per_minutes(1, 10);
 
 fn required_text(field: &str, value: &str, errors: &mut Vec<FieldError>) -> String {
     let v = value.trim();
