@@ -1,0 +1,13 @@
+//! The domain model (ARCHITECTURE.md §2): what the store keeps and the use cases pass around,
+//! by aggregate.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+mod apps;
+mod instances;
+mod users;
+
+pub use apps::*;
+pub use instances::*;
+pub use users::*;
