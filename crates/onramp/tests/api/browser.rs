@@ -422,6 +422,7 @@ async fn fast_track_from_an_html_form_lands_signed_in_on_the_new_instance() {
     browser.wait_text("h1", "Page not found").await;
     browser.screenshot("not-found").await;
     browser.close().await;
+    app.worker.drain().await.unwrap();
 }
 
 #[tokio::test]
@@ -517,4 +518,5 @@ async fn the_owner_of_a_squatted_address_releases_it_from_the_mail_with_one_pres
     // The address is its owner's to use now.
     assert_eq!(app.post("/fast-track", &squat).await.status(), 200);
     browser.close().await;
+    app.worker.drain().await.unwrap();
 }

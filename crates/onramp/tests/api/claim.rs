@@ -231,6 +231,7 @@ async fn an_address_not_confirmed_in_time_is_released(#[values(SQLITE, POSTGRES)
     assert_eq!(instance_status(&app, "ann").await, "disabled");
     // Housekeeping also releases joe-2's address, unconfirmed for 3 hours now.
     assert_eq!(app.worker.housekeeping().await.unwrap(), vec!["joe-2".to_owned()]);
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -249,6 +250,7 @@ async fn links_that_are_not_a_claim_get_the_link_invalid_page(#[values(SQLITE, P
     }
     assert_eq!(owner_status(&app, "joe@example.com").await, "unconfirmed");
     assert_eq!(instance_status(&app, "joe").await, "active");
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -269,4 +271,5 @@ async fn reserved_names_are_never_given(#[values(SQLITE, POSTGRES)] db: Db) {
     ] {
         assert_eq!(fast_track(&app, email).await["response"]["instance-id"], name, "{email}");
     }
+    app.worker.drain().await.unwrap();
 }

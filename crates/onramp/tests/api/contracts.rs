@@ -285,6 +285,7 @@ async fn validation_fails_with_400_and_the_sms_sub_codes(#[values(SQLITE, POSTGR
         401
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -467,6 +468,7 @@ async fn malformed_calls_get_dialogportals_error_body(#[values(SQLITE, POSTGRES)
     let r = post(&app, "/user/not-a-key/resend-sms", KEY, &json!({})).await;
     let status = r.status().as_u16();
     assert_code(status, &r.json().await.unwrap(), 404);
+    app.worker.drain().await.unwrap();
 }
 
 /// The OS generator, but every texted code is the same six digits.

@@ -527,12 +527,14 @@ async fn a_key_taken_out_of_the_configuration_is_revoked_at_the_next_start(
     let app = TestApp::spawn_in(env, config.clone()).await;
     let body = |n: u32| json!({"email": format!("r{n}@example.com"), "password": PASSWORD});
     assert_eq!(call(&app, "POST", "/api/v2/user/register", Some(KEY), &body(1)).await.0, 200);
-    let TestApp { env, .. } = app;
+    app.worker.drain().await.unwrap();
+    let env = app.into_env();
     config.instances[0].apps[0].api_keys = vec![Secret(KEY2.into())];
     let app = TestApp::spawn_in(env, config).await;
     assert_eq!(call(&app, "POST", "/api/v2/user/register", Some(KEY), &body(2)).await.0, 401);
     assert_eq!(call(&app, "POST", "/api/v2/user/register", Some(KEY2), &body(2)).await.0, 200);
     assert_eq!(app.count("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NOT NULL").await, 1);
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]

@@ -183,6 +183,7 @@ async fn the_envelope_has_the_seeds_shape_and_the_instance_is_live(#[values(SQLI
     assert_eq!(app.post_to("joe", "/v1/auth/login", &login).await.status(), 200);
     let dump = app.database_dump();
     assert!(!dump.windows(guid.len()).any(|w| w == guid.as_bytes()), "the guid is not in the database");
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -222,6 +223,7 @@ async fn redirect_true_lands_the_admin_logged_in_on_the_instance_page(#[values(S
     let reused = app.browser().get(&location).send().await.unwrap();
     assert_eq!(reused.status(), 400, "a guid works once");
     assert!(reused.text().await.unwrap().contains("not valid"));
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -258,6 +260,7 @@ async fn a_guid_or_session_of_one_instance_is_refused_by_another(#[values(SQLITE
     let ann_guid = ann["response"]["redirect"]["payload"]["fastTrackGuid"].as_str().unwrap();
     assert_eq!(send("ann", &format!("?fastTrackGuid={ann_guid}"), None).await.unwrap().status(), 303);
     assert_eq!(send("nobody", "", Some(&token)).await.unwrap().status(), 404);
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -270,6 +273,7 @@ async fn the_guid_expires(#[values(SQLITE, POSTGRES)] db: Db) {
     let r = app.browser().get(&location).send().await.unwrap();
     assert_eq!(r.status(), 410);
     assert!(r.text().await.unwrap().contains("expired"));
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -337,6 +341,7 @@ async fn an_email_that_owns_a_dashboard_account_is_a_409(#[values(SQLITE, POSTGR
     assert_error(status, &body, 409);
     assert_eq!(instance_count(&app).await, before);
     assert_eq!(users_in(&app, "platform").await, 1);
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -358,6 +363,7 @@ async fn names_are_sanitised_and_collisions_get_suffixes(#[values(SQLITE, POSTGR
         assert_eq!(status, 200, "{email}: {body}");
         assert_eq!(body["response"]["instance-id"], name, "{email}");
     }
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -388,6 +394,7 @@ async fn twenty_concurrent_fast_tracks_get_twenty_instances(#[values(SQLITE, POS
     assert_eq!(app.count("SELECT COUNT(*) FROM instances WHERE status = 'active'").await, before + 20);
     assert_eq!(users_in(&app, "platform").await, 20);
     assert_eq!(app.count("SELECT COUNT(*) FROM user_roles WHERE role = 'admin'").await, 20);
+    app.worker.drain().await.unwrap();
 }
 
 /// A local provisioning webhook that records what it gets and fails while told to.
@@ -481,6 +488,7 @@ async fn a_failing_webhook_undoes_everything(#[values(SQLITE, POSTGRES)] db: Db)
     assert_eq!(event["data"]["instance"], "joe");
     assert_eq!(event["data"]["owner_email"], "joe@example.com");
     assert_eq!(event["data"]["url"], format!("http://joe.localhost:{}", app.addr.port()));
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -535,6 +543,7 @@ async fn fast_track_is_rate_limited_per_client_and_per_email_domain(#[values(SQL
     app.clock.advance(time::Duration::hours(1));
     assert_eq!(fast_track(&app, &payload("d@two.example")).await.0, 200);
     assert_eq!(users_in(&app, "platform").await, 3);
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -610,6 +619,7 @@ async fn a_form_starts_fast_track_only_from_an_allowed_origin(#[values(SQLITE, P
         .unwrap();
     assert_eq!(r.status(), 415);
     assert_eq!(json(r).await["status_code"], 415);
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]

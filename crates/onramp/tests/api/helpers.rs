@@ -62,7 +62,43 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub worker: Worker,
     pub state: AppState,
+    /// Before `env`, so it looks at the database while it still exists.
+    outbox_check: OutboxCheck,
     pub env: TestEnv,
+}
+
+/// Fails a test that ends (without panicking) with messages still in the outbox, pending or
+/// dead, unless it said it expects that (`TestApp::expect_undelivered`): every mail and text a
+/// test causes is delivered, and so rendered, or the test says why not.
+struct OutboxCheck {
+    database_url: String,
+    expected: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for OutboxCheck {
+    fn drop(&mut self) {
+        if std::thread::panicking() || self.expected.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let url = self.database_url.clone();
+        // Drop runs outside any runtime guarantee: use a thread with a runtime of its own.
+        let counts = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let store = onramp_store::connect(&url, &Default::default()).await.expect("store");
+                store.outbox_counts().await.expect("outbox counts")
+            })
+        })
+        .join()
+        .expect("outbox check");
+        assert!(
+            counts.pending == 0 && counts.dead == 0,
+            "the test left {} pending and {} dead outbox messages: deliver them \
+             (app.worker.drain()) or call app.expect_undelivered() where that is the point",
+            counts.pending,
+            counts.dead
+        );
+    }
 }
 
 /// A parsed mail from the file transport.
@@ -150,6 +186,7 @@ impl TestApp {
             config.public_url = format!("http://localhost:{}", addr.port());
         }
         let server = config.server.clone();
+        let outbox_check = OutboxCheck { database_url: config.database_url(), expected: Default::default() };
         let service =
             Service::build(config, Ports { clock: clock.clone(), tokens }).await.expect("service builds");
         let router = service.router();
@@ -163,8 +200,23 @@ impl TestApp {
             clock,
             worker: service.worker,
             state: service.state,
+            outbox_check,
             env,
         }
+    }
+
+    /// Stop this app and keep its environment for the next ("a restart"); the outbox check runs
+    /// now, while the environment still exists.
+    pub fn into_env(self) -> TestEnv {
+        let TestApp { env, outbox_check, .. } = self;
+        drop(outbox_check);
+        env
+    }
+
+    /// This test leaves messages in the outbox on purpose (a failing transport, a restart,
+    /// a message it checks without delivering).
+    pub fn expect_undelivered(&self) {
+        self.outbox_check.expected.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// A browser-like client: keeps cookies, follows redirects, and finds every

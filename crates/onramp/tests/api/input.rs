@@ -202,4 +202,5 @@ async fn text_direction_controls_are_refused_in_names_that_reach_a_mail(#[values
     .await;
     assert_eq!(status, 200, "{envelope}");
     assert!(users(&app).await > before);
+    app.worker.drain().await.unwrap();
 }

@@ -91,6 +91,7 @@ async fn a_pending_user_cannot_log_in(#[values(SQLITE, POSTGRES)] db: Db) {
     assert_eq!(json(r).await["error"]["code"], "account_not_activated");
     // and a wrong password for a pending user reveals nothing more than for anyone else
     assert_eq!(app.login("junedoe1", "wrong password here").await.status(), 401);
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -179,7 +180,8 @@ async fn a_weaker_stored_hash_is_upgraded_at_login(#[values(SQLITE, POSTGRES)] d
     let config = env.config();
     let app = TestApp::spawn_in(env, config.clone()).await;
     active_user(&app, "rehash@acmecorp.com", "rehashme", "a fine passphrase").await;
-    let TestApp { env, .. } = app;
+    app.worker.drain().await.unwrap();
+    let env = app.into_env();
     let mut stronger = config;
     stronger.hashing.memory_kib = 2048;
     let app = TestApp::spawn_in(env, stronger).await;

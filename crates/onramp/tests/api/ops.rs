@@ -99,11 +99,11 @@ async fn the_schema_version_changes_with_the_domains_and_only_then(#[values(SQLI
     let config = env.config();
     let app = TestApp::spawn_in(env, config.clone()).await;
     let v1 = json(app.get("/v1/apps/app_demo/schema").await).await["version_id"].clone();
-    let TestApp { env, .. } = app;
+    let env = app.into_env();
     // Same configuration applied again: same version (config is applied idempotently).
     let app = TestApp::spawn_in(env, config.clone()).await;
     assert_eq!(json(app.get("/v1/apps/app_demo/schema").await).await["version_id"], v1);
-    let TestApp { env, .. } = app;
+    let env = app.into_env();
     let mut changed = config;
     changed.instances[0].apps[0].domains[0].title = "Acme Inc".into();
     let app = TestApp::spawn_in(env, changed).await;

@@ -89,6 +89,7 @@ async fn an_unreachable_smtp_server_is_retried_too(#[values(SQLITE, POSTGRES)] d
     app.worker.drain().await.unwrap();
     assert_eq!(app.count("SELECT attempts FROM outbox").await, 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").await, 1);
+    app.expect_undelivered(); // waiting for its retry
 }
 
 #[rstest]
@@ -103,6 +104,7 @@ async fn a_message_is_dead_lettered_after_its_last_attempt(#[values(SQLITE, POST
         app.clock.advance(time::Duration::minutes(5));
     }
     assert_eq!(app.count("SELECT COUNT(*) FROM outbox WHERE status = 'dead' AND attempts = 3").await, 1);
+    app.expect_undelivered();
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("onramp_outbox_dead 1"), "{metrics}");
     assert!(metrics.contains("onramp_outbox_failures_total 3"), "{metrics}");
@@ -119,7 +121,8 @@ async fn a_committed_signup_is_delivered_after_a_restart(#[values(SQLITE, POSTGR
         .unwrap()
         .to_owned();
     // The process goes away before its worker ran.
-    let TestApp { env, .. } = first;
+    first.expect_undelivered();
+    let env = first.into_env();
     assert!(read_mails(&env.dir.path().join("mail")).is_empty());
 
     let second = TestApp::spawn_in(env, config).await;
@@ -137,7 +140,8 @@ async fn a_node_with_another_secret_key_refuses_to_start(#[values(SQLITE, POSTGR
     config.secret_key = Some(onramp::config::Secret("1f".repeat(32)));
     let first = TestApp::spawn_in(env, config.clone()).await;
     assert_eq!(first.signup(&signup_body("key@acmecorp.com")).await.status(), 200);
-    let TestApp { env, .. } = first;
+    first.expect_undelivered(); // the next node sends it
+    let env = first.into_env();
     // Same database, another key: no start, and a message that says why.
     config.secret_key = Some(onramp::config::Secret("2e".repeat(32)));
     let ports = onramp::app::Ports {
@@ -221,6 +225,7 @@ async fn on_shutdown_the_worker_lets_go_of_the_messages_it_has_not_sent(#[values
         2,
         "the rest is free for another node at once, not after the lease"
     );
+    app.expect_undelivered(); // the server never answers
 }
 
 /// A CA made here, and a certificate for `localhost` it signed: (CA PEM, TLS acceptor).
@@ -298,6 +303,7 @@ async fn smtp_over_tls_to_a_server_of_a_private_ca(
     assert!(failures[0].last_error.contains("TLS (a configuration error"), "{}", failures[0].last_error);
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("onramp_outbox_tls_failures_total 1"), "{metrics}");
+    app.expect_undelivered();
     drop(app);
 
     // With `mail.tls_ca_file`: delivered over TLS.

@@ -102,6 +102,7 @@ async fn the_api_key_decides_who_may_call_and_where(#[values(SQLITE, POSTGRES)] 
     store.revoke_api_key(default.id, &key.id, app.state.onramp.now()).await.unwrap();
     assert_eq!(signup(&app, PATH, Some(KEY), &b(3)).await.0, 401);
     assert_eq!(signup(&app, PATH, Some(KEY2), &b(3)).await.0, 201);
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -173,6 +174,7 @@ async fn errors_carry_stable_codes_and_messages_in_the_callers_language(#[values
     let status = r.status().as_u16();
     assert_error(status, &r.json().await.unwrap(), 415, "UNSUPPORTED_MEDIA_TYPE");
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, before, "nothing written");
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -212,4 +214,5 @@ async fn method_size_and_rate_errors_keep_the_message_and_code_shape(#[values(SQ
     let (status, r) = signup(&app, PATH, Some(KEY), &body("busy@login.com", "nl")).await;
     assert_error(status, &r, 429, "RATE_LIMITED");
     assert!(r["message"].as_str().unwrap().contains("Te veel"), "{r}");
+    app.worker.drain().await.unwrap();
 }

@@ -278,6 +278,7 @@ async fn a_username_in_use_is_a_conflict(#[values(SQLITE, POSTGRES)] db: Db) {
     assert_eq!(r.status(), 409);
     assert_eq!(json(r).await["error"]["code"], "username_taken");
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -340,6 +341,7 @@ async fn repeated_signups_of_one_email_are_rate_limited_with_retry_after(#[value
     // A new window opens after the hour.
     app.clock.advance(time::Duration::hours(1));
     assert_eq!(app.signup(&signup_body("limit@acmecorp.com")).await.status(), 200);
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -379,6 +381,7 @@ async fn a_saturated_hashing_pool_answers_503_with_retry_after_at_once(#[values(
     assert_eq!(busy + ok, 12, "{results:?}");
     assert!(results.iter().filter(|(s, _)| *s == 503).all(|(_, retry)| *retry));
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, ok as i64, "accepted ones complete");
+    app.worker.drain().await.unwrap();
 }
 
 #[rstest]
@@ -471,4 +474,5 @@ async fn one_client_has_one_signup_budget_across_every_surface(#[values(SQLITE, 
     let r = app.signup(&with(signup_body("budget9@acmecorp.com"), json!({"username": null}))).await;
     assert_eq!(r.status(), 429);
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 3);
+    app.worker.drain().await.unwrap();
 }
