@@ -93,7 +93,19 @@ impl From<CoreError> for DpError {
             CoreError::TokenUsed => StatusCode::CONFLICT,
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::Busy { .. } | CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+            // Validation is answered above; the rest are not answers of the contract use cases.
+            CoreError::Validation(_)
+            | CoreError::UsernameTaken
+            | CoreError::OpenRegistrationDisabled
+            | CoreError::EmailTaken
+            | CoreError::InstanceNameUnavailable
+            | CoreError::ProvisioningFailed
+            | CoreError::TokenNotFound
+            | CoreError::InvalidCredentials
+            | CoreError::NotActivated
+            | CoreError::AccountDisabled
+            | CoreError::SessionInvalid
+            | CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
             tracing::error!(error = %e, code = e.code(), "contract request failed");
@@ -164,15 +176,14 @@ fn json_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>
 
 async fn create_with(
     state: AppState,
-    (headers, extensions): (HeaderMap, axum::http::Extensions),
+    (headers, client): (HeaderMap, super::extract::ClientAddr),
     contract_id: Option<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DpError> {
     let (instance, app) = caller(&state, &headers).await?;
     let contract = state.onramp.contract_accounts().contract(&instance, &app, contract_id.as_deref()).await?;
     let body = json_object(body)?;
-    let client =
-        super::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|c| c.to_string());
+    let client = client.key();
     match state
         .onramp
         .contract_accounts()
@@ -206,10 +217,10 @@ async fn create_with(
 pub async fn create_default(
     State(state): State<AppState>,
     headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    client: super::extract::ClientAddr,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DpError> {
-    create_with(state, (headers, extensions), None, body).await
+    create_with(state, (headers, client), None, body).await
 }
 
 /// Create an account with the fields of a contract (seed 003, endpoint 1001).
@@ -224,10 +235,10 @@ pub async fn create(
     State(state): State<AppState>,
     Path(contract_id): Path<String>,
     headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    client: super::extract::ClientAddr,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DpError> {
-    create_with(state, (headers, extensions), Some(contract_id), body).await
+    create_with(state, (headers, client), Some(contract_id), body).await
 }
 
 /// Get Account Data.

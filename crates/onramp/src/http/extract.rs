@@ -2,9 +2,14 @@
 //! own format.
 
 use super::AppState;
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::response::IntoResponse;
 use onramp_core::CoreError;
 use onramp_core::model::{App, Instance};
+use std::marker::PhantomData;
+use std::net::IpAddr;
 
 /// Why a request names no calling app.
 #[derive(Debug)]
@@ -30,5 +35,42 @@ pub async fn keyed_app(state: &AppState, headers: &HeaderMap) -> Result<(Instanc
         Ok(Some(app)) => Ok((instance, app)),
         Ok(None) => Err(CallerProblem::BadKey),
         Err(e) => Err(CallerProblem::Core(e)),
+    }
+}
+
+/// The client's address (the peer, or behind a trusted proxy the nearest untrusted address in
+/// `X-Forwarded-For`), for rate limits. Every surface reads it this way.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl ClientAddr {
+    /// The address as the rate-limit keys take it.
+    pub fn key(&self) -> Option<String> {
+        self.0.map(|ip| ip.to_string())
+    }
+}
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Self(super::client_addr(&parts.extensions, &parts.headers, &state.config.trusted_proxies)))
+    }
+}
+
+/// The active instance the `Host` header names. A request for none (or a store that does not
+/// answer) is refused in the surface's own error format `E`.
+pub struct HostInstance<E> {
+    pub instance: Instance,
+    surface: PhantomData<E>,
+}
+
+impl<E: From<CoreError> + IntoResponse> FromRequestParts<AppState> for HostInstance<E> {
+    type Rejection = E;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let name = super::instance_name(&parts.headers, &state.config.base_domain);
+        let instance = state.onramp.instance(&name).await?;
+        Ok(Self { instance, surface: PhantomData })
     }
 }

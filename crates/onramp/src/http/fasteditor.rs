@@ -179,7 +179,22 @@ fn core_error(e: CoreError, language: &str) -> Response {
         CoreError::EmailTaken | CoreError::UsernameTaken => Code::UsernameTaken,
         CoreError::RateLimited { .. } => Code::RateLimited,
         CoreError::Busy { .. } | CoreError::Unavailable(_) => Code::ServiceUnavailable,
-        _ => {
+        // Not answers of partner signup: a bug if they reach here.
+        CoreError::InstanceNotFound
+        | CoreError::AppNotFound
+        | CoreError::ContractNotFound
+        | CoreError::AccountNotFound
+        | CoreError::OpenRegistrationDisabled
+        | CoreError::InstanceNameUnavailable
+        | CoreError::ProvisioningFailed
+        | CoreError::TokenNotFound
+        | CoreError::TokenExpired
+        | CoreError::TokenUsed
+        | CoreError::InvalidCredentials
+        | CoreError::NotActivated
+        | CoreError::AccountDisabled
+        | CoreError::SessionInvalid
+        | CoreError::Internal(_) => {
             tracing::error!(error = %e, code = e.code(), "partner signup failed");
             Code::InternalError
         }
@@ -215,7 +230,7 @@ pub async fn signup(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    client: super::extract::ClientAddr,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match super::body_bytes(body) {
@@ -242,8 +257,7 @@ pub async fn signup(
         Ok(r) => r,
         Err(_) => return error(Code::InvalidRequest, &language, None),
     };
-    let client =
-        super::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|c| c.to_string());
+    let client = client.key();
     let input = PartnerSignupInput {
         user_name: request.user_name,
         password: request.password,

@@ -9,6 +9,7 @@
 //! refused unless the instance allows key-less registration, a wrong one always.
 
 use crate::http::AppState;
+use crate::http::extract::ClientAddr;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -79,7 +80,12 @@ impl From<CoreError> for DfError {
             CoreError::Busy { .. } | CoreError::Unavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, e.public_message())
             }
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, e.public_message()),
+            // Not answers of DreamFactory's use cases: a bug if they reach here.
+            CoreError::ContractNotFound
+            | CoreError::AccountNotFound
+            | CoreError::InstanceNameUnavailable
+            | CoreError::ProvisioningFailed
+            | CoreError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, e.public_message()),
         };
         if status.is_server_error() {
             tracing::error!(error = %e, code = e.code(), "dreamfactory request failed");
@@ -142,12 +148,11 @@ impl Call {
 
 async fn resolve(
     state: &AppState,
+    instance: Instance,
     headers: &HeaderMap,
-    extensions: &axum::http::Extensions,
+    client: ClientAddr,
     query: Option<String>,
 ) -> Result<Call, DfError> {
-    let name = super::instance_name(headers, &state.config.base_domain);
-    let instance = state.onramp.instance(&name).await?;
     let settings = state.onramp.catalog().instance_settings(instance.id).await?;
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
@@ -168,9 +173,7 @@ async fn resolve(
         }
         None => return Err(DfError::new(StatusCode::UNAUTHORIZED, "No API key provided.")),
     };
-    let client =
-        super::client_addr(extensions, headers, &state.config.trusted_proxies).map(|c| c.to_string());
-    Ok(Call { instance, settings, app_name, client, query })
+    Ok(Call { instance, settings, app_name, client: client.key(), query })
 }
 
 fn body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, DfError> {

@@ -2,6 +2,7 @@
 
 use super::{DfError, body, resolve};
 use crate::http::AppState;
+use crate::http::extract::HostInstance;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
@@ -34,11 +35,12 @@ struct PasswordBody {
 pub async fn password(
     State(state): State<AppState>,
     headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    HostInstance { instance, .. }: HostInstance<DfError>,
+    client: crate::http::extract::ClientAddr,
     RawQuery(query): RawQuery,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DfError> {
-    let call = resolve(&state, &headers, &extensions, query).await?;
+    let call = resolve(&state, instance, &headers, client, query).await?;
     let (reset, login) = (call.flag("reset")?, call.flag("login")?);
     let b: PasswordBody = body(raw)?;
     let email = b.email.unwrap_or_default();

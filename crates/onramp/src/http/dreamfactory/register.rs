@@ -2,6 +2,7 @@
 
 use super::{DfError, body, resolve};
 use crate::http::AppState;
+use crate::http::extract::HostInstance;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
@@ -39,11 +40,12 @@ struct RegisterBody {
 pub async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    HostInstance { instance, .. }: HostInstance<DfError>,
+    client: crate::http::extract::ClientAddr,
     RawQuery(query): RawQuery,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DfError> {
-    let call = resolve(&state, &headers, &extensions, query).await?;
+    let call = resolve(&state, instance, &headers, client, query).await?;
     let login = call.flag("login")?;
     let b: RegisterBody = body(raw)?;
     let input = RegisterInput {

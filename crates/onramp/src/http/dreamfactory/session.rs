@@ -2,6 +2,7 @@
 
 use super::{Call, DfError, body, resolve};
 use crate::http::AppState;
+use crate::http::extract::HostInstance;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
@@ -62,11 +63,12 @@ fn session_json(
 pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    HostInstance { instance, .. }: HostInstance<DfError>,
+    client: crate::http::extract::ClientAddr,
     RawQuery(query): RawQuery,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, DfError> {
-    let call = resolve(&state, &headers, &extensions, query).await?;
+    let call = resolve(&state, instance, &headers, client, query).await?;
     let b: SessionBody = body(raw)?;
     let input = LoginInput {
         identifier: b.email.unwrap_or_default(),
@@ -109,10 +111,11 @@ fn session_token(headers: &HeaderMap) -> Result<String, DfError> {
 pub async fn current(
     State(state): State<AppState>,
     headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    HostInstance { instance, .. }: HostInstance<DfError>,
+    client: crate::http::extract::ClientAddr,
     RawQuery(query): RawQuery,
 ) -> Result<Response, DfError> {
-    let call = resolve(&state, &headers, &extensions, query).await?;
+    let call = resolve(&state, instance, &headers, client, query).await?;
     let token = session_token(&headers)?;
     let session = state.onramp.logins().authenticate(&call.instance, &token).await?;
     let user = state.onramp.open_registration().user(&call.instance, session.user_key).await?;
@@ -126,10 +129,11 @@ pub async fn current(
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    HostInstance { instance, .. }: HostInstance<DfError>,
+    client: crate::http::extract::ClientAddr,
     RawQuery(query): RawQuery,
 ) -> Result<Response, DfError> {
-    let call = resolve(&state, &headers, &extensions, query).await?;
+    let call = resolve(&state, instance, &headers, client, query).await?;
     let token = session_token(&headers)?;
     state.onramp.logins().logout(&call.instance, &token).await?;
     Ok(axum::Json(json!({ "success": true })).into_response())

@@ -133,7 +133,20 @@ impl Call {
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::Busy { .. } | CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::InstanceNotFound | CoreError::AppNotFound => StatusCode::NOT_FOUND,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
+            // Not answers of FastTrack: a bug if they reach here. A failed provisioning is a 500.
+            CoreError::ContractNotFound
+            | CoreError::AccountNotFound
+            | CoreError::UsernameTaken
+            | CoreError::OpenRegistrationDisabled
+            | CoreError::ProvisioningFailed
+            | CoreError::TokenNotFound
+            | CoreError::TokenExpired
+            | CoreError::TokenUsed
+            | CoreError::InvalidCredentials
+            | CoreError::NotActivated
+            | CoreError::AccountDisabled
+            | CoreError::SessionInvalid
+            | CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
             tracing::error!(error = %e, code = e.code(), "fast-track failed");
@@ -192,11 +205,10 @@ pub async fn fast_track(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    client: super::extract::ClientAddr,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let client =
-        super::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|ip| ip.to_string());
+    let client = client.key();
     if is_form(&headers) {
         return form::answer(&state, &headers, client, body).await;
     }
@@ -240,10 +252,9 @@ async fn wrong_method(
     OriginalUri(uri): OriginalUri,
     method: axum::http::Method,
     headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    client: super::extract::ClientAddr,
 ) -> Response {
-    let client =
-        super::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|ip| ip.to_string());
+    let client = client.key();
     let call = Call::begin(&state, &uri, method.as_str(), &headers, client);
     let mut response = call.error(StatusCode::METHOD_NOT_ALLOWED, "FastTrack takes POST only.", None);
     response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));

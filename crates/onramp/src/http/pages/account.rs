@@ -138,7 +138,7 @@ pub async fn confirm_form(
 pub async fn confirm(
     State(state): State<AppState>,
     headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    client: crate::http::extract::ClientAddr,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let (instance, look, fields) = match posted_form(&state, &headers, body).await {
@@ -151,8 +151,7 @@ pub async fn confirm(
         new_password: field(&fields, "new_password"),
         password_confirmation: Some(field(&fields, "password_confirmation")),
         login: false,
-        client: crate::http::client_addr(&extensions, &headers, &state.config.trusted_proxies)
-            .map(|c| c.to_string()),
+        client: client.key(),
     };
     let (email, code) = (input.email.clone(), input.code.clone());
     let t = |key: &str| state.pages.text(look.lang, key);
@@ -204,7 +203,7 @@ pub async fn reset_form(State(state): State<AppState>, headers: HeaderMap) -> Re
 pub async fn reset(
     State(state): State<AppState>,
     headers: HeaderMap,
-    extensions: axum::http::Extensions,
+    client: crate::http::extract::ClientAddr,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let (instance, look, fields) = match posted_form(&state, &headers, body).await {
@@ -216,8 +215,7 @@ pub async fn reset(
         Ok(s) => s,
         Err(e) => return state.pages.error(&look, &e),
     };
-    let client =
-        crate::http::client_addr(&extensions, &headers, &state.config.trusted_proxies).map(|c| c.to_string());
+    let client = client.key();
     match state
         .onramp
         .open_registration()

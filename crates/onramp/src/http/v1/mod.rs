@@ -7,16 +7,14 @@ pub mod session;
 pub mod signup;
 
 use crate::http::AppState;
+pub use crate::http::extract::ClientAddr;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::routing::{get, post};
 use error::V1Error;
-use onramp_core::model::Instance;
 use serde::de::DeserializeOwned;
-use std::net::IpAddr;
 
 pub fn routes() -> Router<AppState> {
     // Answers that carry tokens or sessions are never stored by a cache.
@@ -31,27 +29,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The addressed instance (from `Host`), or a `/v1` 404.
-pub struct V1Instance(pub Instance);
-
-impl FromRequestParts<AppState> for V1Instance {
-    type Rejection = V1Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let name = super::instance_name(&parts.headers, &state.config.base_domain);
-        Ok(Self(state.onramp.instance(&name).await?))
-    }
-}
-
-/// The client's address, for rate limits.
-pub struct ClientAddr(pub Option<IpAddr>);
-
-impl FromRequestParts<AppState> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(Self(super::client_addr(&parts.extensions, &parts.headers, &state.config.trusted_proxies)))
-    }
-}
+pub type V1Instance = crate::http::extract::HostInstance<V1Error>;
 
 /// A JSON body whose every rejection is a `/v1` error with a stable code.
 pub struct V1Json<T>(pub T);

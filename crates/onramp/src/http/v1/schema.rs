@@ -34,7 +34,7 @@ pub struct DomainSchema {
     responses((status = 200, body = AppSchema), (status = 404, body = V1ErrorBody)))]
 pub async fn app_schema(
     State(state): State<AppState>,
-    V1Instance(instance): V1Instance,
+    V1Instance { instance, .. }: V1Instance,
     Path(app_id): Path<String>,
 ) -> Result<Json<AppSchema>, V1Error> {
     let (app, domains) = state.onramp.catalog().app_schema(&instance, &app_id).await?;

@@ -39,7 +39,7 @@ pub struct LoginResponse {
               (status = 429, body = V1ErrorBody), (status = 503, body = V1ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
-    V1Instance(instance): V1Instance,
+    V1Instance { instance, .. }: V1Instance,
     ClientAddr(client): ClientAddr,
     V1Json(body): V1Json<LoginRequest>,
 ) -> Result<Json<LoginResponse>, V1Error> {
@@ -72,7 +72,7 @@ fn bearer(headers: &HeaderMap) -> Result<&str, V1Error> {
     responses((status = 204, description = "logged out"), (status = 401, body = V1ErrorBody)))]
 pub async fn logout(
     State(state): State<AppState>,
-    V1Instance(instance): V1Instance,
+    V1Instance { instance, .. }: V1Instance,
     headers: HeaderMap,
 ) -> Result<StatusCode, V1Error> {
     state.onramp.logins().logout(&instance, bearer(&headers)?).await?;
@@ -92,7 +92,7 @@ pub struct SessionResponse {
     responses((status = 200, body = SessionResponse), (status = 401, body = V1ErrorBody)))]
 pub async fn current(
     State(state): State<AppState>,
-    V1Instance(instance): V1Instance,
+    V1Instance { instance, .. }: V1Instance,
     headers: HeaderMap,
 ) -> Result<Json<SessionResponse>, V1Error> {
     let session = state.onramp.logins().authenticate(&instance, bearer(&headers)?).await?;

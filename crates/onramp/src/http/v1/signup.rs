@@ -45,7 +45,7 @@ pub struct SignupResponse {
               (status = 503, body = V1ErrorBody)))]
 pub async fn signup(
     State(state): State<AppState>,
-    V1Instance(instance): V1Instance,
+    V1Instance { instance, .. }: V1Instance,
     ClientAddr(client): ClientAddr,
     V1Json(body): V1Json<SignupRequest>,
 ) -> Result<Json<SignupResponse>, V1Error> {
@@ -86,7 +86,7 @@ pub struct ActivationResponse {
               (status = 422, body = V1ErrorBody)))]
 pub async fn activate(
     State(state): State<AppState>,
-    V1Instance(instance): V1Instance,
+    V1Instance { instance, .. }: V1Instance,
     V1Json(body): V1Json<ActivationRequest>,
 ) -> Result<Json<ActivationResponse>, V1Error> {
     let ActivatedSignup { account_id, user_id, domain_id, version_id } =
