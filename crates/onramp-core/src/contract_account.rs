@@ -7,7 +7,7 @@ use crate::email::EmailAddress;
 use crate::error::{CoreError, FieldError};
 use crate::model::*;
 use crate::password::Password;
-use crate::phone::e164;
+use crate::phone::Phone;
 use crate::ports::StoreError;
 use crate::ports::{Apps, Contracts};
 use crate::settings::Limit;
@@ -29,12 +29,12 @@ pub const SMS_TEMPLATE: &str = crate::outbox::Template::SmsVerification.name();
 /// Field error codes that the contract surface turns into dialogportal's sub-codes.
 pub mod codes {
     /// 400.3
-    pub const INVALID_PHONE: &str = "invalid_phone";
+    pub const INVALID_PHONE: &str = crate::phone::INVALID_PHONE;
     /// 400.4
     pub const PHONE_IN_USE: &str = "phone_in_use";
     /// 400.5
     pub const PHONE_IN_USE_INACTIVE: &str = "phone_in_use_inactive";
-    pub const INVALID_LANGUAGE: &str = "invalid_language";
+    pub const INVALID_LANGUAGE: &str = crate::language::INVALID_LANGUAGE;
     pub const INVALID_USERNAME: &str = "invalid_username";
 }
 
@@ -381,13 +381,7 @@ fn check_field(field: &ContractField, value: &Value) -> Result<Checked, FieldErr
             }
         }
         FieldType::Phone => {
-            let number = value.as_str().and_then(e164).ok_or_else(|| {
-                FieldError::new(
-                    name,
-                    codes::INVALID_PHONE,
-                    "must be a phone number in international form, like +31 20 123 4567",
-                )
-            })?;
+            let number = Phone::parse(name, value.as_str().unwrap_or_default())?.into_string();
             Checked { unique_key: number.clone(), stored: Value::String(number), kind: field.kind }
         }
         FieldType::Date => {

@@ -5,7 +5,7 @@ use crate::common::Common;
 use crate::contract_account::codes;
 use crate::email::EmailAddress;
 use crate::error::{CoreError, FieldError};
-use crate::language::language_tag;
+use crate::language::Language;
 use crate::model::*;
 use crate::ports::InstanceSettings;
 use crate::ports::{StoreError, UniqueKey};
@@ -86,14 +86,9 @@ impl PartnerSignup {
                 errors.push(FieldError::new("language", "required", "is required"));
                 None
             }
-            Some(l) => language_tag(l).or_else(|| {
-                errors.push(FieldError::new(
-                    "language",
-                    codes::INVALID_LANGUAGE,
-                    "must be a language tag like nl or en-gb",
-                ));
-                None
-            }),
+            Some(l) => {
+                Language::parse("language", l).map(Language::into_string).map_err(|e| errors.push(e)).ok()
+            }
         };
         let password = match input.password.as_deref().filter(|p| !p.is_empty()) {
             None => {

@@ -19,6 +19,7 @@ use crate::instance_name;
 use crate::login::Logins;
 use crate::login::{LoggedIn, instance_url};
 use crate::model::*;
+use crate::phone::Phone;
 use crate::ports::{Instances, Users};
 use crate::ports::{StoreError, UniqueKey};
 pub use crate::provisioning::{InstanceEvent, NoHooks, Provisioning, ProvisioningHooks};
@@ -139,14 +140,8 @@ impl Provisioner {
         let nickname = text("nickname", input.nickname.as_deref().unwrap_or_default(), false, &mut errors);
         let company = text("company", input.company.as_deref().unwrap_or_default(), false, &mut errors);
         // A phone, when given, is a real number, stored in E.164 (as dialogportal's are).
-        let phone =
-            text("phone", input.phone.as_deref().unwrap_or_default(), false, &mut errors).and_then(|p| {
-                crate::phone::e164(&p).or_else(|| {
-                    let message = "must be a phone number in international form, like +31 20 123 4567";
-                    errors.push(FieldError::new("phone", "invalid_phone", message));
-                    None
-                })
-            });
+        let phone = text("phone", input.phone.as_deref().unwrap_or_default(), false, &mut errors)
+            .and_then(|p| Phone::parse("phone", &p).map(Phone::into_string).map_err(|e| errors.push(e)).ok());
         let base = email
             .as_ref()
             .map(|e| instance_name::base_from_local_part(e.local_part()))

@@ -277,7 +277,8 @@ pub async fn apply_config(onramp: &Onramp, config: &Config) -> anyhow::Result<()
             settings.allow_keyless = v;
         }
         if let Some(v) = &inst.default_language {
-            settings.default_language = onramp_core::language::language_tag(v);
+            settings.default_language =
+                onramp_core::language::Language::parse("default_language", v).ok().map(|l| l.into_string());
         }
         let roles: Vec<RoleSpec> = inst
             .roles

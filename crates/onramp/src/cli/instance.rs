@@ -81,8 +81,9 @@ pub(super) async fn instance(config: Config, action: InstanceAction) -> anyhow::
                 None => None,
                 Some("") => Some(None),
                 Some(tag) => Some(Some(
-                    onramp_core::language::language_tag(tag)
-                        .ok_or_else(|| anyhow::anyhow!("{tag:?} is not a language tag"))?,
+                    onramp_core::language::Language::parse("default_language", tag)
+                        .map_err(|_| anyhow::anyhow!("{tag:?} is not a language tag"))?
+                        .into_string(),
                 )),
             };
             let settings = onramp

@@ -131,7 +131,7 @@ impl Config {
                 problems.push(format!("instances: {:?} is declared twice", inst.name));
             }
             if let Some(l) = &inst.default_language
-                && onramp_core::language::language_tag(l).is_none()
+                && onramp_core::language::Language::parse("default_language", l).is_err()
             {
                 problems
                     .push(format!("instance {:?}: default_language {l:?} is not a language tag", inst.name));

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use onramp_core::CoreError;
 use onramp_core::contract_account::codes;
-use onramp_core::language::language_tag;
+use onramp_core::language::Language;
 use onramp_core::partner_signup::PartnerSignupInput;
 use serde::Deserialize;
 use serde_json::json;
@@ -241,7 +241,12 @@ pub async fn signup(
     // The language for messages, read before anything else can fail.
     let language = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
-        .and_then(|v| v.get("language").and_then(|l| l.as_str()).and_then(language_tag))
+        .and_then(|v| {
+            v.get("language")
+                .and_then(|l| l.as_str())
+                .and_then(|l| Language::parse("language", l).ok())
+                .map(Language::into_string)
+        })
         .unwrap_or_else(|| "en".into());
     // An unknown instance is refused as a wrong key is: a partner learns nothing about others.
     let (instance, app) = match super::extract::keyed_app(&state, &headers).await {
