@@ -41,17 +41,8 @@ where
             }
             Some(row) => {
                 let user_key: i64 = row.get(0);
-                let recent: Option<i64> = sqlx::query_scalar(
-                    "SELECT id FROM verifications WHERE user_id = $1 AND purpose = $2 AND consumed_at IS NULL
-                       AND voided_at IS NULL AND created_at > $3 LIMIT 1",
-                )
-                .bind(user_key)
-                .bind(Purpose::EmailConfirm.as_str())
-                .bind(ts(r.replace_pending_issued_before))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                if recent.is_some() {
+                let since = r.replace_pending_issued_before;
+                if Self::issued_since(&mut tx, user_key, Purpose::EmailConfirm, since).await? {
                     return Ok(RegistrationOutcome::PendingRecently);
                 }
                 // The earlier registrant of this address loses everything they set.
@@ -314,6 +305,27 @@ where
     Option<String>: Value<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
 {
+    /// Was a live `purpose` secret issued to `user` after `since`? (An unverified registration
+    /// is replaced by a new one only when its mail did not just go out.)
+    async fn issued_since(
+        tx: &mut Tx<'_, DB>,
+        user: i64,
+        purpose: Purpose,
+        since: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let recent: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM verifications WHERE user_id = $1 AND purpose = $2 AND consumed_at IS NULL
+                   AND voided_at IS NULL AND created_at > $3 LIMIT 1",
+        )
+        .bind(user)
+        .bind(purpose.as_str())
+        .bind(ts(since))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        Ok(recent.is_some())
+    }
+
     pub(super) async fn create_signup_once(
         &self,
         instance: InstanceId,
@@ -336,17 +348,8 @@ where
                 // every secret issued to it dies (pre-hijacking defence, SECURITY.md 20) --
                 // unless it was sent its activation moments ago.
                 let user_id: i64 = r.get(0);
-                let recent: Option<i64> = sqlx::query_scalar(
-                    "SELECT CAST(1 AS BIGINT) FROM verifications WHERE user_id = $1 AND purpose = $2 AND consumed_at IS NULL
-                       AND voided_at IS NULL AND created_at > $3 LIMIT 1",
-                )
-                .bind(user_id)
-                .bind(Purpose::Activation.as_str())
-                .bind(ts(s.replace_pending_issued_before))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                if recent.is_some() {
+                let since = s.replace_pending_issued_before;
+                if Self::issued_since(&mut tx, user_id, Purpose::Activation, since).await? {
                     return Ok(SignupOutcome::PendingRecently);
                 }
                 let account_id: Option<i64> = r.get(4);
