@@ -322,6 +322,15 @@ pub trait Users: Send + Sync {
         lookup: &LoginLookup,
     ) -> StoreResult<Option<LoginRecord>>;
     async fn set_password_hash(&self, instance: InstanceId, user_key: i64, hash: &str) -> StoreResult<()>;
+    /// Insert many users at once, in one transaction, all created (and, when active, activated)
+    /// at `created_at`: a bulk import, the benchmark's fill. An address or username that is
+    /// taken fails the whole batch with `Unique`. Returns how many were inserted.
+    async fn insert_users(
+        &self,
+        instance: InstanceId,
+        users: &[NewUser],
+        created_at: OffsetDateTime,
+    ) -> StoreResult<u64>;
 }
 
 /// Sessions.

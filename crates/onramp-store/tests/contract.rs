@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use onramp_core::model::*;
-use onramp_core::ports::{AppSpec, Store, UniqueKey};
+use onramp_core::ports::{AppSpec, Store, StoreError, UniqueKey};
 use onramp_store::testing::TestDatabase;
 use rstest::rstest;
 use std::collections::HashSet;
@@ -1027,4 +1027,41 @@ async fn a_registration_and_its_code(#[values(SQLITE, POSTGRES)] db: Db) {
         store.register_user(inst.id, &registration(3, "c3")).await.unwrap(),
         RegistrationOutcome::Exists { .. }
     ));
+}
+
+#[rstest]
+#[tokio::test]
+async fn users_inserted_in_bulk_log_in_and_a_taken_address_fails_the_whole_batch(
+    #[values(SQLITE, POSTGRES)] db: Db,
+) {
+    let f = open(db).await;
+    let inst = instance(f.store.as_ref(), "bulk").await;
+    let users: Vec<NewUser> = (0..2500)
+        .map(|n| {
+            let status = if n % 2 == 0 { UserStatus::Active } else { UserStatus::Pending };
+            person(n, &format!("bulk{n}@a.example"), status)
+        })
+        .collect();
+    assert_eq!(f.store.insert_users(inst.id, &users, NOW).await.unwrap(), 2500);
+    let found = f
+        .store
+        .login_record(inst.id, &LoginLookup::UsernameCanonical("person2001".into()))
+        .await
+        .unwrap()
+        .expect("inserted");
+    assert_eq!((found.public_id.as_str(), found.status), ("usr_p2001", UserStatus::Pending));
+    let view = f.store.user_view(inst.id, found.user_key).await.unwrap().expect("a view");
+    assert_eq!(view.email, "bulk2001@a.example");
+
+    // One address already taken: nothing of the batch is written.
+    let again = vec![
+        person(9000, "fresh@a.example", UserStatus::Active),
+        person(9001, "bulk7@a.example", UserStatus::Active),
+    ];
+    assert!(matches!(
+        f.store.insert_users(inst.id, &again, NOW).await,
+        Err(StoreError::Unique(UniqueKey::Email))
+    ));
+    let fresh = f.store.login_record(inst.id, &LoginLookup::EmailCanonical("fresh@a.example".into())).await;
+    assert!(fresh.unwrap().is_none(), "the batch was rolled back");
 }
