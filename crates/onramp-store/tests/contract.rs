@@ -4,59 +4,12 @@
 
 use onramp_core::model::*;
 use onramp_core::ports::{AppSpec, Store, StoreError, UniqueKey};
-use onramp_store::testing::TestDatabase;
 use rstest::rstest;
 use std::collections::HashSet;
-use std::sync::Arc;
-use time::macros::datetime;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
-#[derive(Debug, Clone, Copy)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
-const SQLITE: Db = Db::Sqlite;
-const POSTGRES: Db = Db::Postgres;
-
-const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
-
-/// A migrated store, and what keeps its database alive.
-struct Fixture {
-    store: Arc<dyn Store>,
-    url: String,
-    _dir: tempfile::TempDir,
-    _pg: Option<TestDatabase>,
-}
-
-async fn open(db: Db) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let (url, pg) = match db {
-        Db::Sqlite => (format!("sqlite://{}", dir.path().join("s.sqlite3").display()), None),
-        Db::Postgres => {
-            let pg = TestDatabase::create().await.unwrap_or_else(|e| panic!("{e}"));
-            (pg.url.clone(), Some(pg))
-        }
-    };
-    let store = onramp_store::connect(&url, &Default::default()).await.unwrap();
-    store.migrate().await.unwrap();
-    Fixture { store, url, _dir: dir, _pg: pg }
-}
-
-async fn instance(store: &dyn Store, name: &str) -> Instance {
-    let key = onramp_core::session::generate_key(format!("key_{name}"), NOW).unwrap();
-    store.ensure_instance(name, key).await.unwrap()
-}
-
-fn message(n: usize) -> NewOutboxMessage {
-    NewOutboxMessage {
-        kind: "mail:test".into(),
-        recipient: format!("r{n}@example.com"),
-        message_id: format!("<m{n}@test>"),
-        sealed_payload: vec![1, 2, 3],
-        created_at: NOW,
-    }
-}
+mod support;
+use support::*;
 
 #[rstest]
 #[tokio::test]
@@ -807,48 +760,6 @@ async fn the_newest_failures_are_listed_with_their_last_error(#[values(SQLITE, P
     );
     assert_eq!(by_id(batch[1].id).status, "dead");
     assert_eq!(store.outbox_failures(1).await.unwrap().len(), 1, "at most the limit");
-}
-
-fn person(n: usize, email: &str, status: UserStatus) -> NewUser {
-    NewUser {
-        public_id: format!("usr_p{n}"),
-        uuid: uuid::Uuid::from_u128(0xC0DE_0000 + n as u128),
-        email: email.into(),
-        email_canonical: email.to_lowercase(),
-        username: Some(format!("person{n}")),
-        username_canonical: Some(format!("person{n}")),
-        name: format!("Person {n}"),
-        language: "en".into(),
-        status,
-        password_hash: format!("$argon2id$p{n}"),
-    }
-}
-
-fn secret(purpose: Purpose, hash: &str) -> NewVerification {
-    NewVerification { purpose, secret_hash: hash.into(), expires_at: NOW + Duration::hours(24) }
-}
-
-/// An app with one domain that takes signups, in instance `name`.
-async fn app_with_domain(store: &dyn Store, name: &str) -> Instance {
-    let inst = instance(store, name).await;
-    let spec = AppSpec {
-        app: App {
-            id: "app_demo".into(),
-            name: "Demo".into(),
-            signup_url: "https://demo.example/activate".into(),
-            activation_token_in_response: true,
-            schema_version: "ver_1".into(),
-        },
-        domains: vec![Domain {
-            id: "dom_1".into(),
-            title: "Acme".into(),
-            description: String::new(),
-            help: String::new(),
-            allow_signup: true,
-        }],
-    };
-    store.apply_app(inst.id, &spec).await.unwrap();
-    inst
 }
 
 #[rstest]

@@ -30,15 +30,19 @@ where
             let candidates = if exact {
                 vec![base.clone()]
             } else {
-                let taken: std::collections::HashSet<String> =
-                    sqlx::query_scalar("SELECT name FROM instances WHERE name = $1 OR name LIKE $2")
-                        .bind(&base)
-                        .bind(format!("{base}-%"))
-                        .fetch_all(&mut **tx)
-                        .await
-                        .map_err(db_err)?
-                        .into_iter()
-                        .collect();
+                // `base` and every `base-…`: the names from `base-` up to (not including)
+                // `base.`, the character after '-', so the unique index on names serves it.
+                let taken: std::collections::HashSet<String> = sqlx::query_scalar(
+                    "SELECT name FROM instances WHERE name = $1 OR (name >= $2 AND name < $3)",
+                )
+                .bind(&base)
+                .bind(format!("{base}-"))
+                .bind(format!("{base}."))
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db_err)?
+                .into_iter()
+                .collect();
                 crate::sql::free_candidates(&base, &taken, avoid, 4)
             };
             for name in candidates {
