@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::error::CoreError;
 use crate::hasher::PasswordHasher;
 use crate::model::*;
-use crate::outbox::MailPayload;
+use crate::outbox::OutboxPayload;
 use crate::outbox::Template;
 use crate::ports::{Apps, Instances, RateLimits};
 use crate::seal::SealKey;
@@ -137,7 +137,7 @@ impl Letters {
         service: Option<String>,
     ) -> Result<NewOutboxMessage, CoreError> {
         let message_id = format!("<{}@{}>", uuid_from(self.tokens.as_ref()).simple(), self.message_id_domain);
-        let payload = MailPayload {
+        let payload = OutboxPayload {
             template: template.into(),
             to: to.into(),
             language: language.into(),

@@ -37,6 +37,6 @@ pub mod token;
 pub mod username;
 
 pub use error::{CoreError, FieldError};
-pub use outbox::MailPayload;
+pub use outbox::OutboxPayload;
 pub use service::Onramp;
 pub use settings::Settings;

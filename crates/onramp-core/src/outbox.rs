@@ -64,9 +64,10 @@ impl Template {
     }
 }
 
-/// What an outbox mail carries; sealed in the store, rendered by the delivery worker.
+/// What an outbox message (a mail or a text) carries; sealed in the store, rendered by the
+/// delivery worker.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct MailPayload {
+pub struct OutboxPayload {
     /// Template folder name, e.g. `signup_activation`.
     pub template: String,
     pub to: String,

@@ -307,9 +307,7 @@ impl Provisioner {
     /// `provisioning` by a node that died mid-way). On failure it stays as it was.
     pub async fn retry(&self, name: &str) -> Result<Instance, CoreError> {
         let summary = self.instances.instance_summary(name).await?.ok_or(CoreError::InstanceNotFound)?;
-        if summary.status != instance_status::PROVISIONING_FAILED
-            && summary.status != instance_status::PROVISIONING
-        {
+        if !matches!(summary.status, InstanceStatus::Provisioning | InstanceStatus::ProvisioningFailed) {
             return Err(CoreError::field("name", "not_provisioning", "is not waiting to be provisioned"));
         }
         let instance = Instance { id: summary.id, name: summary.name };

@@ -112,7 +112,7 @@ macro_rules! summary_from {
     ($r:expr) => {
         onramp_core::model::InstanceSummary {
             name: $r.get(0),
-            status: $r.get(1),
+            status: onramp_core::model::InstanceStatus::parse(&$r.get::<String, _>(1)),
             created_at: $crate::util::from_ts($r.get(2)),
             apps: $r.get(3),
             users: $r.get(4),

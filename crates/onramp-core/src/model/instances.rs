@@ -23,9 +23,7 @@ pub const PLATFORM_INSTANCE: &str = "platform";
 pub struct InstanceSummary {
     pub id: InstanceId,
     pub name: String,
-    /// `active`, `disabled`, `provisioning` (being set up) or `provisioning_failed` (set up
-    /// stopped part-way; `onramp instance retry` completes it).
-    pub status: String,
+    pub status: InstanceStatus,
     /// Why provisioning failed.
     pub status_detail: Option<String>,
     pub created_at: OffsetDateTime,
@@ -38,11 +36,49 @@ pub struct InstanceSummary {
 }
 
 /// Instance states, as stored.
-pub mod instance_status {
-    pub const ACTIVE: &str = "active";
-    pub const DISABLED: &str = "disabled";
-    pub const PROVISIONING: &str = "provisioning";
-    pub const PROVISIONING_FAILED: &str = "provisioning_failed";
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceStatus {
+    /// Serving requests.
+    Active,
+    /// Kept, answering no request.
+    Disabled,
+    /// Being set up: its rows exist, no request can reach it yet.
+    Provisioning,
+    /// Set up stopped part-way; `onramp instance retry` completes it.
+    ProvisioningFailed,
+}
+
+impl InstanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Provisioning => "provisioning",
+            Self::ProvisioningFailed => "provisioning_failed",
+        }
+    }
+
+    /// The status a store holds; an unknown one reads as disabled (it serves nothing).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "active" => Self::Active,
+            "provisioning" => Self::Provisioning,
+            "provisioning_failed" => Self::ProvisioningFailed,
+            _ => Self::Disabled,
+        }
+    }
+}
+
+impl std::fmt::Display for InstanceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for InstanceStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// How a new instance is named.

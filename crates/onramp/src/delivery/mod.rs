@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use mail::{MailTransport, SendError, build_message};
 use onramp_core::model::OutboxMessage;
-use onramp_core::{MailPayload, Onramp};
+use onramp_core::{Onramp, OutboxPayload};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use templates::Templates;
@@ -176,7 +176,7 @@ impl Worker {
             .onramp
             .open_sealed(&message.sealed_payload)
             .map_err(|e| SendError::Unopenable(e.to_string()))?;
-        let payload: MailPayload = serde_json::from_slice(&plain)
+        let payload: OutboxPayload = serde_json::from_slice(&plain)
             .map_err(|e| SendError::Permanent(format!("payload unreadable: {e}")))?;
         if message.kind.starts_with("sms:") {
             let (from, transport) = self
@@ -207,7 +207,7 @@ impl Worker {
 
     /// The payload's variables plus what the layout shows: the brand of the instance and app
     /// that sent the mail (named by `instance`, `app_id` and `app_name`) and the recipient.
-    fn mail_vars(&self, payload: &MailPayload) -> serde_json::Value {
+    fn mail_vars(&self, payload: &OutboxPayload) -> serde_json::Value {
         let text = |key: &str| payload.vars.get(key).and_then(|v| v.as_str()).unwrap_or_default();
         let instance =
             Some(text("instance")).filter(|i| !i.is_empty()).unwrap_or(onramp_core::model::DEFAULT_INSTANCE);
@@ -230,7 +230,7 @@ impl Worker {
     }
 
     /// The reader's language when we ship it, else the instance's default (then English).
-    fn language(&self, payload: &MailPayload) -> String {
+    fn language(&self, payload: &OutboxPayload) -> String {
         match &payload.fallback_language {
             Some(fallback)
                 if self.templates.language_match(&payload.template, &payload.language).is_none() =>
