@@ -7,9 +7,10 @@
 use crate::StoreOptions;
 use crate::sql::{Dialect, SqlStore};
 use crate::util::{db_err, ts};
-use onramp_core::model::{Instance, InstanceId, NewSignup};
+use onramp_core::model::{ActivatedSignup, Instance, InstanceId, NewSignup, Purpose, RedeemError};
 use onramp_core::ports::{StoreError, StoreResult};
 use sqlx::Postgres;
+use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
 use std::str::FromStr;
 
@@ -132,5 +133,66 @@ impl Dialect for Postgres {
         .await
         .map_err(db_err)
         .map(|_| true)
+    }
+
+    /// One round trip instead of five (begin, look, two updates, commit): the secret is
+    /// locked and read, and only when it is live is it used, every other live activation
+    /// secret of its user voided and the user activated. Data-modifying CTEs run to completion
+    /// whether or not the final `SELECT` reads them.
+    async fn activate_signup_at_once(
+        pool: &PgPool,
+        instance: InstanceId,
+        secret_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<Result<ActivatedSignup, RedeemError>>> {
+        let row = sqlx::query(
+            "WITH v AS (
+               SELECT v.id, v.user_id, v.expires_at, v.consumed_at, v.voided_at,
+                      a.public_id AS account, u.public_id AS public_user, a.domain_id, a.version_id
+               FROM verifications v JOIN users u ON u.id = v.user_id JOIN accounts a ON a.id = u.account_id
+               WHERE v.instance_id = $1 AND v.purpose = $2 AND v.secret_hash = $3
+               FOR UPDATE OF v),
+             live AS (SELECT id, user_id FROM v
+                      WHERE consumed_at IS NULL AND voided_at IS NULL AND expires_at > $4),
+             used AS (
+               UPDATE verifications t
+               SET consumed_at = CASE WHEN t.id = live.id THEN CAST($4 AS BIGINT) END,
+                   voided_at = CASE WHEN t.id = live.id THEN NULL ELSE CAST($4 AS BIGINT) END
+               FROM live
+               WHERE t.user_id = live.user_id AND t.purpose = $2 AND t.consumed_at IS NULL AND t.voided_at IS NULL
+               RETURNING t.id),
+             activated AS (
+               UPDATE users SET status = 'active', activated_at = $4
+               FROM live WHERE users.id = live.user_id AND users.status = 'pending'
+               RETURNING users.id)
+             SELECT expires_at, consumed_at, voided_at, account, public_user, domain_id, version_id,
+                    (SELECT COUNT(*) FROM used)
+             FROM v",
+        )
+        .bind(instance.0)
+        .bind(Purpose::Activation.as_str())
+        .bind(secret_hash)
+        .bind(now)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?;
+        let Some(v) = row else { return Ok(Some(Err(RedeemError::NotFound))) };
+        let outcome = if v.get::<Option<i64>, _>(1).is_some() {
+            Err(RedeemError::AlreadyUsed)
+        } else if v.get::<Option<i64>, _>(2).is_some() {
+            Err(RedeemError::NotFound)
+        } else if v.get::<i64, _>(0) <= now {
+            Err(RedeemError::Expired)
+        } else if v.get::<i64, _>(7) == 0 {
+            Err(RedeemError::AlreadyUsed)
+        } else {
+            Ok(ActivatedSignup {
+                account_id: v.get(3),
+                user_id: v.get(4),
+                domain_id: v.get(5),
+                version_id: v.get(6),
+            })
+        };
+        Ok(Some(outcome))
     }
 }

@@ -8,7 +8,7 @@
 //! trait's `where` clauses over to its users, so the bounds sqlx needs for "any database" are
 //! stated at each impl instead of once on `Dialect`.
 
-use onramp_core::model::{Instance, InstanceId, NewSignup, UserStatus};
+use onramp_core::model::{ActivatedSignup, Instance, InstanceId, NewSignup, RedeemError, UserStatus};
 use onramp_core::ports::StoreResult;
 use sqlx::{Database, Decode, Encode, Pool, Type};
 use std::future::Future;
@@ -59,6 +59,15 @@ pub trait Dialect: Database {
         instance: InstanceId,
         signup: &NewSignup,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// An activation in one statement, where the database can; `None` when it cannot, and
+    /// the activation takes the transaction every database runs.
+    fn activate_signup_at_once(
+        pool: &Pool<Self>,
+        instance: InstanceId,
+        secret_hash: &str,
+        now: i64,
+    ) -> impl Future<Output = StoreResult<Option<Result<ActivatedSignup, RedeemError>>>> + Send;
 }
 
 /// A type both databases store and read.

@@ -5,7 +5,7 @@
 use crate::StoreOptions;
 use crate::sql::{Dialect, SqlStore};
 use crate::util::db_err;
-use onramp_core::model::{Instance, InstanceId, NewSignup};
+use onramp_core::model::{ActivatedSignup, Instance, InstanceId, NewSignup, RedeemError};
 use onramp_core::ports::{StoreError, StoreResult};
 use sqlx::Sqlite;
 use sqlx::sqlite::{
@@ -113,9 +113,18 @@ impl Dialect for Sqlite {
         remove_database_file(&instance_file(store, instance)).await
     }
 
-    /// SQLite has no data-modifying CTEs; its single writer makes the transaction as quick.
+    /// SQLite has no data-modifying CTEs; in-process, its transactions cost no round trips.
     async fn insert_new_signup(_: &sqlx::SqlitePool, _: InstanceId, _: &NewSignup) -> StoreResult<bool> {
         Ok(false)
+    }
+
+    async fn activate_signup_at_once(
+        _: &sqlx::SqlitePool,
+        _: InstanceId,
+        _: &str,
+        _: i64,
+    ) -> StoreResult<Option<Result<ActivatedSignup, RedeemError>>> {
+        Ok(None)
     }
 }
 

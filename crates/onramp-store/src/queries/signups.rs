@@ -221,10 +221,18 @@ where
         now: OffsetDateTime,
     ) -> StoreResult<Result<ActivatedSignup, RedeemError>> {
         let now = ts(now);
+        if let Some(activated) = DB::activate_signup_at_once(&self.writer, instance, secret_hash, now).await?
+        {
+            return Ok(activated);
+        }
         let mut tx = self.writer.begin().await.map_err(db_err)?;
+        // The secret with what the answer needs, in one look (locked: PostgreSQL's row lock or
+        // SQLite's single writer make the checks below hold until the commit).
         let Some(v) = sqlx::query(&DB::locked(
-            "SELECT id, user_id, expires_at, consumed_at, voided_at FROM verifications
-             WHERE instance_id = $1 AND purpose = $2 AND secret_hash = $3",
+            "SELECT v.id, v.user_id, v.expires_at, v.consumed_at, v.voided_at,
+                    a.public_id, u.public_id, a.domain_id, a.version_id
+             FROM verifications v JOIN users u ON u.id = v.user_id JOIN accounts a ON a.id = u.account_id
+             WHERE v.instance_id = $1 AND v.purpose = $2 AND v.secret_hash = $3",
         ))
         .bind(instance.0)
         .bind(Purpose::Activation.as_str())
@@ -245,14 +253,20 @@ where
         if v.get::<i64, _>(2) <= now {
             return Ok(Err(RedeemError::Expired));
         }
-        let consumed =
-            sqlx::query("UPDATE verifications SET consumed_at = $1 WHERE id = $2 AND consumed_at IS NULL")
-                .bind(now)
-                .bind(vid)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        if DB::rows_affected(&consumed) != 1 {
+        // This secret is used, and every other live activation secret of the user dies.
+        let used = sqlx::query(
+            "UPDATE verifications SET consumed_at = CASE WHEN id = $2 THEN CAST($1 AS BIGINT) END,
+               voided_at = CASE WHEN id = $2 THEN NULL ELSE CAST($1 AS BIGINT) END
+             WHERE user_id = $3 AND purpose = $4 AND consumed_at IS NULL AND voided_at IS NULL",
+        )
+        .bind(now)
+        .bind(vid)
+        .bind(user_id)
+        .bind(Purpose::Activation.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if DB::rows_affected(&used) == 0 {
             return Ok(Err(RedeemError::AlreadyUsed));
         }
         sqlx::query(
@@ -263,29 +277,12 @@ where
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        sqlx::query(
-            "UPDATE verifications SET voided_at = $1 WHERE user_id = $2 AND purpose = $3 AND consumed_at IS NULL AND voided_at IS NULL",
-        )
-        .bind(now)
-        .bind(user_id)
-        .bind(Purpose::Activation.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let r = sqlx::query(
-            "SELECT a.public_id, u.public_id, a.domain_id, a.version_id
-             FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.id = $1",
-        )
-        .bind(user_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(Ok(ActivatedSignup {
-            account_id: r.get(0),
-            user_id: r.get(1),
-            domain_id: r.get(2),
-            version_id: r.get(3),
+            account_id: v.get(5),
+            user_id: v.get(6),
+            domain_id: v.get(7),
+            version_id: v.get(8),
         }))
     }
 }

@@ -31,14 +31,15 @@ fn panel(
     value: impl Fn(&Row) -> f64,
 ) {
     let values: Vec<f64> = rows.iter().map(&value).filter(|v| *v > 0.0).collect();
-    let y_min = values.iter().copied().fold(f64::MAX, f64::min) / 2.0;
+    // Room below the lowest line for the legend.
+    let y_min = values.iter().copied().fold(f64::MAX, f64::min) / 8.0;
     let y_max = values.iter().copied().fold(0.0, f64::max) * 2.0;
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d((x_min..x_max).log_scale(), (y_min.max(0.01)..y_max.max(1.0)).log_scale())
+        .build_cartesian_2d((x_min..x_max).log_scale(), (y_min.max(0.001)..y_max.max(1.0)).log_scale())
         .unwrap();
     chart
         .configure_mesh()
@@ -48,7 +49,7 @@ fn panel(
             x if x >= 1e3 => format!("{:.0}k", x / 1e3),
             x => format!("{x:.0}"),
         })
-        .y_label_formatter(&|y| format!("{y:.0}"))
+        .y_label_formatter(&|y| if *y < 1.0 { format!("{y:.1}") } else { format!("{y:.0}") })
         .draw()
         .unwrap();
     for (op, color) in OPS {
