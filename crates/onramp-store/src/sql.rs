@@ -1,8 +1,8 @@
 //! The one implementation of the storage ports, generic over the database. Every query is
 //! written once with `$n` placeholders (both databases accept them, and `RETURNING` and
 //! `ON CONFLICT`); what truly differs per database is the [`Dialect`]: how to connect and
-//! migrate, the row-lock clause, where an instance's own database lives, and the one statement
-//! PostgreSQL can do in a single round trip.
+//! migrate, the row-lock clause, where an instance's own database lives, and the two writes
+//! PostgreSQL can do in a single round trip (a first signup, an activation).
 //!
 //! The impls in `queries/` repeat one `where` clause (see [`SqlStore`]): Rust does not carry a
 //! trait's `where` clauses over to its users, so the bounds sqlx needs for "any database" are

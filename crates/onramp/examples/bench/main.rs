@@ -18,7 +18,6 @@ use onramp::app::{Ports, Service};
 use onramp::config::Config;
 use onramp_core::password::Password;
 use serde_json::json;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -103,13 +102,15 @@ pub fn bench_config(dir: &std::path::Path, database_url: Option<String>) -> Conf
     config
 }
 
-/// Serve the service's router on a loopback port; its base URL.
+/// Serve the service's router on a loopback port, as `onramp serve` does; its base URL.
 pub async fn serve(service: &Service) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = service.router();
+    let server = service.state.config.server.clone();
+    // The accept loop `onramp serve` runs, with its connection cap and header timeout.
     tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        onramp::server::serve(listener, router, &server, std::future::pending()).await.unwrap();
     });
     base
 }
