@@ -31,10 +31,9 @@ where
         instance: InstanceId,
         secret_hash: &str,
     ) -> StoreResult<Option<ApiKeyRecord>> {
-        let hash = secret_hash;
         let row = sqlx::query(&format!("{API_KEY_COLUMNS} WHERE instance_id = $1 AND secret_hash = $2"))
             .bind(instance.0)
-            .bind(hash)
+            .bind(secret_hash)
             .fetch_optional(&self.reader)
             .await
             .map_err(db_err)?;

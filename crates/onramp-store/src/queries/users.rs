@@ -26,14 +26,13 @@ where
         instance: InstanceId,
         email_canonical: &str,
     ) -> StoreResult<Option<UserView>> {
-        let canonical = email_canonical;
         // One round trip whether or not the address is known: a reset must not answer
         // later for a known address.
         let rows = sqlx::query(&format!(
             "{USER_VIEW} WHERE u.instance_id = $1 AND u.email_canonical = $2 ORDER BY r.role"
         ))
         .bind(instance.0)
-        .bind(canonical)
+        .bind(email_canonical)
         .fetch_all(&self.reader)
         .await
         .map_err(db_err)?;
