@@ -295,3 +295,17 @@ impl Directory {
         Ok(ring)
     }
 }
+
+/// Why an address that is in use cannot sign up again: its user is disabled (each surface says
+/// so in its own words), or it is simply taken.
+pub(crate) async fn address_in_use(
+    users: &dyn crate::ports::Users,
+    instance: InstanceId,
+    email_canonical: &str,
+) -> CoreError {
+    match users.user_by_email(instance, email_canonical).await {
+        Ok(Some(user)) if user.status == UserStatus::Inactive => CoreError::AccountDisabled,
+        Ok(_) => CoreError::EmailTaken,
+        Err(e) => e.into(),
+    }
+}

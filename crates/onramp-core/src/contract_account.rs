@@ -65,6 +65,25 @@ impl ContractAccounts {
         self.common.letters.keyed_hash(SMS_HASH_PURPOSE, &format!("{account_uuid}:{code}"))
     }
 
+    /// A new texted code for an account and its message.
+    pub(crate) fn sms_code(
+        &self,
+        account_uuid: &str,
+        number: &str,
+        language: &str,
+        app_name: &str,
+    ) -> Result<(NewVerification, NewOutboxMessage), CoreError> {
+        let code = self.common.tokens.numeric_code(SMS_CODE_DIGITS);
+        let message =
+            self.common.letters.sms(number, language, json!({ "code": code, "app_name": app_name }))?;
+        let verification = NewVerification {
+            purpose: Purpose::Sms,
+            secret_hash: self.sms_code_hash(account_uuid, &code),
+            expires_at: self.common.now() + SMS_CODE_TTL,
+        };
+        Ok((verification, message))
+    }
+
     /// The contract an app's request names (or its default contract).
     pub async fn contract(
         &self,
@@ -174,17 +193,7 @@ impl ContractAccounts {
             .map(|t| (t, self.common.tokens.public_id("ext")));
         let now = self.common.now();
         let sms = match &sms_phone {
-            Some((_, number)) => {
-                let code = self.common.tokens.numeric_code(SMS_CODE_DIGITS);
-                let message =
-                    self.common.letters.sms(number, "en", json!({ "code": code, "app_name": app.name }))?;
-                let verification = NewVerification {
-                    purpose: Purpose::Sms,
-                    secret_hash: self.sms_code_hash(&uuid.to_string(), &code),
-                    expires_at: now + SMS_CODE_TTL,
-                };
-                Some((verification, message))
-            }
+            Some((_, number)) => Some(self.sms_code(&uuid.to_string(), number, "en", &app.name)?),
             None => None,
         };
         let account = NewContractAccount {
@@ -264,8 +273,12 @@ impl ContractAccounts {
         app: &App,
         dp_key: i64,
     ) -> Result<ContractAccount, CoreError> {
-        let account =
-            self.contracts.contract_account(instance.id, dp_key).await?.ok_or(CoreError::AccountNotFound)?;
+        let account = self
+            .contracts
+            .contract_account(instance.id, dp_key)
+            .await?
+            .filter(|a| a.status != UserStatus::Deleted)
+            .ok_or(CoreError::AccountNotFound)?;
         let Some(owner) = account.app_id.as_deref() else { return Err(CoreError::AccountNotFound) };
         if owner == app.id {
             return Ok(account);
@@ -290,7 +303,7 @@ impl ContractAccounts {
         if code.is_empty() || code.len() > 16 {
             return Err(CoreError::field("code", "required", "is required"));
         }
-        let account = self.account(instance, app, dp_key).await?;
+        let account = enabled(self.account(instance, app, dp_key).await?)?;
         match self
             .contracts
             .verify_sms(
@@ -313,7 +326,7 @@ impl ContractAccounts {
 
     /// Text a new code (throttled per number; the failed tries so far stay counted).
     pub async fn resend_sms(&self, instance: &Instance, app: &App, dp_key: i64) -> Result<(), CoreError> {
-        let account = self.account(instance, app, dp_key).await?;
+        let account = enabled(self.account(instance, app, dp_key).await?)?;
         let number = account
             .phone
             .clone()
@@ -321,23 +334,18 @@ impl ContractAccounts {
             .ok_or(CoreError::TokenUsed)?;
         self.common.budget.limit(&format!("sms:burst:{number}"), SMS_RESEND_BURST).await?;
         self.common.budget.limit(&format!("sms:hour:{number}"), SMS_RESEND_HOURLY).await?;
-        let code = self.common.tokens.numeric_code(SMS_CODE_DIGITS);
-        let message = self.common.letters.sms(
-            &number,
-            &account.language,
-            json!({ "code": code, "app_name": app.name }),
-        )?;
-        let verification = NewVerification {
-            purpose: Purpose::Sms,
-            secret_hash: self.sms_code_hash(&account.uuid, &code),
-            expires_at: self.common.now() + SMS_CODE_TTL,
-        };
+        let (verification, message) = self.sms_code(&account.uuid, &number, &account.language, &app.name)?;
         if !self.contracts.resend_sms(instance.id, dp_key, &verification, &message, SMS_MAX_ATTEMPTS).await? {
             return Err(CoreError::TokenUsed);
         }
         self.common.wake_outbox();
         Ok(())
     }
+}
+
+/// An account its holder may still act on: a disabled one is refused as such.
+fn enabled(account: ContractAccount) -> Result<ContractAccount, CoreError> {
+    if account.status == UserStatus::Inactive { Err(CoreError::AccountDisabled) } else { Ok(account) }
 }
 
 struct Checked {

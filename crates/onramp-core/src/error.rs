@@ -67,6 +67,21 @@ pub enum CoreError {
     AccountDisabled,
     #[error("the session is not valid")]
     SessionInvalid,
+    /// No admin token, or not a live one.
+    #[error("admin authentication required")]
+    AdminUnauthorized,
+    /// The admin token does not reach this instance, or may not change anything.
+    #[error("outside the admin token's scope")]
+    AdminForbidden,
+    #[error("no such user")]
+    UserNotFound,
+    /// Another thing the operator named does not exist (an admin token, an outbox message).
+    #[error("{message}")]
+    NotFound { code: &'static str, message: &'static str },
+    /// The thing exists but is not in a state that allows this (e.g. resending the
+    /// verification of an active user); the message says why.
+    #[error("not possible now: {0}")]
+    WrongState(&'static str),
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
     /// Password hashing is saturated; the caller should retry shortly.
@@ -112,6 +127,11 @@ impl CoreError {
             Self::NotActivated => "account_not_activated",
             Self::AccountDisabled => "account_disabled",
             Self::SessionInvalid => "session_invalid",
+            Self::AdminUnauthorized => "unauthorized",
+            Self::AdminForbidden => "forbidden",
+            Self::UserNotFound => "user_not_found",
+            Self::NotFound { code, .. } => code,
+            Self::WrongState(_) => "wrong_state",
             Self::RateLimited { .. } => "rate_limited",
             Self::Busy { .. } => "service_busy",
             Self::Unavailable(_) => "service_unavailable",
@@ -141,6 +161,11 @@ impl CoreError {
             Self::NotActivated => "Activate the account from the email we sent before logging in.".into(),
             Self::AccountDisabled => "The account is disabled.".into(),
             Self::SessionInvalid => "The session is not valid; log in again.".into(),
+            Self::AdminUnauthorized => "Send a live admin token: Authorization: Bearer <token>.".into(),
+            Self::AdminForbidden => "The admin token may not do this.".into(),
+            Self::UserNotFound => "No such user.".into(),
+            Self::NotFound { message, .. } => (*message).into(),
+            Self::WrongState(why) => (*why).into(),
             Self::RateLimited { .. } => "Too many requests; try again later.".into(),
             Self::Busy { .. } => "The service is busy; try again shortly.".into(),
             Self::Unavailable(_) => "The service is temporarily unavailable.".into(),

@@ -142,6 +142,15 @@ impl PasswordHasher {
     }
 
     pub async fn verify(&self, phc: &str, password: &Password) -> Result<Verified, HashError> {
+        if phc.starts_with(crate::model::NO_PASSWORD) {
+            // No password works (a required reset, an erased user); it takes as long to say so.
+            self.verify_phc(&self.inner.dummy_phc, password).await?;
+            return Ok(Verified { matches: false, needs_rehash: false });
+        }
+        self.verify_phc(phc, password).await
+    }
+
+    async fn verify_phc(&self, phc: &str, password: &Password) -> Result<Verified, HashError> {
         let (reply, rx) = oneshot::channel();
         self.submit(Job::Verify { phc: phc.to_owned(), password: password.clone(), reply })?;
         self.wait(rx).await

@@ -1,6 +1,7 @@
 //! onramp's core: validated domain types, the use cases of signup and login, and the ports
 //! (store, clock, token generator) they run on. No HTTP, SQL or SMTP here.
 
+pub mod admin;
 pub mod api_keys;
 pub mod apps;
 pub mod background;

@@ -85,6 +85,7 @@ impl Logins {
             UserStatus::Active | UserStatus::Unconfirmed => {}
             UserStatus::Pending => return Err(CoreError::NotActivated),
             UserStatus::Inactive => return Err(CoreError::AccountDisabled),
+            UserStatus::Deleted => return Err(CoreError::InvalidCredentials),
         }
         if verified.needs_rehash {
             let fresh = self.common.hasher.hash(&password).await?;

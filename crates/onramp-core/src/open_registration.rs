@@ -102,6 +102,15 @@ fn check_confirmation(password: &str, confirmation: &Option<String>, errors: &mu
     }
 }
 
+/// Who an emailed code goes to, as its mail names them.
+struct CodeReader<'a> {
+    first_name: &'a str,
+    last_name: &'a str,
+    name: &'a str,
+    email: &'a str,
+    phone: &'a str,
+}
+
 /// DreamFactory's open registration: register, confirm or reset with an emailed code.
 #[derive(Clone)]
 pub struct OpenRegistration {
@@ -122,6 +131,69 @@ impl OpenRegistration {
         };
         url.query_pairs_mut().append_pair("email", email).append_pair("code", code);
         url.to_string()
+    }
+
+    /// A mail carrying an emailed code (confirmation or reset) and the link to the page that
+    /// takes it, through the instance's mail service, in its default language.
+    fn code_message(
+        &self,
+        instance: &Instance,
+        settings: &UserServiceSettings,
+        template: &str,
+        reader: &CodeReader<'_>,
+        code: &str,
+        app_name: &str,
+    ) -> Result<NewOutboxMessage, CoreError> {
+        let vars = json!({
+            "first_name": reader.first_name,
+            "last_name": reader.last_name,
+            "name": reader.name,
+            "email": reader.email,
+            "phone": reader.phone,
+            "confirm_code": code,
+            "link": self.confirm_link(instance, reader.email, code),
+            "instance": instance.name,
+            "app_name": app_name,
+            "expires_hours": self.common.settings.code_ttl.whole_hours(),
+        });
+        let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());
+        let language = settings.default_language.as_deref().unwrap_or("en");
+        self.common.letters.mail_in(template, reader.email, language, settings, vars, service)
+    }
+
+    /// A fresh code for `user` and its mail (an operator's resend or required reset).
+    pub(crate) fn code_mail(
+        &self,
+        instance: &Instance,
+        settings: &UserServiceSettings,
+        which: crate::admin::CodeMail,
+        user: &UserRecord,
+    ) -> Result<(NewVerification, NewOutboxMessage), CoreError> {
+        use crate::admin::CodeMail;
+        let (purpose, template) = match which {
+            CodeMail::Confirmation => (
+                Purpose::EmailConfirm,
+                settings.open_reg_email_template.as_deref().unwrap_or(CONFIRMATION_TEMPLATE),
+            ),
+            CodeMail::Reset => (Purpose::PasswordReset, RESET_TEMPLATE),
+        };
+        let first_name = user.profile.first_name.clone().unwrap_or_else(|| user.name.clone());
+        let reader = CodeReader {
+            first_name: &first_name,
+            last_name: user.profile.last_name.as_deref().unwrap_or_default(),
+            name: &user.name,
+            email: &user.email,
+            phone: user.profile.phone.as_deref().unwrap_or_default(),
+        };
+        let code = self.common.tokens.secret_token();
+        let app_name = user.app_id.as_deref().unwrap_or(&instance.name);
+        let message = self.code_message(instance, settings, template, &reader, &code, app_name)?;
+        let verification = NewVerification {
+            purpose,
+            secret_hash: secret_hash(&code),
+            expires_at: self.common.now() + self.common.settings.code_ttl,
+        };
+        Ok((verification, message))
     }
 
     /// `default` (or none) is the global transport; others are qualified by the instance.
@@ -221,29 +293,15 @@ impl OpenRegistration {
         let now = self.common.now();
         let code = self.common.tokens.secret_token();
         let confirmation = if confirm {
-            let vars = json!({
-                "first_name": first_name,
-                "last_name": last_name,
-                "name": name,
-                "email": email.as_entered(),
-                "phone": phone.clone().unwrap_or_default(),
-                "confirm_code": code,
-                "link": self.confirm_link(instance, email.as_entered(), &code),
-                "instance": instance.name,
-                "app_name": input.app_name,
-                "expires_hours": self.common.settings.code_ttl.whole_hours(),
-            });
+            let reader = CodeReader {
+                first_name: &first_name,
+                last_name: &last_name,
+                name: &name,
+                email: email.as_entered(),
+                phone: phone.as_deref().unwrap_or_default(),
+            };
             let template = settings.open_reg_email_template.as_deref().unwrap_or(CONFIRMATION_TEMPLATE);
-            let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());
-            let language = settings.default_language.as_deref().unwrap_or("en");
-            let message = self.common.letters.mail_in(
-                template,
-                email.as_entered(),
-                language,
-                settings,
-                vars,
-                service,
-            )?;
+            let message = self.code_message(instance, settings, template, &reader, &code, &input.app_name)?;
             let verification = NewVerification {
                 purpose: Purpose::EmailConfirm,
                 secret_hash: secret_hash(&code),
@@ -429,19 +487,9 @@ impl OpenRegistration {
             ),
             None => (String::new(), String::new(), email.as_entered().to_owned()),
         };
-        let vars = json!({
-            "first_name": first_name,
-            "name": name,
-            "email": to,
-            "confirm_code": code,
-            "link": self.confirm_link(instance, &to, &code),
-            "instance": instance.name,
-            "app_name": app_name,
-            "expires_hours": self.common.settings.code_ttl.whole_hours(),
-        });
-        let service = Self::mail_service(instance, settings.open_reg_email_service.as_deref());
-        let language = settings.default_language.as_deref().unwrap_or("en");
-        let message = self.common.letters.mail_in(RESET_TEMPLATE, &to, language, settings, vars, service)?;
+        let reader =
+            CodeReader { first_name: &first_name, last_name: "", name: &name, email: &to, phone: "" };
+        let message = self.code_message(instance, settings, RESET_TEMPLATE, &reader, &code, app_name)?;
         // A FastTrack owner whose address is unproven gets no reset: the mail that proves it
         // (or releases it) is its way in.
         let resettable = |u: &UserView| !matches!(u.status, UserStatus::Inactive | UserStatus::Unconfirmed);

@@ -104,11 +104,6 @@ impl Operator {
         })
     }
 
-    /// Make every dead letter due again, its attempts reset; how many.
-    pub async fn retry_dead_outbox(&self) -> Result<u64, CoreError> {
-        Ok(self.outbox.requeue_dead_outbox(self.now()).await?)
-    }
-
     pub async fn api_keys(&self, instance: InstanceId) -> Result<Vec<ApiKeyRecord>, CoreError> {
         Ok(self.apps.list_api_keys(instance).await?)
     }

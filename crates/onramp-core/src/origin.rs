@@ -150,6 +150,11 @@ impl OriginPolicy {
         Ok(access)
     }
 
+    /// The ids of an instance's apps, in the store's order.
+    pub async fn for_instance_apps(&self, instance: InstanceId) -> Result<Vec<String>, CoreError> {
+        Ok(self.store.app_origins(instance).await?.into_iter().map(|a| a.app_id).collect())
+    }
+
     /// An app's browser access as stored.
     pub async fn app(&self, instance: InstanceId, app_id: &str) -> Result<AppOrigins, CoreError> {
         self.store

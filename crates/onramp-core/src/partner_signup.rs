@@ -51,6 +51,7 @@ pub struct PartnerSignup {
     pub(crate) common: Common,
     pub(crate) signups: Arc<dyn crate::ports::Signups>,
     pub(crate) instance_settings: Arc<dyn InstanceSettings>,
+    pub(crate) users: Arc<dyn crate::ports::Users>,
 }
 
 impl PartnerSignup {
@@ -169,7 +170,9 @@ impl PartnerSignup {
                 self.common.wake_outbox();
                 Ok(PartnerSignedUp { id: uuid, first_name, last_name, user_name: email.as_entered().into() })
             }
-            Ok(_) | Err(StoreError::Unique(UniqueKey::Email)) => Err(CoreError::EmailTaken),
+            Ok(_) | Err(StoreError::Unique(UniqueKey::Email)) => {
+                Err(crate::common::address_in_use(self.users.as_ref(), instance.id, email.canonical()).await)
+            }
             Err(e) => Err(e.into()),
         }
     }

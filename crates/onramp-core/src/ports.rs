@@ -62,6 +62,9 @@ pub trait Store:
     + Sessions
     + Outbox
     + RateLimits
+    + AdminTokens
+    + ManagedUsers
+    + AuditLog
     + 'static
 {
 }
@@ -77,6 +80,9 @@ impl<T> Store for T where
         + Sessions
         + Outbox
         + RateLimits
+        + AdminTokens
+        + ManagedUsers
+        + AuditLog
         + 'static
 {
 }
@@ -369,8 +375,19 @@ pub trait Outbox: Send + Sync {
     /// The newest messages waiting or dead whose last attempt failed, with that failure.
     async fn outbox_failures(&self, limit: u32) -> StoreResult<Vec<crate::model::OutboxFailure>>;
     /// Give every dead-lettered message (whose payload is still there) a fresh start, due at
-    /// `now`; returns how many.
-    async fn requeue_dead_outbox(&self, now: OffsetDateTime) -> StoreResult<u64>;
+    /// `now`; returns how many. With `instance`, only that instance's.
+    async fn requeue_dead_outbox(
+        &self,
+        instance: Option<InstanceId>,
+        now: OffsetDateTime,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<u64>;
+    /// Messages newest first, without their payloads.
+    async fn list_outbox(&self, filter: &OutboxFilter) -> StoreResult<Page<OutboxEntry>>;
+    async fn outbox_entry(&self, id: i64) -> StoreResult<Option<(InstanceId, OutboxEntry)>>;
+    /// Make one pending or dead message (whose payload is still there) due at `now` with its
+    /// attempts reset; returns whether there was one.
+    async fn retry_outbox(&self, id: i64, now: OffsetDateTime, audit: &NewAuditEvent) -> StoreResult<bool>;
 }
 
 /// Fixed-window counters shared by every node.
@@ -384,4 +401,82 @@ pub trait RateLimits: Send + Sync {
         window_start: OffsetDateTime,
         now: OffsetDateTime,
     ) -> StoreResult<u32>;
+}
+
+/// Admin tokens: who may call the admin API, and what they may reach.
+#[async_trait]
+pub trait AdminTokens: Send + Sync {
+    async fn create_admin_token(&self, token: &NewAdminToken, audit: &NewAuditEvent) -> StoreResult<()>;
+    /// The token with this hash (revoked ones too).
+    async fn admin_token_by_hash(&self, secret_hash: &str) -> StoreResult<Option<AdminTokenRecord>>;
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenRecord>>;
+    /// Returns whether a live token was revoked.
+    async fn revoke_admin_token(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+}
+
+/// What an operator does to users besides what they do themselves. Every change writes its
+/// audit entry in the same transaction.
+#[async_trait]
+pub trait ManagedUsers: Send + Sync {
+    async fn find_users(&self, instance: InstanceId, filter: &UserFilter) -> StoreResult<Page<UserRecord>>;
+    /// A user by public id; `now` decides which sessions are live.
+    async fn user_record(
+        &self,
+        instance: InstanceId,
+        public_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<UserRecord>>;
+    /// Users in the order they were created, after the one with key `after` (erased ones left
+    /// out), for an export.
+    async fn users_after(
+        &self,
+        instance: InstanceId,
+        after: i64,
+        limit: u32,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<UserRecord>>;
+    /// Disable (status `inactive`; sessions revoked, live secrets voided) or enable (`active`
+    /// when it ever was, else `pending`) a user; returns whether the status changed.
+    async fn set_user_enabled(
+        &self,
+        instance: InstanceId,
+        user_key: i64,
+        enabled: bool,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    /// Revoke every live session of a user; returns how many.
+    async fn revoke_user_sessions(
+        &self,
+        instance: InstanceId,
+        user_key: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<u64>;
+    /// A fresh secret and its message for a user, the user's live secrets of that purpose
+    /// voided; see `Reissue`.
+    async fn reissue_secret(&self, instance: InstanceId, user_key: i64, reissue: &Reissue)
+    -> StoreResult<()>;
+    /// Erase a user's personal data: the row stays as a `deleted` tombstone under its public
+    /// id; sessions, secrets, roles, contract values and undelivered messages to its addresses
+    /// go. Returns whether there was a user to erase.
+    async fn erase_user(
+        &self,
+        instance: InstanceId,
+        user_key: i64,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+}
+
+/// The audit log.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Record an event that goes with no other write (a failed login).
+    async fn record_audit(&self, event: &NewAuditEvent) -> StoreResult<()>;
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Page<AuditEvent>>;
+    /// Delete up to `limit` entries older than `before`; returns how many.
+    async fn prune_audit(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }

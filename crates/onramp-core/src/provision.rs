@@ -235,7 +235,15 @@ impl Provisioner {
         }
         let provisioned = match provisioned {
             Ok(p) => p,
-            Err(StoreError::Unique(UniqueKey::Email)) => return Err(CoreError::EmailTaken),
+            Err(StoreError::Unique(UniqueKey::Email)) => {
+                let platform = self.common.directory.instance(PLATFORM_INSTANCE).await?;
+                return Err(crate::common::address_in_use(
+                    self.users.as_ref(),
+                    platform.id,
+                    email.canonical(),
+                )
+                .await);
+            }
             Err(StoreError::Unique(UniqueKey::InstanceName)) => {
                 return Err(CoreError::InstanceNameUnavailable);
             }

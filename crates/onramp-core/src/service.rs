@@ -2,6 +2,7 @@
 //! hashing pool, seal key) and the settings, and hands out the use cases, each a struct of its
 //! own holding only the ports it needs.
 
+use crate::admin::Admin;
 use crate::api_keys::ApiKeys;
 use crate::apps::Catalog;
 use crate::claims::Claims;
@@ -37,6 +38,7 @@ pub struct Onramp {
     contract_accounts: ContractAccounts,
     provisioner: Provisioner,
     catalog: Catalog,
+    admin: Admin,
 }
 
 impl Onramp {
@@ -71,26 +73,40 @@ impl Onramp {
         };
         let logins = Logins { common: common.clone(), users: store.clone(), sessions: store.clone() };
         let claims = Claims::new(&common, store.clone());
+        let signup = Signup { common: common.clone(), signups: store.clone(), outbox: store.clone() };
+        let open_registration = OpenRegistration {
+            common: common.clone(),
+            signups: store.clone(),
+            users: store.clone(),
+            outbox: store.clone(),
+            logins: logins.clone(),
+        };
+        let contract_accounts =
+            ContractAccounts { common: common.clone(), apps: store.clone(), contracts: store.clone() };
+        let admin = Admin {
+            common: common.clone(),
+            tokens: store.clone(),
+            users: store.clone(),
+            audit: store.clone(),
+            outbox: store.clone(),
+            instances: store.clone(),
+            instance_settings: store.clone(),
+            signup: signup.clone(),
+            open_registration: open_registration.clone(),
+            contract_accounts: contract_accounts.clone(),
+        };
         Self {
-            signup: Signup { common: common.clone(), signups: store.clone(), outbox: store.clone() },
-            open_registration: OpenRegistration {
-                common: common.clone(),
-                signups: store.clone(),
-                users: store.clone(),
-                outbox: store.clone(),
-                logins: logins.clone(),
-            },
+            signup,
+            open_registration,
+            admin,
             api_keys: ApiKeys { common: common.clone(), apps: store.clone() },
             partner_signup: PartnerSignup {
                 common: common.clone(),
                 signups: store.clone(),
                 instance_settings: store.clone(),
+                users: store.clone(),
             },
-            contract_accounts: ContractAccounts {
-                common: common.clone(),
-                apps: store.clone(),
-                contracts: store.clone(),
-            },
+            contract_accounts,
             provisioner: Provisioner {
                 common: common.clone(),
                 instances: store.clone(),
@@ -160,6 +176,12 @@ impl Onramp {
     /// The operator's use cases (the CLI; the admin API to come).
     pub fn operator(&self) -> Operator {
         Operator::new(self.store.clone(), &self.common)
+    }
+
+    /// The control plane: admin tokens, users, the outbox and the audit log (the admin API,
+    /// the console and the CLI).
+    pub fn admin(&self) -> &Admin {
+        &self.admin
     }
 
     /// The storage, for wiring only (applying the configuration, the outbox worker).

@@ -152,8 +152,14 @@ async fn a_failed_message_waits_for_its_retry_or_dies(#[values(SQLITE, POSTGRES)
 
     // An operator's retry gives the dead letter a fresh start, once.
     let later = NOW + Duration::hours(2);
-    assert_eq!(f.store.requeue_dead_outbox(later).await.unwrap(), 1);
-    assert_eq!(f.store.requeue_dead_outbox(later).await.unwrap(), 0);
+    let other = instance(f.store.as_ref(), "other").await;
+    let audit = event(None, "outbox.retried", None);
+    assert_eq!(f.store.requeue_dead_outbox(Some(other.id), later, &audit).await.unwrap(), 0);
+    assert_eq!(f.store.requeue_dead_outbox(None, later, &audit).await.unwrap(), 1);
+    assert_eq!(f.store.requeue_dead_outbox(None, later, &audit).await.unwrap(), 0);
+    let trail = f.store.audit_events(&AuditFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(trail.items.len(), 1, "one entry, for the retry that changed something");
+    assert_eq!(trail.items[0].detail["messages"], 1);
     assert_eq!(f.store.outbox_counts().await.unwrap().dead, 0);
     let revived: Vec<_> = f.store.claim_outbox(later, Duration::minutes(1), 10).await.unwrap();
     let revived = revived.iter().find(|m| m.message_id == "<m2@test>").expect("due again");
@@ -975,4 +981,241 @@ async fn users_inserted_in_bulk_log_in_and_a_taken_address_fails_the_whole_batch
     ));
     let fresh = f.store.login_record(inst.id, &LoginLookup::EmailCanonical("fresh@a.example".into())).await;
     assert!(fresh.unwrap().is_none(), "the batch was rolled back");
+}
+
+fn event(instance: Option<InstanceId>, kind: &'static str, user: Option<&str>) -> NewAuditEvent {
+    NewAuditEvent {
+        instance,
+        kind,
+        actor: "admin:adm_test".into(),
+        target: user.map(str::to_owned),
+        user: user.map(str::to_owned),
+        client: Some("127.0.0.1".into()),
+        detail: serde_json::json!({ "why": "test" }),
+        at: NOW,
+    }
+}
+
+#[rstest]
+#[tokio::test]
+async fn admin_tokens_are_found_by_hash_scoped_listed_and_revoked_with_their_audit(
+    #[values(SQLITE, POSTGRES)] db: Db,
+) {
+    let f = open(db).await;
+    let inst = instance(f.store.as_ref(), "acme").await;
+    let token = |id: &str, hash: &str, scope| NewAdminToken {
+        id: id.into(),
+        secret_hash: hash.into(),
+        prefix: "oadm_abcd".into(),
+        label: format!("label {id}"),
+        scope,
+        created_at: NOW,
+    };
+    let global = AdminScope { instance: None, read_only: false };
+    let scoped = AdminScope { instance: Some(inst.id), read_only: true };
+    f.store
+        .create_admin_token(&token("adm_1", "h1", global), &event(None, "admin_token.created", None))
+        .await
+        .unwrap();
+    f.store
+        .create_admin_token(&token("adm_2", "h2", scoped), &event(None, "admin_token.created", None))
+        .await
+        .unwrap();
+    let found = f.store.admin_token_by_hash("h2").await.unwrap().expect("by hash");
+    assert_eq!(
+        (found.id.as_str(), found.scope, found.instance_name.as_deref()),
+        ("adm_2", scoped, Some("acme"))
+    );
+    assert!(f.store.admin_token_by_hash("nope").await.unwrap().is_none());
+    let all = f.store.list_admin_tokens().await.unwrap();
+    assert_eq!(all.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["adm_1", "adm_2"]);
+
+    let revoke = event(None, "admin_token.revoked", None);
+    assert!(f.store.revoke_admin_token("adm_1", NOW, &revoke).await.unwrap());
+    assert!(!f.store.revoke_admin_token("adm_1", NOW, &revoke).await.unwrap(), "once");
+    assert!(f.store.admin_token_by_hash("h1").await.unwrap().unwrap().revoked_at.is_some());
+    let trail = f.store.audit_events(&AuditFilter { limit: 10, ..Default::default() }).await.unwrap();
+    let kinds: Vec<_> = trail.items.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["admin_token.revoked", "admin_token.created", "admin_token.created"], "newest first");
+}
+
+#[rstest]
+#[tokio::test]
+async fn the_audit_log_filters_pages_and_prunes(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let a = instance(f.store.as_ref(), "a").await;
+    let b = instance(f.store.as_ref(), "b").await;
+    for n in 0..5 {
+        let mut e = event(Some(a.id), "login.failed", Some("usr_1"));
+        e.at = NOW + Duration::minutes(n);
+        f.store.record_audit(&e).await.unwrap();
+    }
+    f.store.record_audit(&event(Some(b.id), "login.failed", Some("usr_1"))).await.unwrap();
+    f.store.record_audit(&event(Some(a.id), "user.disabled", Some("usr_2"))).await.unwrap();
+
+    let of_a = |before, limit| AuditFilter { instance: Some(a.id), before, limit, ..Default::default() };
+    let first = f.store.audit_events(&of_a(None, 4)).await.unwrap();
+    assert_eq!(first.items.len(), 4);
+    assert_eq!(first.items[0].kind, "user.disabled");
+    assert_eq!(first.items[0].instance.as_deref(), Some("a"));
+    assert_eq!(first.items[0].detail["why"], "test");
+    let rest = f.store.audit_events(&of_a(first.next, 4)).await.unwrap();
+    assert_eq!((rest.items.len(), rest.next), (2, None));
+    assert!(rest.items.iter().all(|e| e.instance.as_deref() == Some("a")));
+
+    let of_user = AuditFilter { user: Some("usr_1".into()), limit: 50, ..Default::default() };
+    assert_eq!(f.store.audit_events(&of_user).await.unwrap().items.len(), 6, "both instances");
+    let of_kind = AuditFilter { kind: Some("user.disabled".into()), limit: 50, ..Default::default() };
+    assert_eq!(f.store.audit_events(&of_kind).await.unwrap().items.len(), 1);
+    let since = AuditFilter { since: Some(NOW + Duration::minutes(3)), limit: 50, ..Default::default() };
+    assert_eq!(f.store.audit_events(&since).await.unwrap().items.len(), 2);
+
+    assert_eq!(f.store.prune_audit(NOW + Duration::minutes(2), 100).await.unwrap(), 4);
+    let left = f.store.audit_events(&AuditFilter { limit: 50, ..Default::default() }).await.unwrap();
+    assert_eq!(left.items.len(), 3);
+}
+
+#[rstest]
+#[tokio::test]
+async fn an_operator_finds_disables_enables_reissues_and_erases_users(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let inst = instance(f.store.as_ref(), "ops").await;
+    let mut users: Vec<NewUser> =
+        (0..30).map(|n| person(n, &format!("user{n:02}@ops.example"), UserStatus::Active)).collect();
+    users.push(person(99, "waiting@else.example", UserStatus::Pending));
+    f.store.insert_users(inst.id, &users, NOW).await.unwrap();
+    let filter = |email: Option<EmailMatch>, before, limit| UserFilter {
+        email,
+        before,
+        limit,
+        now: Some(NOW),
+        ..Default::default()
+    };
+
+    // Newest first, a page at a time.
+    let page = f.store.find_users(inst.id, &filter(None, None, 20)).await.unwrap();
+    assert_eq!(page.items.len(), 20);
+    assert_eq!(page.items[0].public_id, "usr_p99");
+    let rest = f.store.find_users(inst.id, &filter(None, page.next, 20)).await.unwrap();
+    assert_eq!((rest.items.len(), rest.next), (11, None));
+    // By a whole address, the start of one, username, status.
+    let exact = Some(EmailMatch::Exact("user07@ops.example".into()));
+    let found = f.store.find_users(inst.id, &filter(exact, None, 5)).await.unwrap();
+    assert_eq!(found.items.iter().map(|u| u.public_id.as_str()).collect::<Vec<_>>(), ["usr_p7"]);
+    let prefix = Some(EmailMatch::Prefix("user1".into()));
+    assert_eq!(f.store.find_users(inst.id, &filter(prefix, None, 50)).await.unwrap().items.len(), 10);
+    let by_name = UserFilter { username_canonical: Some("person3".into()), limit: 5, ..Default::default() };
+    assert_eq!(f.store.find_users(inst.id, &by_name).await.unwrap().items.len(), 1);
+    let pending = UserFilter { status: Some(UserStatus::Pending), limit: 5, ..Default::default() };
+    assert_eq!(f.store.find_users(inst.id, &pending).await.unwrap().items[0].email, "waiting@else.example");
+    let other = instance(f.store.as_ref(), "elsewhere").await;
+    assert!(f.store.find_users(other.id, &filter(None, None, 5)).await.unwrap().items.is_empty());
+
+    // A session and a secret, which disabling ends.
+    let user = f.store.user_record(inst.id, "usr_p7", NOW).await.unwrap().expect("by public id");
+    assert!(user.has_password);
+    let session = SessionRecord {
+        id: "ses_1".into(),
+        user_key: user.key,
+        user_public_id: user.public_id.clone(),
+        issued_at: NOW,
+        expires_at: NOW + Duration::hours(1),
+        revoked_at: None,
+    };
+    f.store.create_session(inst.id, &session).await.unwrap();
+    f.store
+        .issue_secret(inst.id, user.key, &secret(Purpose::PasswordReset, "reset7"), &message(7))
+        .await
+        .unwrap();
+    assert_eq!(f.store.user_record(inst.id, "usr_p7", NOW).await.unwrap().unwrap().sessions, 1);
+    let disable = event(Some(inst.id), "user.disabled", Some("usr_p7"));
+    assert!(f.store.set_user_enabled(inst.id, user.key, false, &disable).await.unwrap());
+    assert!(!f.store.set_user_enabled(inst.id, user.key, false, &disable).await.unwrap(), "already");
+    let disabled = f.store.user_record(inst.id, "usr_p7", NOW).await.unwrap().unwrap();
+    assert_eq!((disabled.status, disabled.sessions), (UserStatus::Inactive, 0));
+    let redeemed = f.store.redeem_secret(inst.id, Purpose::PasswordReset, "reset7", NOW).await.unwrap();
+    assert!(redeemed.is_err(), "a disabled user's secrets are void");
+    let enable = event(Some(inst.id), "user.enabled", Some("usr_p7"));
+    assert!(f.store.set_user_enabled(inst.id, user.key, true, &enable).await.unwrap());
+    assert_eq!(
+        f.store.user_record(inst.id, "usr_p7", NOW).await.unwrap().unwrap().status,
+        UserStatus::Active
+    );
+
+    // A required reset: the password stops working, a new secret and its mail are written.
+    let reissue = Reissue {
+        verification: secret(Purpose::PasswordReset, "reset7b"),
+        message: message(8),
+        clear_password: true,
+        audit: event(Some(inst.id), "user.password_reset_required", Some("usr_p7")),
+    };
+    f.store.reissue_secret(inst.id, user.key, &reissue).await.unwrap();
+    let login = f.store.login_record(inst.id, &LoginLookup::UsernameCanonical("person7".into())).await;
+    assert_eq!(login.unwrap().unwrap().password_hash, NO_PASSWORD);
+    assert!(!f.store.user_record(inst.id, "usr_p7", NOW).await.unwrap().unwrap().has_password);
+    assert_eq!(f.store.outbox_counts().await.unwrap().pending, 2);
+
+    // Erasing leaves a tombstone under the public id and frees the address.
+    let erase = event(Some(inst.id), "user.deleted", Some("usr_p7"));
+    assert!(f.store.erase_user(inst.id, user.key, &erase).await.unwrap());
+    assert!(!f.store.erase_user(inst.id, user.key, &erase).await.unwrap(), "once");
+    let gone = f.store.user_record(inst.id, "usr_p7", NOW).await.unwrap().unwrap();
+    assert_eq!(gone.status, UserStatus::Deleted);
+    assert!(!gone.email.contains("user07") && gone.username.is_none() && gone.name.is_empty());
+    let taken = f.store.user_by_email(inst.id, "user07@ops.example").await.unwrap();
+    assert!(taken.is_none(), "the address is free");
+    let mails = f.store.list_outbox(&OutboxFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert!(mails.items.iter().all(|m| m.recipient != "user07@ops.example"));
+    assert!(f.store.redeem_secret(inst.id, Purpose::PasswordReset, "reset7b", NOW).await.unwrap().is_err());
+
+    // Exports go oldest first and leave the erased out.
+    let first = f.store.users_after(inst.id, 0, 10, NOW).await.unwrap();
+    assert_eq!(first.len(), 10);
+    assert_eq!(first[0].public_id, "usr_p0");
+    let all = f.store.users_after(inst.id, 0, 100, NOW).await.unwrap();
+    assert_eq!(all.len(), 30);
+
+    let trail = AuditFilter { user: Some("usr_p7".into()), limit: 50, ..Default::default() };
+    let kinds: Vec<_> =
+        f.store.audit_events(&trail).await.unwrap().items.into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["user.deleted", "user.password_reset_required", "user.enabled", "user.disabled"]);
+}
+
+#[rstest]
+#[tokio::test]
+async fn outbox_messages_are_listed_by_status_and_instance_and_retried_one_by_one(
+    #[values(SQLITE, POSTGRES)] db: Db,
+) {
+    let f = open(db).await;
+    let a = instance(f.store.as_ref(), "a").await;
+    let b = instance(f.store.as_ref(), "b").await;
+    for n in 0..3 {
+        f.store.enqueue(a.id, &message(n)).await.unwrap();
+    }
+    f.store.enqueue(b.id, &message(9)).await.unwrap();
+    let batch = f.store.claim_outbox(NOW, Duration::minutes(1), 10).await.unwrap();
+    f.store.outbox_failed(batch[0].id, 5, None, "550 no such user").await.unwrap();
+    f.store.outbox_delivered(batch[1].id, NOW).await.unwrap();
+
+    let list = |status: Option<&str>, instance: Option<InstanceId>| OutboxFilter {
+        status: status.map(str::to_owned),
+        instance,
+        before: None,
+        limit: 10,
+    };
+    let dead = f.store.list_outbox(&list(Some("dead"), None)).await.unwrap();
+    assert_eq!(dead.items.len(), 1);
+    let entry = &dead.items[0];
+    assert_eq!((entry.instance.as_str(), entry.attempts), ("a", 5));
+    assert_eq!(entry.last_error.as_deref(), Some("550 no such user"));
+    assert_eq!(f.store.list_outbox(&list(None, Some(b.id))).await.unwrap().items.len(), 1);
+    assert_eq!(f.store.list_outbox(&list(None, None)).await.unwrap().items.len(), 4);
+    let (owner, _) = f.store.outbox_entry(entry.id).await.unwrap().expect("by id");
+    assert_eq!(owner, a.id);
+
+    let audit = event(Some(a.id), "outbox.retried", None);
+    assert!(f.store.retry_outbox(entry.id, NOW, &audit).await.unwrap());
+    assert!(!f.store.retry_outbox(batch[1].id, NOW, &audit).await.unwrap(), "a delivered one is not retried");
+    let again = f.store.outbox_entry(entry.id).await.unwrap().unwrap().1;
+    assert_eq!((again.status.as_str(), again.attempts, again.last_error), ("pending", 0, None));
 }

@@ -225,6 +225,52 @@ async fn request_path(store: &dyn Store, captured: &Captured) {
     store.revoke_session(inst.id, "ses_1", NOW).await.unwrap();
     store.user_view(inst.id, user.user_key).await.unwrap().unwrap();
 
+    // The admin API: its token, and an operator's lookups and changes of one user.
+    let audit = |kind: &'static str| NewAuditEvent {
+        instance: Some(inst.id),
+        kind,
+        actor: "admin:adm_1".into(),
+        target: Some(user.public_id.clone()),
+        user: Some(user.public_id.clone()),
+        client: None,
+        detail: serde_json::json!({}),
+        at: NOW,
+    };
+    let token = NewAdminToken {
+        id: "adm_1".into(),
+        secret_hash: "admin-hash".into(),
+        prefix: "oadm_1234".into(),
+        label: String::new(),
+        scope: AdminScope { instance: Some(inst.id), read_only: false },
+        created_at: NOW,
+    };
+    store.create_admin_token(&token, &audit("admin_token.created")).await.unwrap();
+    store.admin_token_by_hash("admin-hash").await.unwrap().unwrap();
+    let exact = UserFilter {
+        email: Some(EmailMatch::Exact("active@a.example".into())),
+        limit: 50,
+        now: Some(NOW),
+        ..Default::default()
+    };
+    store.find_users(inst.id, &exact).await.unwrap();
+    let by_prefix = UserFilter { email: Some(EmailMatch::Prefix("act".into())), ..exact.clone() };
+    store.find_users(inst.id, &by_prefix).await.unwrap();
+    let by_username = UserFilter { email: None, username_canonical: Some("person1".into()), ..exact.clone() };
+    store.find_users(inst.id, &by_username).await.unwrap();
+    let by_phone = UserFilter { email: None, phone: Some("+31612345678".into()), ..exact.clone() };
+    store.find_users(inst.id, &by_phone).await.unwrap();
+    store.user_record(inst.id, &user.public_id, NOW).await.unwrap().unwrap();
+    store.set_user_enabled(inst.id, user.user_key, false, &audit("user.disabled")).await.unwrap();
+    store.set_user_enabled(inst.id, user.user_key, true, &audit("user.enabled")).await.unwrap();
+    store.revoke_user_sessions(inst.id, user.user_key, &audit("user.sessions_revoked")).await.unwrap();
+    let audit_of_user = AuditFilter {
+        instance: Some(inst.id),
+        user: Some(user.public_id.clone()),
+        limit: 50,
+        ..Default::default()
+    };
+    store.audit_events(&audit_of_user).await.unwrap();
+
     // DreamFactory: registration, reset, code redemption.
     let registration = |n: usize, email: &str| NewRegistration {
         user: person(n, email, UserStatus::Pending),

@@ -4,10 +4,12 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+mod admin;
 mod apps;
 mod instances;
 mod users;
 
+pub use admin::*;
 pub use apps::*;
 pub use instances::*;
 pub use users::*;

@@ -24,6 +24,9 @@ pub enum UserStatus {
     /// but cannot reset its password, and is released when its owner says "this was not me"
     /// or when `fast_track.confirm_within_hours` pass.
     Unconfirmed,
+    /// Erased by the operator: no personal data is left, only this tombstone (for the audit
+    /// log's references). It never logs in and its address is free again.
+    Deleted,
 }
 
 impl UserStatus {
@@ -33,6 +36,7 @@ impl UserStatus {
             Self::Active => "active",
             Self::Inactive => "inactive",
             Self::Unconfirmed => "unconfirmed",
+            Self::Deleted => "deleted",
         }
     }
 
@@ -42,6 +46,7 @@ impl UserStatus {
             "active" => Some(Self::Active),
             "inactive" => Some(Self::Inactive),
             "unconfirmed" => Some(Self::Unconfirmed),
+            "deleted" => Some(Self::Deleted),
             _ => None,
         }
     }

@@ -266,6 +266,41 @@ impl Signup {
     }
 }
 
+impl Signup {
+    /// A fresh activation secret for a pending `/v1` user and its mail (an operator's resend).
+    /// A generated password is not sent again: only its hash is kept.
+    pub(crate) async fn activation_mail(
+        &self,
+        instance: &Instance,
+        user: &UserRecord,
+    ) -> Result<(NewVerification, NewOutboxMessage), CoreError> {
+        let app_id = user.app_id.as_deref().unwrap_or_default();
+        let app = self.common.directory.apps.app(instance.id, app_id).await?.ok_or(CoreError::AppNotFound)?;
+        let token = self.common.tokens.secret_token();
+        let vars = json!({
+            "name": user.name,
+            "instance": instance.name,
+            "app_id": app.id,
+            "app_name": app.name,
+            "account_title": "",
+            "link": activation_link(&app.signup_url, &token),
+            "token": token,
+            "username": user.username.clone().unwrap_or_default(),
+            "username_generated": false,
+            "password_generated": false,
+            "expires_hours": self.common.settings.activation_ttl.whole_hours(),
+        });
+        let template = crate::outbox::Template::SignupActivation.name();
+        let message = self.common.letters.mail(template, &user.email, &user.language, vars)?;
+        let verification = NewVerification {
+            purpose: Purpose::Activation,
+            secret_hash: secret_hash(&token),
+            expires_at: self.common.now() + self.common.settings.activation_ttl,
+        };
+        Ok((verification, message))
+    }
+}
+
 /// The activation link: the app's sign-up URL with the token as a query parameter (for
 /// server-side pages) and in a fragment of the form `#&token=…`, which the seed's own snippet
 /// `new URLSearchParams(window.location.hash).get('token')` reads verbatim (`URLSearchParams`

@@ -9,11 +9,13 @@ use onramp_core::ports::*;
 use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Row, Type};
 use time::{Duration, OffsetDateTime};
 
+mod admin;
 mod apps;
 mod claims;
 mod contracts;
 mod database;
 mod instances;
+mod managed_users;
 mod outbox;
 mod provisioning;
 mod rate_limits;

@@ -1,4 +1,10 @@
+use super::admin::Args;
 use super::*;
+
+/// An outbox entry's columns (see `entry_from`).
+const ENTRY: &str = "SELECT o.id, o.instance_id, i.name, o.kind, o.recipient, o.status, o.attempts,
+        o.next_attempt_at, o.last_error, o.created_at
+     FROM outbox o JOIN instances i ON i.id = o.instance_id";
 
 #[async_trait]
 impl<DB> Outbox for SqlStore<DB>
@@ -16,17 +22,77 @@ where
     Option<String>: Value<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
 {
-    async fn requeue_dead_outbox(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        let now = ts(now);
+    async fn requeue_dead_outbox(
+        &self,
+        instance: Option<InstanceId>,
+        now: OffsetDateTime,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<u64> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         let done = sqlx::query(
             "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, lease_until = NULL,
-               last_error = NULL WHERE status = 'dead' AND payload IS NOT NULL",
+               last_error = NULL WHERE status = 'dead' AND payload IS NOT NULL
+               AND ($2 IS NULL OR instance_id = $2)",
         )
-        .bind(now)
-        .execute(&self.writer)
+        .bind(ts(now))
+        .bind(instance.map(|i| i.0))
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        Ok(DB::rows_affected(&done))
+        let n = DB::rows_affected(&done);
+        if n > 0 {
+            let mut audit = audit.clone();
+            audit.detail["messages"] = n.into();
+            Self::insert_audit(&mut tx, &audit).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(n)
+    }
+
+    async fn list_outbox(&self, f: &OutboxFilter) -> StoreResult<Page<OutboxEntry>> {
+        let mut args = Args::default();
+        let mut sql = format!("{ENTRY} WHERE 1 = 1");
+        if let Some(status) = &f.status {
+            sql += &format!(" AND o.status = {}", args.text(status));
+        }
+        if let Some(instance) = f.instance {
+            sql += &format!(" AND o.instance_id = {}", args.int(instance.0));
+        }
+        if let Some(before) = f.before {
+            sql += &format!(" AND o.id < {}", args.int(before));
+        }
+        sql += &format!(" ORDER BY o.id DESC LIMIT {}", args.int(i64::from(f.limit) + 1));
+        let rows = args.bind_to(sqlx::query(&sql)).fetch_all(&self.reader).await.map_err(db_err)?;
+        let entries = rows.iter().map(|r| Self::entry_from(r).1).collect();
+        Ok(Page::of(entries, f.limit, |e| e.id))
+    }
+
+    async fn outbox_entry(&self, id: i64) -> StoreResult<Option<(InstanceId, OutboxEntry)>> {
+        let row = sqlx::query(&format!("{ENTRY} WHERE o.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(row.as_ref().map(Self::entry_from))
+    }
+
+    async fn retry_outbox(&self, id: i64, now: OffsetDateTime, audit: &NewAuditEvent) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, lease_until = NULL,
+               last_error = NULL WHERE id = $2 AND status IN ('pending', 'dead') AND payload IS NOT NULL",
+        )
+        .bind(ts(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if DB::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
     }
 
     async fn enqueue(&self, instance: InstanceId, message: &NewOutboxMessage) -> StoreResult<()> {
@@ -153,6 +219,21 @@ where
     Option<String>: Value<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
 {
+    fn entry_from(r: &DB::Row) -> (InstanceId, OutboxEntry) {
+        let entry = OutboxEntry {
+            id: r.get(0),
+            instance: r.get(2),
+            kind: r.get(3),
+            recipient: r.get(4),
+            status: r.get(5),
+            attempts: u32::try_from(r.get::<i64, _>(6)).unwrap_or(0),
+            next_attempt_at: from_ts(r.get(7)),
+            last_error: r.get(8),
+            created_at: from_ts(r.get(9)),
+        };
+        (InstanceId(r.get(1)), entry)
+    }
+
     pub(super) async fn insert_outbox(
         tx: &mut Tx<'_, DB>,
         instance: InstanceId,

@@ -24,7 +24,7 @@ pub(super) async fn outbox(config: Config, action: OutboxAction) -> anyhow::Resu
             }
         }
         OutboxAction::Retry => {
-            let n = onramp.operator().retry_dead_outbox().await?;
+            let n = onramp.admin().retry_dead(&onramp_core::admin::AdminPrincipal::cli(), None).await?;
             println!("{n} dead-lettered message(s) are due again");
         }
     }

@@ -6,9 +6,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+mod admin;
 mod apps;
 mod instance;
 
+use admin::{AdminAction, UserAction, admin, user};
 use apps::{app_contract, app_key, app_origins, outbox};
 use instance::instance;
 
@@ -44,6 +46,16 @@ pub enum Command {
     App {
         #[command(subcommand)]
         action: AppAction,
+    },
+    /// The admin API's tokens.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// Find, show, disable, enable and delete users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
     },
 }
 
@@ -182,6 +194,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::App { action: AppAction::Key { action } } => app_key(config, action).await,
         Command::App { action: AppAction::Contract { action } } => app_contract(config, action).await,
         Command::App { action: AppAction::Origins { action } } => app_origins(config, action).await,
+        Command::Admin { action } => admin(config, action).await,
+        Command::User { action } => user(config, action).await,
     }
 }
 

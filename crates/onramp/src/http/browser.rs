@@ -25,6 +25,8 @@ pub enum Surface {
     FastTrack,
     Partner,
     Contract,
+    /// The admin API: never for cross-origin calls.
+    Admin,
     /// Pages and operations endpoints: not for cross-origin calls.
     Other,
 }
@@ -33,6 +35,8 @@ impl Surface {
     pub fn of(path: &str, state: &AppState) -> Self {
         if path.starts_with("/v1/") {
             Self::V1
+        } else if path.starts_with("/admin/v1/") {
+            Self::Admin
         } else if path.starts_with("/api/v2/") {
             Self::DreamFactory
         } else if path == "/fast-track" {
@@ -79,6 +83,7 @@ impl Surface {
                 super::fasteditor::error(code, "en", None)
             }
             Self::Contract => super::dialogportal::DpError::new(status, message).into_response(),
+            Self::Admin => super::admin::AdminError::new(status, code, message).into_response(),
         }
     }
 }
@@ -176,7 +181,7 @@ async fn origin_allowed(state: &AppState, surface: Surface, parts: &Parts, origi
             instance_access().await.is_some_and(|a| a.allows_partner(origin))
         }
         Surface::FastTrack => state.fast_track_origins.iter().any(|p| p.matches(origin)),
-        Surface::Other => false,
+        Surface::Admin | Surface::Other => false,
     }
 }
 

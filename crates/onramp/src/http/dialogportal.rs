@@ -91,6 +91,7 @@ impl From<CoreError> for DpError {
             | CoreError::AccountNotFound => StatusCode::NOT_FOUND,
             CoreError::TokenExpired => StatusCode::GONE,
             CoreError::TokenUsed => StatusCode::CONFLICT,
+            CoreError::AccountDisabled => StatusCode::FORBIDDEN,
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::Busy { .. } | CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             // Validation is answered above; the rest are not answers of the contract use cases.
@@ -103,8 +104,12 @@ impl From<CoreError> for DpError {
             | CoreError::TokenNotFound
             | CoreError::InvalidCredentials
             | CoreError::NotActivated
-            | CoreError::AccountDisabled
             | CoreError::SessionInvalid
+            | CoreError::AdminUnauthorized
+            | CoreError::AdminForbidden
+            | CoreError::UserNotFound
+            | CoreError::NotFound { .. }
+            | CoreError::WrongState(_)
             | CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {

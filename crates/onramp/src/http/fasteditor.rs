@@ -29,6 +29,7 @@ pub enum Code {
     InvalidName,
     PasswordTooWeak,
     UsernameTaken,
+    AccountDisabled,
     PayloadTooLarge,
     UnsupportedMediaType,
     OriginNotAllowed,
@@ -49,6 +50,7 @@ impl Code {
             Self::InvalidName => "INVALID_NAME",
             Self::PasswordTooWeak => "PASSWORD_TOO_WEAK",
             Self::UsernameTaken => "USERNAME_TAKEN",
+            Self::AccountDisabled => "ACCOUNT_DISABLED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
@@ -63,6 +65,7 @@ impl Code {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::UsernameTaken => StatusCode::CONFLICT,
+            Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::OriginNotAllowed => StatusCode::FORBIDDEN,
@@ -130,6 +133,15 @@ impl Code {
             (Self::UsernameTaken, _) => {
                 "An account with this email address already exists. Sign in or reset your password."
             }
+            (Self::AccountDisabled, "nl") => {
+                "Dit account is uitgeschakeld. Neem contact op met de ondersteuning."
+            }
+            (Self::AccountDisabled, "de") => "Dieses Konto ist deaktiviert. Bitte wende dich an den Support.",
+            (Self::AccountDisabled, "fr") => "Ce compte est désactivé. Veuillez contacter l'assistance.",
+            (Self::AccountDisabled, "es") => {
+                "Esta cuenta está desactivada. Ponte en contacto con el soporte."
+            }
+            (Self::AccountDisabled, _) => "This account is disabled. Please contact support.",
             (Self::PayloadTooLarge, _) => "The request is too large.",
             (Self::UnsupportedMediaType, _) => "Send the body as JSON with Content-Type: application/json.",
             (Self::OriginNotAllowed, _) => "Pages of this origin may not call the signup endpoint.",
@@ -177,6 +189,7 @@ fn core_error(e: CoreError, language: &str) -> Response {
             }
         }
         CoreError::EmailTaken | CoreError::UsernameTaken => Code::UsernameTaken,
+        CoreError::AccountDisabled => Code::AccountDisabled,
         CoreError::RateLimited { .. } => Code::RateLimited,
         CoreError::Busy { .. } | CoreError::Unavailable(_) => Code::ServiceUnavailable,
         // Not answers of partner signup: a bug if they reach here.
@@ -192,8 +205,12 @@ fn core_error(e: CoreError, language: &str) -> Response {
         | CoreError::TokenUsed
         | CoreError::InvalidCredentials
         | CoreError::NotActivated
-        | CoreError::AccountDisabled
         | CoreError::SessionInvalid
+        | CoreError::AdminUnauthorized
+        | CoreError::AdminForbidden
+        | CoreError::UserNotFound
+        | CoreError::NotFound { .. }
+        | CoreError::WrongState(_)
         | CoreError::Internal(_) => {
             tracing::error!(error = %e, code = e.code(), "partner signup failed");
             Code::InternalError

@@ -2,6 +2,7 @@
 //! outcomes and errors in its own format; what they share (instance resolution, client address,
 //! body limit, metrics, the ops endpoints) lives here.
 
+pub mod admin;
 pub mod browser;
 pub mod dialogportal;
 pub mod dreamfactory;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dialogportal::routes())
         .merge(v1::routes())
         .merge(ops::routes())
+        .merge(admin::routes())
         .merge(fast_track::routes())
         .merge(dreamfactory::routes())
         .merge(pages::routes())

@@ -6,6 +6,7 @@
 //! format, so no status a client can meet goes undocumented. Schemathesis checks the document
 //! against the running server (`tests/api/schemathesis.rs`).
 
+use super::admin::{self, instances as admin_instances, users as admin_users};
 use super::{dialogportal, dreamfactory, fast_track, fasteditor, ops, v1};
 use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -55,6 +56,36 @@ pub const APP_KEY: &str = "app_key";
         ops::metrics,
         ops::jwks,
         ops::openapi,
+        admin::list_tokens,
+        admin::create_token,
+        admin::revoke_token,
+        admin::outbox,
+        admin::retry_message,
+        admin::retry_dead,
+        admin::audit,
+        admin_instances::list,
+        admin_instances::create,
+        admin_instances::show,
+        admin_instances::update,
+        admin_instances::retry,
+        admin_instances::apps,
+        admin_instances::app_detail,
+        admin_instances::update_app,
+        admin_instances::keys,
+        admin_instances::create_key,
+        admin_instances::revoke_key,
+        admin_instances::contracts,
+        admin_instances::put_contract,
+        admin_instances::domains,
+        admin_users::list,
+        admin_users::show,
+        admin_users::disable,
+        admin_users::enable,
+        admin_users::resend_verification,
+        admin_users::require_password_reset,
+        admin_users::revoke_sessions,
+        admin_users::erase,
+        admin_users::export,
     ),
     components(schemas(
         v1::error::V1ErrorBody,
@@ -68,6 +99,9 @@ pub const APP_KEY: &str = "app_key";
         ContractErrorBody,
         ContractAccountBody,
         VerifySmsBody,
+        admin::AdminErrorBody,
+        admin::AdminErrorDetail,
+        admin::AdminFieldError,
     )),
     modifiers(&Security, &RegisterMethods, &AccountLinks, &SurfaceErrors),
     tags(
@@ -76,6 +110,8 @@ pub const APP_KEY: &str = "app_key";
         (name = "fasteditor", description = "FastEditor partner signup (seed 002)"),
         (name = "dialogportal", description = "dialogportal contract accounts (seed 003)"),
         (name = "ops", description = "health, metrics, keys and this document"),
+        (name = "admin", description = "the operator's control plane: instances, apps, users, outbox, audit log \
+                                        (`Authorization: Bearer <admin token>` from `onramp admin token create`)"),
     )
 )]
 pub struct ApiDoc;
@@ -276,6 +312,15 @@ impl Modify for Security {
             header("X-DreamFactory-Session-Token", "The `session_token` of `POST /api/v2/user/session`"),
         );
         components.add_security_scheme(APP_KEY, header("X-API-Key", "The app's API key"));
+        components.add_security_scheme(
+            admin::ADMIN_TOKEN,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An admin token (`oadm_…`) from `onramp admin token create`"))
+                    .build(),
+            ),
+        );
     }
 }
 
@@ -292,6 +337,14 @@ const TOO_LARGE: (u16, &str) = (413, "the body is over 64 KiB");
 const NOT_JSON: (u16, &str) = (415, "the body is not sent as `application/json`");
 const LIMITED: (u16, &str) = (429, "rate limited; `Retry-After` says when to try again");
 const BUSY: (u16, &str) = (503, "busy or the database is unavailable; `Retry-After` says when to try again");
+const ADMIN: [(u16, &str); 6] = [
+    UNSTORABLE,
+    (401, "no admin token, or not a live one"),
+    (403, "outside the admin token's scope (another instance, or a write with a read-only token)"),
+    (404, "no such instance, user or resource"),
+    (422, "invalid filters or fields; `fields` says which"),
+    BUSY,
+];
 
 fn surface(path: &str) -> Option<Surface> {
     let instance = &[UNSTORABLE, NO_INSTANCE][..];
@@ -305,6 +358,8 @@ fn surface(path: &str) -> Option<Surface> {
         ("PartnerErrorBody", instance)
     } else if path == "/user" || path.starts_with("/user/") {
         ("ContractErrorBody", instance)
+    } else if path.starts_with("/admin/v1/") {
+        ("AdminErrorBody", &ADMIN[..])
     } else if path == "/.well-known/jwks.json" {
         ("V1ErrorBody", instance)
     } else {

@@ -66,18 +66,18 @@ pub(crate) fn contracts(c: &mut Config) {
     c.rate_limits.login_per_identifier_per_10min = 100;
 }
 
-async fn post(app: &TestApp, path: &str, key: &str, body: &Value) -> reqwest::Response {
+pub(crate) async fn post(app: &TestApp, path: &str, key: &str, body: &Value) -> reqwest::Response {
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     client.post(app.url(path)).header("X-Api-Key", key).json(body).send().await.unwrap()
 }
 
-async fn create(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
+pub(crate) async fn create(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
     let r = post(app, path, KEY, body).await;
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-fn account(email: &str, mobile: Option<&str>) -> Value {
+pub(crate) fn account(email: &str, mobile: Option<&str>) -> Value {
     let mut body = json!({"name": "John Doe", "email": email, "password": "a quiet harbour at dawn"});
     if let Some(m) = mobile {
         body["mobile"] = json!(m);
@@ -86,7 +86,7 @@ fn account(email: &str, mobile: Option<&str>) -> Value {
 }
 
 /// The code in the newest text message to `to`.
-async fn texted_code(app: &TestApp, to: &str) -> String {
+pub(crate) async fn texted_code(app: &TestApp, to: &str) -> String {
     let texts = app.texts().await;
     let sms =
         texts.iter().rev().find(|t| t["to"] == to).unwrap_or_else(|| panic!("no text to {to}: {texts:?}"));

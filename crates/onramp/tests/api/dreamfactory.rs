@@ -24,7 +24,13 @@ pub(crate) fn open(confirm: bool) -> impl FnOnce(&mut Config) {
     }
 }
 
-async fn call(app: &TestApp, method: &str, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
+pub(crate) async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let mut r = app.client.request(method, app.url(path)).json(body);
     if let Some(k) = key {
@@ -53,7 +59,7 @@ async fn session_get(app: &TestApp, token: &str, header: &str) -> (u16, Value) {
     (status, r.json().await.unwrap())
 }
 
-async fn df_login(app: &TestApp, email: &str, password: &str) -> (u16, Value) {
+pub(crate) async fn df_login(app: &TestApp, email: &str, password: &str) -> (u16, Value) {
     call(app, "POST", "/api/v2/user/session", Some(KEY), &json!({"email": email, "password": password})).await
 }
 
@@ -65,7 +71,7 @@ fn assert_df_error(status: u16, body: &Value, expected: u16) {
 }
 
 /// The code in a confirmation or reset mail (the `code` of its link).
-fn code_in(mail: &Mail) -> String {
+pub(crate) fn code_in(mail: &Mail) -> String {
     let link = mail
         .text
         .split_whitespace()

@@ -31,7 +31,7 @@ pub(crate) fn payload(email: &str) -> Value {
     })
 }
 
-async fn fast_track(app: &TestApp, body: &Value) -> (u16, Value) {
+pub(crate) async fn fast_track(app: &TestApp, body: &Value) -> (u16, Value) {
     let r = app.post("/fast-track", body).await;
     let status = r.status().as_u16();
     (status, json(r).await)

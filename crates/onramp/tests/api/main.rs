@@ -7,6 +7,7 @@ mod helpers;
 mod smtp_sink;
 
 mod activation;
+mod admin;
 mod browser;
 mod claim;
 mod cluster;

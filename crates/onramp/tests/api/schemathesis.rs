@@ -83,6 +83,9 @@ async fn the_api_description_is_valid_and_schemathesis_finds_no_failure(#[values
     })
     .await;
     let (bearer, session, dp_key) = data(&app).await;
+    // Read-only: the generated requests read every admin endpoint and meet the 403 of every
+    // write (a read-write token would let them disable the users the other operations use).
+    let admin = crate::admin::token(&app, None, true).await;
     let dir = tempfile::tempdir().unwrap();
 
     // Valid OpenAPI 3.1.
@@ -118,6 +121,8 @@ api_key = "{KEY}"
 api_key = "{session}"
 [auth.openapi.app_key]
 api_key = "{KEY}"
+[auth.openapi.admin_token]
+bearer = "{admin}"
 
 [[operations]]
 include-operation-id = "v1_app_schema"

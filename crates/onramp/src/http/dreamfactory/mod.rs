@@ -85,6 +85,11 @@ impl From<CoreError> for DfError {
             | CoreError::AccountNotFound
             | CoreError::InstanceNameUnavailable
             | CoreError::ProvisioningFailed
+            | CoreError::AdminUnauthorized
+            | CoreError::AdminForbidden
+            | CoreError::UserNotFound
+            | CoreError::NotFound { .. }
+            | CoreError::WrongState(_)
             | CoreError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, e.public_message()),
         };
         if status.is_server_error() {

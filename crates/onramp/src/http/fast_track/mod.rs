@@ -133,6 +133,7 @@ impl Call {
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::Busy { .. } | CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::InstanceNotFound | CoreError::AppNotFound => StatusCode::NOT_FOUND,
+            CoreError::AccountDisabled => StatusCode::FORBIDDEN,
             // Not answers of FastTrack: a bug if they reach here. A failed provisioning is a 500.
             CoreError::ContractNotFound
             | CoreError::AccountNotFound
@@ -144,8 +145,12 @@ impl Call {
             | CoreError::TokenUsed
             | CoreError::InvalidCredentials
             | CoreError::NotActivated
-            | CoreError::AccountDisabled
             | CoreError::SessionInvalid
+            | CoreError::AdminUnauthorized
+            | CoreError::AdminForbidden
+            | CoreError::UserNotFound
+            | CoreError::NotFound { .. }
+            | CoreError::WrongState(_)
             | CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {

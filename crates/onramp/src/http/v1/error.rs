@@ -57,16 +57,22 @@ impl From<CoreError> for V1Error {
             | CoreError::AppNotFound
             | CoreError::ContractNotFound
             | CoreError::AccountNotFound
+            | CoreError::UserNotFound
+            | CoreError::NotFound { .. }
             | CoreError::TokenNotFound => StatusCode::NOT_FOUND,
             CoreError::UsernameTaken
             | CoreError::EmailTaken
             | CoreError::InstanceNameUnavailable
             | CoreError::TokenUsed => StatusCode::CONFLICT,
             CoreError::TokenExpired => StatusCode::GONE,
-            CoreError::InvalidCredentials | CoreError::SessionInvalid => StatusCode::UNAUTHORIZED,
-            CoreError::NotActivated | CoreError::AccountDisabled | CoreError::OpenRegistrationDisabled => {
-                StatusCode::FORBIDDEN
+            CoreError::InvalidCredentials | CoreError::SessionInvalid | CoreError::AdminUnauthorized => {
+                StatusCode::UNAUTHORIZED
             }
+            CoreError::NotActivated
+            | CoreError::AccountDisabled
+            | CoreError::OpenRegistrationDisabled
+            | CoreError::AdminForbidden => StatusCode::FORBIDDEN,
+            CoreError::WrongState(_) => StatusCode::CONFLICT,
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::Busy { .. } | CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::Internal(_) | CoreError::ProvisioningFailed => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,0 +1,253 @@
+//! The control plane: admin tokens and the audit log.
+
+use super::*;
+
+const TOKEN_COLUMNS: &str = "SELECT t.id, t.secret_hash, t.prefix, t.label, t.instance_id, t.read_only,
+        t.created_at, t.revoked_at, i.name
+     FROM admin_tokens t LEFT JOIN instances i ON i.id = t.instance_id";
+
+macro_rules! token_from {
+    ($r:expr) => {
+        AdminTokenRecord {
+            id: $r.get(0),
+            secret_hash: $r.get(1),
+            prefix: $r.get(2),
+            label: $r.get(3),
+            scope: AdminScope { instance: $r.get::<Option<i64>, _>(4).map(InstanceId), read_only: $r.get(5) },
+            created_at: from_ts($r.get(6)),
+            revoked_at: $r.get::<Option<i64>, _>(7).map(from_ts),
+            instance_name: $r.get(8),
+        }
+    };
+}
+
+#[async_trait]
+impl<DB> AdminTokens for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Value<DB>,
+    bool: Value<DB>,
+    String: Value<DB>,
+    Vec<u8>: Value<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+{
+    async fn create_admin_token(&self, t: &NewAdminToken, audit: &NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO admin_tokens (id, secret_hash, prefix, label, instance_id, read_only, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&t.id)
+        .bind(&t.secret_hash)
+        .bind(&t.prefix)
+        .bind(&t.label)
+        .bind(t.scope.instance.map(|i| i.0))
+        .bind(t.scope.read_only)
+        .bind(ts(t.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn admin_token_by_hash(&self, secret_hash: &str) -> StoreResult<Option<AdminTokenRecord>> {
+        let row = sqlx::query(&format!("{TOKEN_COLUMNS} WHERE t.secret_hash = $1"))
+            .bind(secret_hash)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(row.map(|r| token_from!(r)))
+    }
+
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenRecord>> {
+        let rows = sqlx::query(&format!("{TOKEN_COLUMNS} ORDER BY t.created_at, t.id"))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(rows.into_iter().map(|r| token_from!(r)).collect())
+    }
+
+    async fn revoke_admin_token(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let done =
+            sqlx::query("UPDATE admin_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(ts(now))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if DB::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl<DB> AuditLog for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Value<DB>,
+    bool: Value<DB>,
+    String: Value<DB>,
+    Vec<u8>: Value<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+{
+    async fn record_audit(&self, event: &NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        Self::insert_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn audit_events(&self, f: &AuditFilter) -> StoreResult<Page<AuditEvent>> {
+        let mut args = Args::default();
+        let mut sql = String::from(
+            "SELECT a.id, i.name, a.type, a.actor, a.target, a.user_id, a.client, a.detail, a.created_at
+             FROM audit_log a LEFT JOIN instances i ON i.id = a.instance_id WHERE 1 = 1",
+        );
+        if let Some(instance) = f.instance {
+            sql += &format!(" AND a.instance_id = {}", args.int(instance.0));
+        }
+        if let Some(user) = &f.user {
+            sql += &format!(" AND a.user_id = {}", args.text(user));
+        }
+        if let Some(kind) = &f.kind {
+            sql += &format!(" AND a.type = {}", args.text(kind));
+        }
+        if let Some(since) = f.since {
+            sql += &format!(" AND a.created_at >= {}", args.int(ts(since)));
+        }
+        if let Some(before) = f.before {
+            sql += &format!(" AND a.id < {}", args.int(before));
+        }
+        sql += &format!(" ORDER BY a.id DESC LIMIT {}", args.int(i64::from(f.limit) + 1));
+        let rows = args.bind_to(sqlx::query(&sql)).fetch_all(&self.reader).await.map_err(db_err)?;
+        let events = rows
+            .into_iter()
+            .map(|r| AuditEvent {
+                id: r.get(0),
+                instance: r.get(1),
+                kind: r.get(2),
+                actor: r.get(3),
+                target: r.get(4),
+                user_id: r.get(5),
+                client: r.get(6),
+                detail: serde_json::from_str(&r.get::<String, _>(7)).unwrap_or(serde_json::Value::Null),
+                at: from_ts(r.get(8)),
+            })
+            .collect();
+        Ok(Page::of(events, f.limit, |e| e.id))
+    }
+
+    async fn prune_audit(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM audit_log WHERE id IN
+               (SELECT id FROM audit_log WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+        )
+        .bind(ts(before))
+        .bind(i64::from(limit))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(DB::rows_affected(&done))
+    }
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    usize: ColumnIndex<DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: Value<DB>,
+    bool: Value<DB>,
+    String: Value<DB>,
+    Vec<u8>: Value<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+{
+    /// Write an audit entry in the transaction of the change it records.
+    pub(super) async fn insert_audit(tx: &mut Tx<'_, DB>, e: &NewAuditEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (instance_id, type, actor, target, user_id, client, detail, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(e.instance.map(|i| i.0))
+        .bind(e.kind)
+        .bind(&e.actor)
+        .bind(e.target.as_deref())
+        .bind(e.user.as_deref())
+        .bind(e.client.as_deref())
+        .bind(e.detail.to_string())
+        .bind(ts(e.at))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)
+        .map(|_| ())
+    }
+}
+
+/// The values of a query built from filters, numbered as they are added.
+#[derive(Default)]
+pub(super) struct Args {
+    values: Vec<Arg>,
+}
+
+enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+impl Args {
+    /// Add an integer; returns its placeholder.
+    pub fn int(&mut self, v: i64) -> String {
+        self.values.push(Arg::Int(v));
+        format!("${}", self.values.len())
+    }
+
+    /// Add a text; returns its placeholder.
+    pub fn text(&mut self, v: &str) -> String {
+        self.values.push(Arg::Text(v.to_owned()));
+        format!("${}", self.values.len())
+    }
+
+    pub fn bind_to<'q, DB>(
+        self,
+        mut query: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
+    ) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+    where
+        DB: sqlx::Database,
+        i64: Value<DB>,
+        String: Value<DB>,
+    {
+        for v in self.values {
+            query = match v {
+                Arg::Int(i) => query.bind(i),
+                Arg::Text(s) => query.bind(s),
+            };
+        }
+        query
+    }
+}
