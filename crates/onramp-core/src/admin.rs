@@ -27,6 +27,7 @@ pub mod kinds {
     pub const USER_VERIFICATION_RESENT: &str = "user.verification_resent";
     pub const USER_PASSWORD_RESET_REQUIRED: &str = "user.password_reset_required";
     pub const OUTBOX_RETRIED: &str = "outbox.retried";
+    pub const USER_IMPORTED: &str = "user.imported";
     pub const INSTANCE_CREATED: &str = "instance.created";
     pub const INSTANCE_RETRIED: &str = "instance.retried";
     pub const INSTANCE_ENABLED: &str = "instance.enabled";
@@ -456,6 +457,66 @@ impl Admin {
         let audit = self.user_event(by, kinds::USER_DELETED, &instance, &user, json!({}));
         self.users.erase_user(instance.id, user.key, &audit).await?;
         Ok(())
+    }
+
+    /// The instance `name`, once `by` may import users into it.
+    pub async fn import_target(&self, by: &AdminPrincipal, name: &str) -> Result<InstanceSummary, CoreError> {
+        let instance = self.instance(by, name).await?;
+        by.may_write(Some(instance.id))?;
+        Ok(instance)
+    }
+
+    /// Import one batch of rows (each with its number, at most `import::BATCH`): each is
+    /// created, skipped as a duplicate or refused with a reason; in row order.
+    pub async fn import_batch(
+        &self,
+        by: &AdminPrincipal,
+        instance: &InstanceSummary,
+        rows: Vec<crate::import::SplitRow>,
+    ) -> Result<Vec<(usize, crate::import::RowResult)>, CoreError> {
+        use crate::import::{ImportRow, RowResult, prepare};
+        by.may_write(Some(instance.id))?;
+        let mut results: Vec<(usize, Option<RowResult>)> = Vec::with_capacity(rows.len());
+        let mut ready = Vec::new();
+        for (n, row) in rows {
+            let parsed = row
+                .map_err(|why| ("invalid_row", why))
+                .and_then(|bytes| {
+                    serde_json::from_slice::<ImportRow>(&bytes).map_err(|e| ("invalid_row", e.to_string()))
+                })
+                .and_then(|row| {
+                    let ids = (self.common.tokens.public_id("usr"), self.common.uuid());
+                    prepare(row, ids)
+                });
+            match parsed {
+                Ok(user) => {
+                    ready.push((results.len(), user));
+                    results.push((n, None));
+                }
+                Err((code, reason)) => results.push((n, Some(RowResult::Refused { code, reason }))),
+            }
+        }
+        if !ready.is_empty() {
+            let audit = by.event(kinds::USER_IMPORTED, Some(instance.id), None, None, json!({}), self.now());
+            let users: Vec<ImportedUser> = ready.iter().map(|(_, u)| u.clone()).collect();
+            let outcomes = self.users.import_users(instance.id, &users, &audit).await?;
+            for ((at, user), outcome) in ready.into_iter().zip(outcomes) {
+                results[at].1 = Some(match outcome {
+                    ImportOutcome::Created => RowResult::Created { id: user.user.public_id },
+                    ImportOutcome::Duplicate => RowResult::Duplicate,
+                    ImportOutcome::UsernameTaken => RowResult::Refused {
+                        code: "username_taken",
+                        reason: "username belongs to another user".into(),
+                    },
+                });
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|(n, r)| {
+                (n, r.unwrap_or(RowResult::Refused { code: "internal", reason: "not imported".into() }))
+            })
+            .collect())
     }
 
     /// Users in creation order after `after` (a cursor), for an export.

@@ -247,6 +247,11 @@ fn verify_with(
     memory: &mut Vec<Block>,
 ) -> Result<Verified, HashError> {
     let bad = |e: &dyn std::fmt::Display| HashError::Failed(format!("stored hash unreadable: {e}"));
+    if crate::foreign_hash::is_foreign(phc) {
+        // An imported user's first login: verified the old way, then rehashed by the caller.
+        let matches = crate::foreign_hash::verify(phc, password).map_err(|e| bad(&e))?;
+        return Ok(Verified { matches, needs_rehash: true });
+    }
     let parsed = PasswordHash::new(phc).map_err(|e| bad(&e))?;
     if parsed.algorithm.as_str() != "argon2id" {
         return Err(HashError::Failed("stored hash is not argon2id".into()));

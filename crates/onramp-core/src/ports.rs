@@ -460,6 +460,15 @@ pub trait ManagedUsers: Send + Sync {
     /// voided; see `Reissue`.
     async fn reissue_secret(&self, instance: InstanceId, user_key: i64, reissue: &Reissue)
     -> StoreResult<()>;
+    /// Import users, each created unless its address is a user already (`Duplicate`) or
+    /// another unique rule refuses it; one transaction. Each created user gets a copy of
+    /// `audit` naming them.
+    async fn import_users(
+        &self,
+        instance: InstanceId,
+        users: &[ImportedUser],
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Vec<ImportOutcome>>;
     /// Erase a user's personal data: the row stays as a `deleted` tombstone under its public
     /// id; sessions, secrets, roles, contract values and undelivered messages to its addresses
     /// go. Returns whether there was a user to erase.

@@ -144,6 +144,8 @@ pub struct UserRecord {
     pub activated_at: Option<OffsetDateTime>,
     /// Live sessions.
     pub sessions: i64,
+    /// Kept from an import (a JSON object).
+    pub metadata: Option<String>,
     /// Whether the stored hash is one onramp can verify (an erased or reset-required user has
     /// none).
     pub has_password: bool,
@@ -207,3 +209,22 @@ pub struct Reissue {
 /// The stored password of a user who has none that works (a required reset, an erased user):
 /// no hash format starts with `!`, so nothing verifies against it.
 pub const NO_PASSWORD: &str = "!";
+
+/// An imported user, checked, for the store.
+#[derive(Debug, Clone)]
+pub struct ImportedUser {
+    pub user: NewUser,
+    pub profile: UserProfile,
+    /// A JSON object.
+    pub metadata: Option<String>,
+}
+
+/// What the store made of one imported user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Created,
+    /// The address is a user of the instance already.
+    Duplicate,
+    /// The username is another user's.
+    UsernameTaken,
+}

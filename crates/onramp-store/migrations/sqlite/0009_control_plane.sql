@@ -34,3 +34,6 @@ CREATE INDEX audit_created ON audit_log (created_at);
 
 -- The admin API finds users by phone.
 CREATE INDEX users_phone ON users (instance_id, phone);
+
+-- What an import kept of a user from the system it came from (a JSON object).
+ALTER TABLE users ADD COLUMN metadata TEXT;

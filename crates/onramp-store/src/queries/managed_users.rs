@@ -8,6 +8,7 @@ const RECORD: &str = "SELECT u.id, u.public_id, u.uuid, u.email, u.username, u.n
         u.first_name, u.last_name, u.display_name, u.company, u.phone,
         COALESCE(u.app_id, a.app_id), a.public_id, u.profile, u.created_at, u.activated_at,
         CAST(CASE WHEN u.password_hash LIKE '!%' THEN 0 ELSE 1 END AS BIGINT),
+        u.metadata,
         (SELECT COUNT(*) FROM sessions s
           WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > $1)
      FROM users u LEFT JOIN accounts a ON a.id = u.account_id";
@@ -162,6 +163,71 @@ where
         tx.commit().await.map_err(db_err)
     }
 
+    async fn import_users(
+        &self,
+        instance: InstanceId,
+        users: &[ImportedUser],
+        audit: &NewAuditEvent,
+    ) -> StoreResult<Vec<ImportOutcome>> {
+        let now = ts(audit.at);
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut outcomes = Vec::with_capacity(users.len());
+        for i in users {
+            let u = &i.user;
+            let known: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM users WHERE instance_id = $1 AND email_canonical = $2")
+                    .bind(instance.0)
+                    .bind(&u.email_canonical)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            if known.is_some() {
+                outcomes.push(ImportOutcome::Duplicate);
+                continue;
+            }
+            // Any other unique rule (the username) leaves the row out and says so.
+            let created: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO users (instance_id, public_id, uuid, email, email_canonical, username,
+                   username_canonical, name, language, status, password_hash, created_at, activated_at,
+                   first_name, last_name, display_name, phone, metadata)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                 ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(instance.0)
+            .bind(&u.public_id)
+            .bind(u.uuid.to_string())
+            .bind(&u.email)
+            .bind(&u.email_canonical)
+            .bind(&u.username)
+            .bind(&u.username_canonical)
+            .bind(&u.name)
+            .bind(&u.language)
+            .bind(u.status.as_str())
+            .bind(&u.password_hash)
+            .bind(now)
+            .bind((u.status != UserStatus::Pending).then_some(now))
+            .bind(i.profile.first_name.as_deref())
+            .bind(i.profile.last_name.as_deref())
+            .bind(i.profile.display_name.as_deref())
+            .bind(i.profile.phone.as_deref())
+            .bind(i.metadata.as_deref())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if created.is_none() {
+                outcomes.push(ImportOutcome::UsernameTaken);
+                continue;
+            }
+            let mut event = audit.clone();
+            event.target = Some(u.public_id.clone());
+            event.user = Some(u.public_id.clone());
+            Self::insert_audit(&mut tx, &event).await?;
+            outcomes.push(ImportOutcome::Created);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(outcomes)
+    }
+
     async fn erase_user(
         &self,
         instance: InstanceId,
@@ -203,7 +269,7 @@ where
         sqlx::query(
             "UPDATE users SET email = $1, email_canonical = $1, username = NULL, username_canonical = NULL,
                     name = '', first_name = NULL, last_name = NULL, display_name = NULL, company = NULL,
-                    phone = NULL, profile = NULL, password_hash = $2, status = 'deleted'
+                    phone = NULL, profile = NULL, metadata = NULL, password_hash = $2, status = 'deleted'
               WHERE id = $3",
         )
         .bind(&tombstone)
@@ -268,7 +334,8 @@ where
             created_at: from_ts(r.get(16)),
             activated_at: r.get::<Option<i64>, _>(17).map(from_ts),
             has_password: r.get::<i64, _>(18) == 1,
-            sessions: r.get(19),
+            metadata: r.get(19),
+            sessions: r.get(20),
         }
     }
 

@@ -56,6 +56,11 @@ pub enum UserAction {
     Enable { instance: String, user_id: String },
     /// Erase a user's personal data (an anonymous tombstone stays for the audit log).
     Delete { instance: String, user_id: String },
+    /// Import users from a file: a JSON array or JSON Lines of {email, name, username, phone,
+    /// status, language, metadata, password_hash} (see the README). Rows whose address is a
+    /// user already are skipped, so a run can be repeated. Prints each refused row and a
+    /// summary.
+    Import { instance: String, file: PathBuf },
 }
 
 fn why(e: onramp_core::CoreError) -> anyhow::Error {
@@ -161,6 +166,43 @@ pub(super) async fn user(config: Config, action: UserAction) -> anyhow::Result<(
         UserAction::Enable { instance, user_id } => {
             let u = admin.set_user_enabled(&cli, &instance, &user_id, true).await.map_err(why)?;
             println!("{} is {}", u.public_id, u.status.as_str());
+        }
+        UserAction::Import { instance, file } => {
+            let target = admin.import_target(&cli, &instance).await.map_err(why)?;
+            let file =
+                tokio::fs::File::open(&file).await.with_context(|| format!("opening {}", file.display()))?;
+            let chunks = futures_util::stream::unfold(file, |mut file| async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = vec![0u8; 64 * 1024];
+                match file.read(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), file))
+                    }
+                    Err(e) => Some((Err(e), file)),
+                }
+            });
+            let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+            let onramp = service.state.onramp.clone();
+            let importing = tokio::spawn(async move {
+                crate::http::admin::users::run_import(&onramp, &cli, &target, Box::pin(chunks), &tx).await
+            });
+            while let Some(lines) = rx.recv().await {
+                for line in String::from_utf8_lossy(&lines).lines() {
+                    if line.contains("\"result\":\"error\"") {
+                        eprintln!("{line}");
+                    }
+                }
+            }
+            let summary = importing.await?;
+            println!(
+                "created {}, skipped {} (already users), refused {}",
+                summary.created, summary.skipped, summary.errors
+            );
+            if let Some(why) = summary.stopped {
+                anyhow::bail!("the import stopped early: {why}");
+            }
         }
         UserAction::Delete { instance, user_id } => {
             admin.delete_user(&cli, &instance, &user_id).await.map_err(why)?;

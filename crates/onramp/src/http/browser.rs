@@ -211,4 +211,5 @@ fn acceptable_type(surface: Surface, parts: &Parts) -> bool {
     let json = essence == "application/json"
         || essence.strip_prefix("application/").is_some_and(|sub| sub.ends_with("+json"));
     json || (surface == Surface::FastTrack && essence == "application/x-www-form-urlencoded")
+        || (surface == Surface::Admin && super::admin::users::is_json_lines(&essence))
 }

@@ -505,3 +505,217 @@ async fn instances_and_apps_are_managed_through_the_api(#[values(SQLITE, POSTGRE
         "{trail}"
     );
 }
+
+/// A hash of `password` in each foreign form an import takes (Firebase: its own test vector).
+fn foreign_hashes(password: &str) -> Vec<(&'static str, Value)> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use base64::Engine;
+    let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+    let pw = password.as_bytes();
+    let argon = |algorithm| {
+        argon2::Argon2::new(algorithm, argon2::Version::V0x13, argon2::Params::new(256, 1, 1, None).unwrap())
+            .hash_password(pw, &salt)
+            .unwrap()
+            .to_string()
+    };
+    let bcrypt = bcrypt::hash(password, 4).unwrap();
+    let scrypt = scrypt::Scrypt
+        .hash_password_customized(pw, None, None, scrypt::Params::new(10, 8, 1, 32).unwrap(), &salt)
+        .unwrap()
+        .to_string();
+    let pbkdf2 = pbkdf2::Pbkdf2
+        .hash_password_customized(
+            pw,
+            Some(pbkdf2::Algorithm::Pbkdf2Sha256.ident()),
+            None,
+            pbkdf2::Params { rounds: 1000, output_length: 32 },
+            &salt,
+        )
+        .unwrap()
+        .to_string();
+    let mut django = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(pw, b"djangosalt", 1000, &mut django);
+    let django =
+        format!("pbkdf2_sha256$1000$djangosalt${}", base64::engine::general_purpose::STANDARD.encode(django));
+    vec![
+        ("argon2i", json!(argon(argon2::Algorithm::Argon2i))),
+        ("argon2d", json!(argon(argon2::Algorithm::Argon2d))),
+        ("argon2id-weak", json!(argon(argon2::Algorithm::Argon2id))),
+        ("bcrypt-2a", json!(format!("$2a${}", &bcrypt[4..]))),
+        ("bcrypt-2b", json!(format!("$2b${}", &bcrypt[4..]))),
+        ("bcrypt-2y", json!(format!("$2y${}", &bcrypt[4..]))),
+        ("scrypt", json!(scrypt)),
+        ("pbkdf2", json!(pbkdf2)),
+        ("django", json!(django)),
+    ]
+}
+
+const FIREBASE_PASSWORD: &str = "user1password";
+
+fn firebase_hash() -> Value {
+    json!({
+        "hash": "lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ==",
+        "salt": "42xEC+ixf3L2lw==",
+        "salt_separator": "Bw==",
+        "signer_key": "jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA==",
+        "rounds": 8,
+        "mem_cost": 14
+    })
+}
+
+async fn import(app: &TestApp, admin: &str, content_type: &str, body: String) -> (u16, Vec<Value>) {
+    let r = app
+        .client
+        .post(app.url("/admin/v1/instances/default/users/import"))
+        .bearer_auth(admin)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("{l}"))).collect())
+}
+
+#[rstest]
+#[tokio::test]
+async fn imported_users_log_in_with_their_old_password_on_each_surface_and_are_rehashed(
+    #[values(SQLITE, POSTGRES)] db: Db,
+) {
+    let app = TestApp::spawn_with(db, crate::dreamfactory::open(false)).await;
+    let admin = token(&app, Some("default"), false).await;
+    let password = "an-old-system's-password";
+    // Each format twice: one user logs in through /v1, the other through DreamFactory.
+    let mut rows = Vec::new();
+    for (name, hash) in foreign_hashes(password).into_iter().chain([("firebase", firebase_hash())]) {
+        for surface in ["v1", "df"] {
+            rows.push(json!({
+                "email": format!("{name}.{surface}@old.example"),
+                "first_name": "Imported",
+                "last_name": name,
+                "metadata": {"old_id": format!("{name}-{surface}")},
+                "password_hash": hash,
+            }));
+        }
+    }
+    let (status, lines) =
+        import(&app, &admin, "application/json", Value::Array(rows.clone()).to_string()).await;
+    assert_eq!(status, 200);
+    let summary = lines.last().unwrap()["summary"].clone();
+    assert_eq!((summary["created"].as_u64(), summary["errors"].as_u64()), (Some(20), Some(0)), "{lines:?}");
+    assert!(
+        lines[..20].iter().all(|l| l["result"] == "created" && l["id"].as_str().unwrap().starts_with("usr_"))
+    );
+
+    for row in &rows {
+        let email = row["email"].as_str().unwrap();
+        let pw = if email.starts_with("firebase") { FIREBASE_PASSWORD } else { password };
+        let sql = format!("SELECT password_hash FROM users WHERE email = '{email}'");
+        let stored = || app.text(&sql);
+        assert!(
+            !stored().await.starts_with("$argon2id$v=19$m=19456"),
+            "{email} is not rehashed before its login"
+        );
+        if email.contains(".v1@") {
+            assert_eq!(app.login(email, "not-the-password").await.status(), 401, "{email}");
+            assert_eq!(app.login(email, pw).await.status(), 200, "{email}");
+        } else {
+            assert_eq!(
+                crate::dreamfactory::df_login(&app, email, "not-the-password").await.0,
+                401,
+                "{email}"
+            );
+            let (status, body) = crate::dreamfactory::df_login(&app, email, pw).await;
+            assert_eq!(status, 200, "{email}: {body}");
+        }
+        assert!(stored().await.starts_with("$argon2id$v=19$"), "{email} is rehashed at its first login");
+        assert_eq!(app.login(email, pw).await.status(), 200, "{email} logs in with the new hash");
+    }
+    let (_, shown) =
+        call(&app, &admin, "GET", "/admin/v1/instances/default/users?email=bcrypt-2y.v1@old.example", None)
+            .await;
+    assert_eq!(shown["items"][0]["metadata"]["old_id"], "bcrypt-2y-v1");
+    assert_eq!(shown["items"][0]["status"], "active");
+
+    // Running it again changes nothing: every row is a duplicate.
+    let (_, again) = import(&app, &admin, "application/json", Value::Array(rows).to_string()).await;
+    assert_eq!(again.last().unwrap()["summary"]["skipped"], 20, "{again:?}");
+    assert!(again[..20].iter().all(|l| l["result"] == "skipped" && l["code"] == "duplicate"));
+    let (_, trail) = call(&app, &admin, "GET", "/admin/v1/audit?type=user.imported&limit=200", None).await;
+    assert_eq!(trail["items"].as_array().unwrap().len(), 20);
+}
+
+#[rstest]
+#[tokio::test]
+async fn an_import_reports_each_refused_row_and_keeps_the_rest(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn(db).await;
+    let admin = token(&app, None, false).await;
+    active_user(&app, "taken@example.com", "takenname", PASSWORD).await;
+    let lines = [
+        json!({"email": "ok1@example.com", "username": "okayuser1"}).to_string(),
+        "".into(),
+        json!({"email": "not an address"}).to_string(),
+        json!({"email": "hash@example.com", "password_hash": "$md5$abc$def"}).to_string(),
+        json!({"email": "user@example.com", "username": "takenname"}).to_string(),
+        "{not json".into(),
+        json!({"email": "field@example.com", "colour": "blue"}).to_string(),
+        json!({"email": "status@example.com", "status": "sleeping"}).to_string(),
+        json!({"email": "TAKEN@example.com"}).to_string(),
+        json!({"email": "ok2@example.com", "status": "pending", "phone": "+31 6 1234 5678"}).to_string(),
+    ]
+    .join("\n");
+    let (status, out) = import(&app, &admin, "application/x-ndjson", lines).await;
+    assert_eq!(status, 200);
+    let results: Vec<(u64, &str, &str)> = out[..9]
+        .iter()
+        .map(|l| {
+            (l["row"].as_u64().unwrap(), l["result"].as_str().unwrap(), l["code"].as_str().unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            (1, "created", ""),
+            (2, "error", "invalid_email"),
+            (3, "error", "unsupported_hash"),
+            (4, "error", "username_taken"),
+            (5, "error", "invalid_row"),
+            (6, "error", "invalid_row"),
+            (7, "error", "invalid_status"),
+            (8, "skipped", "duplicate"),
+            (9, "created", ""),
+        ],
+        "{out:?}"
+    );
+    assert_eq!(out[9]["summary"], json!({"created": 2, "skipped": 1, "errors": 6}));
+    let (_, ok2) =
+        call(&app, &admin, "GET", "/admin/v1/instances/default/users?email=ok2@example.com", None).await;
+    assert_eq!(
+        (ok2["items"][0]["status"].as_str(), ok2["items"][0]["phone"].as_str()),
+        (Some("pending"), Some("+31612345678"))
+    );
+    assert_eq!(ok2["items"][0]["has_password"], false, "no hash: a reset sets one");
+
+    // A body that cannot be read on stops with what it imported so far.
+    let (_, cut) =
+        import(&app, &admin, "application/json", r#"[{"email": "cut@example.com"}, {"email": "#.into()).await;
+    assert_eq!(cut.last().unwrap()["summary"]["stopped"], "the JSON array is not closed", "{cut:?}");
+
+    // Read-only or another instance's token: refused before anything is read.
+    let reader = token(&app, None, true).await;
+    let (status, body) =
+        call(&app, &reader, "POST", "/admin/v1/instances/default/users/import", Some(json!([]))).await;
+    assert_admin_error(status, &body, 403, "forbidden");
+    let r = app
+        .client
+        .post(app.url("/admin/v1/instances/default/users/import"))
+        .bearer_auth(&admin)
+        .header("content-type", "text/csv")
+        .body("email\nx@example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    app.worker.drain().await.unwrap();
+}

@@ -681,3 +681,80 @@ async fn metrics_can_move_to_their_own_listener_behind_a_token() {
     // Only /metrics there.
     assert_eq!(client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.unwrap().status(), 404);
 }
+
+#[tokio::test]
+async fn admin_tokens_and_users_are_managed_and_imported_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let run = |args: &[&str]| cli(&config, args);
+
+    // A token, shown once; listed without it; it calls the admin API of the running server.
+    let (ok, token, err) = run(&["admin", "token", "create", "--label", "ops laptop"]);
+    assert!(ok, "{err}");
+    let token = token.trim().to_owned();
+    assert!(token.starts_with("oadm_") && err.contains("shown only now"), "{token} {err}");
+    let (ok, listed, _) = run(&["admin", "token", "list"]);
+    assert!(ok && listed.contains("ops laptop") && listed.contains("every instance, read-write"), "{listed}");
+    assert!(!listed.contains(&token), "{listed}");
+    let (ok, _, err) = run(&["admin", "token", "create", "--instance", "nosuch"]);
+    assert!(!ok && err.contains("no such instance"), "{err}");
+
+    // Import from a file: a bcrypt user who logs in with the old password, a refused row.
+    let hash = bcrypt::hash("old-system-password", 4).unwrap();
+    let file = dir.path().join("users.jsonl");
+    let rows = [
+        serde_json::json!({"email": "moved@example.com", "username": "moveduser", "password_hash": hash}),
+        serde_json::json!({"email": "broken"}),
+    ];
+    std::fs::write(&file, rows.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
+    let (ok, out, err) = run(&["user", "import", "default", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("created 1, skipped 0 (already users), refused 1"), "{out}");
+    assert!(err.contains("\"row\":2") && err.contains("invalid_email"), "{err}");
+    let (_, again, _) = run(&["user", "import", "default", file.to_str().unwrap()]);
+    assert!(again.contains("created 0, skipped 1"), "{again}");
+
+    // Find, show, disable (the login is refused), enable, delete.
+    let (ok, found, _) = run(&["user", "find", "default", "--email", "moved"]);
+    assert!(ok && found.contains("moved@example.com"), "{found}");
+    let id = found.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let (ok, shown, _) = run(&["user", "show", "default", &id]);
+    assert!(ok && shown.contains("status:    active"), "{shown}");
+    let (server, url) = serve(&config);
+    let login = |password: &'static str| {
+        let url = url.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{url}/v1/auth/login"))
+                .json(&serde_json::json!({"username": "moveduser", "password": password}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(login("old-system-password").await, 200);
+    let users = reqwest::Client::new()
+        .get(format!("{url}/admin/v1/instances/default/users?email=moved@example.com"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(users.status(), 200);
+    let (ok, out, _) = run(&["user", "disable", "default", &id]);
+    assert!(ok && out.contains("is inactive"), "{out}");
+    assert_eq!(login("old-system-password").await, 403);
+    let (ok, out, _) = run(&["user", "enable", "default", &id]);
+    assert!(ok && out.contains("is active"), "{out}");
+    let (ok, _, _) = run(&["user", "delete", "default", &id]);
+    assert!(ok);
+    assert_eq!(login("old-system-password").await, 401);
+    let (ok, _, err) = run(&["user", "show", "default", "usr_nobody"]);
+    assert!(!ok && err.contains("no such user"), "{err}");
+    drop(server);
+
+    let (ok, _, _) =
+        run(&["admin", "token", "revoke", listed.lines().nth(1).unwrap().split_whitespace().next().unwrap()]);
+    assert!(ok);
+}

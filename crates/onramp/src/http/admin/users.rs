@@ -11,6 +11,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(base, get(list))
         .route(&format!("{base}/export"), get(export))
+        .route(&format!("{base}/import"), post(import).layer(axum::extract::DefaultBodyLimit::disable()))
         .route(&format!("{base}/{{user_id}}"), get(show).delete(erase))
         .route(&format!("{base}/{{user_id}}/disable"), post(disable))
         .route(&format!("{base}/{{user_id}}/enable"), post(enable))
@@ -42,6 +43,8 @@ pub struct UserBody {
     pub roles: Vec<String>,
     /// A contract account's fields.
     pub fields: Option<Value>,
+    /// What an import kept from the system the user came from.
+    pub metadata: Option<Value>,
     pub created_at: String,
     pub activated_at: Option<String>,
     /// Live sessions.
@@ -68,6 +71,7 @@ impl From<UserRecord> for UserBody {
             account_id: u.account_id,
             roles: u.roles,
             fields: u.fields.and_then(|f| serde_json::from_str(&f).ok()),
+            metadata: u.metadata.and_then(|m| serde_json::from_str(&m).ok()),
             created_at: rfc3339(u.created_at),
             activated_at: u.activated_at.map(rfc3339),
             sessions: u.sessions,
@@ -269,4 +273,191 @@ pub async fn export(
     });
     let body = axum::body::Body::from_stream(lines);
     Ok(([(axum::http::header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// `application/x-ndjson`, `application/jsonl` or `application/x-jsonlines`.
+pub fn is_json_lines(essence: &str) -> bool {
+    matches!(
+        essence,
+        "application/x-ndjson" | "application/jsonl" | "application/x-jsonlines" | "application/json-seq"
+    )
+}
+
+/// One row of an import, as the body gives it (every field optional but `email`).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ImportRowBody {
+    /// Required.
+    email: String,
+    name: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    display_name: Option<String>,
+    username: Option<String>,
+    /// International form.
+    phone: Option<String>,
+    /// `active` (default), `pending` or `inactive`.
+    status: Option<String>,
+    language: Option<String>,
+    /// Kept with the user.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+    /// The old system's hash: PHC (`$argon2id$`, `$argon2i$`, `$argon2d$`, `$scrypt$`,
+    /// `$pbkdf2-sha256$`), bcrypt (`$2a$`, `$2b$`, `$2y$`), Django (`pbkdf2_sha256$…`), or an
+    /// object `{hash, salt, salt_separator, signer_key, rounds, mem_cost}` for Firebase scrypt.
+    /// None: the user sets a password by reset.
+    #[schema(value_type = Option<Object>)]
+    password_hash: Option<String>,
+}
+
+/// The import's answer: one line per row, then a summary line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportLine {
+    /// The row's number, from 1.
+    pub row: usize,
+    /// `created`, `skipped` (the address is a user already) or `error`.
+    pub result: &'static str,
+    /// The new user's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct ImportSummary {
+    pub created: u64,
+    pub skipped: u64,
+    pub errors: u64,
+    /// Set when the body could not be read on (an unclosed JSON array): rows after it were
+    /// not imported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+impl ImportSummary {
+    fn count(&mut self, result: &onramp_core::import::RowResult) {
+        use onramp_core::import::RowResult;
+        match result {
+            RowResult::Created { .. } => self.created += 1,
+            RowResult::Duplicate => self.skipped += 1,
+            RowResult::Refused { .. } => self.errors += 1,
+        }
+    }
+}
+
+pub fn import_line(row: usize, result: onramp_core::import::RowResult) -> ImportLine {
+    use onramp_core::import::RowResult;
+    match result {
+        RowResult::Created { id } => {
+            ImportLine { row, result: "created", id: Some(id), code: None, reason: None }
+        }
+        RowResult::Duplicate => ImportLine {
+            row,
+            result: "skipped",
+            id: None,
+            code: Some("duplicate"),
+            reason: Some("the address is a user already".into()),
+        },
+        RowResult::Refused { code, reason } => {
+            ImportLine { row, result: "error", id: None, code: Some(code), reason: Some(reason) }
+        }
+    }
+}
+
+/// Import users from a JSON array or JSON Lines (`Content-Type: application/x-ndjson`), any
+/// number of them: the body is read a batch at a time and the answer streamed, one line per
+/// row (`created`, `skipped` as a duplicate, or `error` with a code and reason), then
+/// `{"summary": {created, skipped, errors}}`. Safe to run again: rows already imported are
+/// skipped. Imported users log in with their old password, rehashed to Argon2id at once.
+#[utoipa::path(post, path = "/admin/v1/instances/{instance}/users/import", operation_id = "admin_import_users",
+    tag = "admin", security(("admin_token" = [])),
+    params(("instance" = String, Path, description = "The instance's name")),
+    request_body(content = Vec<ImportRowBody>, description = "A JSON array of rows, or JSON Lines with `Content-Type: application/x-ndjson`"),
+    responses((status = 200, description = "One `ImportLine` per row, then `{\"summary\": ImportSummary}`",
+               content_type = "application/x-ndjson", body = ImportLine)))]
+pub async fn import(
+    State(state): State<AppState>,
+    Caller(by): Caller,
+    AdminPath(InstancePath { instance }): AdminPath<InstancePath>,
+    body: axum::body::Body,
+) -> Result<Response, AdminError> {
+    let target = state.onramp.admin().import_target(&by, &instance).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(16);
+    let onramp = state.onramp.clone();
+    tokio::spawn(async move {
+        let summary = run_import(&onramp, &by, &target, body.into_data_stream(), &tx).await;
+        let mut last = serde_json::to_vec(&serde_json::json!({ "summary": summary })).unwrap_or_default();
+        last.push(b'\n');
+        let _ = tx.send(last.into()).await;
+    });
+    let lines =
+        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|b| b.map(Ok::<_, std::io::Error>)));
+    let body = axum::body::Body::from_stream(lines);
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// Read `input` a chunk at a time, import each batch, send a line per row; the summary.
+pub async fn run_import<S, E>(
+    onramp: &onramp_core::Onramp,
+    by: &AdminPrincipal,
+    target: &onramp_core::model::InstanceSummary,
+    mut input: S,
+    out: &tokio::sync::mpsc::Sender<axum::body::Bytes>,
+) -> ImportSummary
+where
+    S: futures_util::Stream<Item = Result<axum::body::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures_util::StreamExt;
+    use onramp_core::import::{BATCH, RowSplitter};
+    let mut splitter = RowSplitter::default();
+    let mut rows = Vec::new();
+    let mut summary = ImportSummary::default();
+    let mut ended = false;
+    while !ended {
+        match input.next().await {
+            Some(Ok(chunk)) => {
+                if let Err(why) = splitter.feed(&chunk, &mut rows) {
+                    summary.stopped = Some(why);
+                    ended = true;
+                }
+            }
+            Some(Err(e)) => {
+                summary.stopped = Some(format!("the body could not be read: {e}"));
+                ended = true;
+            }
+            None => {
+                if let Err(why) = splitter.finish(&mut rows) {
+                    summary.stopped = Some(why);
+                }
+                ended = true;
+            }
+        }
+        while rows.len() >= BATCH || (ended && !rows.is_empty()) {
+            let batch: Vec<_> = rows.drain(..rows.len().min(BATCH)).collect();
+            let results = match onramp.admin().import_batch(by, target, batch).await {
+                Ok(results) => results,
+                Err(e) => {
+                    tracing::error!(error = %e, "import stopped");
+                    summary.stopped = Some(format!("stopped: {}", e.public_message()));
+                    return summary;
+                }
+            };
+            let mut chunk = Vec::new();
+            for (row, result) in results {
+                summary.count(&result);
+                if serde_json::to_writer(&mut chunk, &import_line(row, result)).is_ok() {
+                    chunk.push(b'\n');
+                }
+            }
+            if out.send(chunk.into()).await.is_err() {
+                // The client went away: what was imported stays, the rest is not read.
+                return summary;
+            }
+        }
+    }
+    summary
 }
