@@ -16,28 +16,7 @@ use serde_json::json;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-/// The audit log's event types (stable; documented in the README).
-pub mod kinds {
-    pub const ADMIN_TOKEN_CREATED: &str = "admin_token.created";
-    pub const ADMIN_TOKEN_REVOKED: &str = "admin_token.revoked";
-    pub const USER_DISABLED: &str = "user.disabled";
-    pub const USER_ENABLED: &str = "user.enabled";
-    pub const USER_DELETED: &str = "user.deleted";
-    pub const USER_SESSIONS_REVOKED: &str = "user.sessions_revoked";
-    pub const USER_VERIFICATION_RESENT: &str = "user.verification_resent";
-    pub const USER_PASSWORD_RESET_REQUIRED: &str = "user.password_reset_required";
-    pub const OUTBOX_RETRIED: &str = "outbox.retried";
-    pub const USER_IMPORTED: &str = "user.imported";
-    pub const INSTANCE_CREATED: &str = "instance.created";
-    pub const INSTANCE_RETRIED: &str = "instance.retried";
-    pub const INSTANCE_ENABLED: &str = "instance.enabled";
-    pub const INSTANCE_DISABLED: &str = "instance.disabled";
-    pub const INSTANCE_SETTINGS_CHANGED: &str = "instance.settings_changed";
-    pub const API_KEY_CREATED: &str = "api_key.created";
-    pub const API_KEY_REVOKED: &str = "api_key.revoked";
-    pub const APP_ORIGINS_CHANGED: &str = "app.origins_changed";
-    pub const CONTRACT_SAVED: &str = "contract.saved";
-}
+pub use crate::audit::kinds;
 
 /// The most rows one page of a listing holds.
 pub const MAX_PAGE: u32 = 200;
@@ -72,7 +51,7 @@ impl AdminPrincipal {
         if self.scope.read_only { Err(CoreError::AdminForbidden) } else { Ok(()) }
     }
 
-    fn event(
+    pub(crate) fn event(
         &self,
         kind: &'static str,
         instance: Option<InstanceId>,

@@ -33,14 +33,25 @@ impl ApiKeys {
     /// A new key for an app; the key itself is returned once and never stored.
     pub async fn create(
         &self,
+        by: &crate::admin::AdminPrincipal,
         instance: &Instance,
         app_id: &str,
         label: &str,
     ) -> Result<(NewApiKey, String), CoreError> {
+        by.may_write(Some(instance.id))?;
         self.apps.app(instance.id, app_id).await?.ok_or(CoreError::AppNotFound)?;
         let key = format!("ork_{}", self.common.tokens.secret_token());
         let record = self.record(app_id, &key, label, api_key_source::CLI);
-        self.apps.create_api_key(instance.id, &record).await?;
+        let detail = serde_json::json!({ "app_id": app_id, "label": label });
+        let audit = by.event(
+            crate::audit::kinds::API_KEY_CREATED,
+            Some(instance.id),
+            Some(record.id.clone()),
+            None,
+            detail,
+            self.common.now(),
+        );
+        self.apps.create_api_key(instance.id, &record, Some(&audit)).await?;
         Ok((record, key))
     }
 

@@ -171,8 +171,17 @@ pub(crate) struct Budget {
 impl Budget {
     /// Count a hit against `limit` under `key`; `RateLimited` once over.
     pub async fn limit(&self, key: &str, limit: Limit) -> Result<(), CoreError> {
+        match self.count(key, limit).await? {
+            None => Ok(()),
+            Some((retry_after_secs, _)) => Err(CoreError::RateLimited { retry_after_secs }),
+        }
+    }
+
+    /// Count a hit against `limit` under `key`: `None` while within it, else when to try again
+    /// and whether this is the window's first refusal (so it is recorded once, not per hit).
+    pub async fn count(&self, key: &str, limit: Limit) -> Result<Option<(u64, bool)>, CoreError> {
         if !self.limits.enabled {
-            return Ok(());
+            return Ok(None);
         }
         let now = self.clock.now();
         let window = limit.window.whole_seconds().max(1);
@@ -183,9 +192,9 @@ impl Budget {
         if hits > limit.max {
             let retry_after_secs =
                 u64::try_from(start_secs + window - now.unix_timestamp()).unwrap_or(1).max(1);
-            return Err(CoreError::RateLimited { retry_after_secs });
+            return Ok(Some((retry_after_secs, hits == limit.max + 1)));
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Count a hit under `key`; `false` once over `limit` (for sends that are skipped, not refused).

@@ -196,10 +196,13 @@ impl ContractAccounts {
             Some((_, number)) => Some(self.sms_code(&uuid.to_string(), number, "en", &app.name)?),
             None => None,
         };
+        let public_id = self.common.tokens.public_id("usr");
+        let audit = crate::audit::pending_user(crate::audit::kinds::USER_SIGNED_UP, instance, client, now);
         let account = NewContractAccount {
+            audit,
             app_id: app.id.clone(),
             user: NewUser {
-                public_id: self.common.tokens.public_id("usr"),
+                public_id,
                 uuid,
                 email: email.as_ref().map(|e| e.as_entered().to_owned()).unwrap_or_default(),
                 // Without an email field the account still needs a key no address can take.
@@ -312,6 +315,12 @@ impl ContractAccounts {
                 &self.sms_code_hash(&account.uuid, code),
                 self.common.now(),
                 SMS_MAX_ATTEMPTS,
+                &crate::audit::pending_user(
+                    crate::audit::kinds::USER_ACTIVATED,
+                    instance,
+                    None,
+                    self.common.now(),
+                ),
             )
             .await?
         {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api_keys;
 pub mod apps;
+pub mod audit;
 pub mod background;
 pub(crate) mod cache;
 pub mod claims;

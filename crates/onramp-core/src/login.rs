@@ -1,11 +1,12 @@
 //! `login`, `logout` and session checks.
 
+use crate::audit::{self, kinds};
 use crate::common::Common;
 use crate::email::EmailAddress;
 use crate::error::CoreError;
 use crate::model::*;
 use crate::password::Password;
-use crate::ports::{Sessions, Users};
+use crate::ports::{AuditLog, Sessions, Users};
 use crate::session::{AUDIENCE, Claims};
 use crate::username::username_key;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ pub struct Logins {
     pub(crate) common: Common,
     pub(crate) users: Arc<dyn Users>,
     pub(crate) sessions: Arc<dyn Sessions>,
+    pub(crate) audit: Arc<dyn AuditLog>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,41 +67,74 @@ impl Logins {
         let id_key = match &lookup {
             LoginLookup::EmailCanonical(k) | LoginLookup::UsernameCanonical(k) => k,
         };
-        self.common
-            .budget
-            .limit(&format!("login:id:{}:{id_key}", instance.id.0), limits.login_per_identifier)
-            .await?;
+        let client = input.client.as_deref();
+        let key = format!("login:id:{}:{id_key}", instance.id.0);
+        if let Some((retry_after_secs, first)) =
+            self.common.budget.count(&key, limits.login_per_identifier).await?
+        {
+            if first {
+                // Once a window: an attacker's every try past the limit writes nothing.
+                let detail = serde_json::json!({ "identifier": identifier });
+                self.record(kinds::LOGIN_LOCKED_OUT, instance, None, client, detail).await?;
+            }
+            return Err(CoreError::RateLimited { retry_after_secs });
+        }
 
         let password = Password::for_verification(&input.password);
         let Some(user) = self.users.login_record(instance.id, &lookup).await? else {
             self.common.hasher.verify_dummy(&password).await?;
+            let detail = serde_json::json!({ "identifier": identifier, "reason": "unknown_user" });
+            self.record(kinds::LOGIN_FAILED, instance, None, client, detail).await?;
             return Err(CoreError::InvalidCredentials);
         };
         let verified = self.common.hasher.verify(&user.password_hash, &password).await?;
-        if !verified.matches {
-            return Err(CoreError::InvalidCredentials);
-        }
-        match user.status {
-            // A FastTrack owner uses what it made at once (the seed's one-click flow); its
-            // address is proven, or the address released, by the confirmation mail.
-            UserStatus::Active | UserStatus::Unconfirmed => {}
-            UserStatus::Pending => return Err(CoreError::NotActivated),
-            UserStatus::Inactive => return Err(CoreError::AccountDisabled),
-            UserStatus::Deleted => return Err(CoreError::InvalidCredentials),
+        let refused = if !verified.matches {
+            Some(("wrong_password", CoreError::InvalidCredentials))
+        } else {
+            match user.status {
+                // A FastTrack owner uses what it made at once (the seed's one-click flow); its
+                // address is proven, or the address released, by the confirmation mail.
+                UserStatus::Active | UserStatus::Unconfirmed => None,
+                UserStatus::Pending => Some(("not_activated", CoreError::NotActivated)),
+                UserStatus::Inactive => Some(("disabled", CoreError::AccountDisabled)),
+                UserStatus::Deleted => Some(("deleted", CoreError::InvalidCredentials)),
+            }
+        };
+        if let Some((reason, error)) = refused {
+            let detail = serde_json::json!({ "identifier": identifier, "reason": reason });
+            self.record(kinds::LOGIN_FAILED, instance, Some(&user.public_id), client, detail).await?;
+            return Err(error);
         }
         if verified.needs_rehash {
             let fresh = self.common.hasher.hash(&password).await?;
             self.users.set_password_hash(instance.id, user.user_key, &fresh).await?;
         }
-        self.start_session(instance, user.user_key, &user.public_id).await
+        self.start_session(instance, user.user_key, &user.public_id, kinds::LOGIN_SUCCEEDED, client).await
     }
 
-    /// Issue a session for a user who has proven who they are.
+    /// An event that goes with no other write (a refused login).
+    async fn record(
+        &self,
+        kind: &'static str,
+        instance: &Instance,
+        user: Option<&str>,
+        client: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Result<(), CoreError> {
+        let event =
+            audit::event(kind, instance.id, Actor::Anonymous, user, client, detail, self.common.now());
+        Ok(self.audit.record_audit(&event).await?)
+    }
+
+    /// Issue a session for a user who has proven who they are; `kind` is how
+    /// (`login.succeeded`, or `session.created` after a code or a link).
     pub async fn start_session(
         &self,
         instance: &Instance,
         user_key: i64,
         user_public_id: &str,
+        kind: &'static str,
+        client: Option<&str>,
     ) -> Result<LoggedIn, CoreError> {
         let now = self.common.now();
         let session = SessionRecord {
@@ -110,7 +145,8 @@ impl Logins {
             expires_at: now + self.common.settings.session_ttl,
             revoked_at: None,
         };
-        self.sessions.create_session(instance.id, &session).await?;
+        let audit = audit::by_user(kind, instance, user_public_id, client, now);
+        self.sessions.create_session(instance.id, &session, &audit).await?;
         let claims = Claims {
             iss: instance_url(&self.common.settings.public_url, &instance.name),
             sub: user_public_id.into(),
@@ -154,7 +190,9 @@ impl Logins {
     #[tracing::instrument(skip_all, fields(instance = %instance.name))]
     pub async fn logout(&self, instance: &Instance, token: &str) -> Result<(), CoreError> {
         let session = self.authenticate(instance, token).await?;
-        if self.sessions.revoke_session(instance.id, &session.id, self.common.now()).await? {
+        let now = self.common.now();
+        let audit = audit::by_user(kinds::SESSION_REVOKED, instance, &session.user_public_id, None, now);
+        if self.sessions.revoke_session(instance.id, &session.id, now, &audit).await? {
             Ok(())
         } else {
             Err(CoreError::SessionInvalid)

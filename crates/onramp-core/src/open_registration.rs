@@ -311,9 +311,17 @@ impl OpenRegistration {
         } else {
             None
         };
+        let public_id = self.common.tokens.public_id("usr");
+        let audit = crate::audit::pending_user(
+            crate::audit::kinds::USER_SIGNED_UP,
+            instance,
+            input.client.as_deref(),
+            now,
+        );
         let registration = NewRegistration {
+            audit,
             user: NewUser {
-                public_id: self.common.tokens.public_id("usr"),
+                public_id,
                 uuid: self.common.uuid(),
                 email: email.as_entered().into(),
                 email_canonical: email.canonical().into(),
@@ -352,7 +360,13 @@ impl OpenRegistration {
                     return Ok(Registered::ConfirmationRequired);
                 }
                 let session = if input.login {
-                    Some(self.logins.start_session(instance, user_key, &registration.user.public_id).await?)
+                    let kind = crate::audit::kinds::LOGIN_SUCCEEDED;
+                    let client = input.client.as_deref();
+                    Some(
+                        self.logins
+                            .start_session(instance, user_key, &registration.user.public_id, kind, client)
+                            .await?,
+                    )
                 } else {
                     None
                 };
@@ -432,10 +446,21 @@ impl OpenRegistration {
             new_password_hash,
             now: self.common.now(),
             max_attempts: CODE_MAX_ATTEMPTS,
+            audit: crate::audit::pending_user(
+                crate::audit::kinds::USER_ACTIVATED,
+                instance,
+                input.client.as_deref(),
+                self.common.now(),
+            ),
         };
         match self.signups.redeem_code(instance.id, &redemption).await? {
             Ok((user_key, public_id)) if input.login => {
-                Ok(Some(self.logins.start_session(instance, user_key, &public_id).await?))
+                let kind = crate::audit::kinds::SESSION_CREATED;
+                Ok(Some(
+                    self.logins
+                        .start_session(instance, user_key, &public_id, kind, input.client.as_deref())
+                        .await?,
+                ))
             }
             Ok(_) => Ok(None),
             Err(RedeemError::NotFound) => {

@@ -109,8 +109,17 @@ impl Operator {
     }
 
     /// Revoke a live key; `false` when there is none by that id.
-    pub async fn revoke_api_key(&self, instance: InstanceId, id: &str) -> Result<bool, CoreError> {
-        Ok(self.apps.revoke_api_key(instance, id, self.now()).await?)
+    pub async fn revoke_api_key(
+        &self,
+        by: &crate::admin::AdminPrincipal,
+        instance: InstanceId,
+        id: &str,
+    ) -> Result<bool, CoreError> {
+        by.may_write(Some(instance))?;
+        let kind = crate::audit::kinds::API_KEY_REVOKED;
+        let audit =
+            by.event(kind, Some(instance), Some(id.to_owned()), None, serde_json::json!({}), self.now());
+        Ok(self.apps.revoke_api_key(instance, id, self.now(), &audit).await?)
     }
 
     /// An app's contracts and which is its default.

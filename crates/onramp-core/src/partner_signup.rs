@@ -141,9 +141,13 @@ impl PartnerSignup {
             None,
         )?;
         let now = self.common.now();
+        let public_id = self.common.tokens.public_id("usr");
+        let kind = crate::audit::kinds::USER_SIGNED_UP;
+        let audit = crate::audit::pending_user(kind, instance, input.client.as_deref(), now);
         let registration = NewRegistration {
+            audit,
             user: NewUser {
-                public_id: self.common.tokens.public_id("usr"),
+                public_id,
                 uuid,
                 email: email.as_entered().into(),
                 email_canonical: email.canonical().into(),

@@ -194,7 +194,13 @@ pub trait Apps: Send + Sync {
         instance: InstanceId,
         domain_id: &str,
     ) -> StoreResult<Option<(App, Domain)>>;
-    async fn create_api_key(&self, instance: InstanceId, key: &NewApiKey) -> StoreResult<()>;
+    /// With its audit entry, when an operator made it (config keys have none).
+    async fn create_api_key(
+        &self,
+        instance: InstanceId,
+        key: &NewApiKey,
+        audit: Option<&NewAuditEvent>,
+    ) -> StoreResult<()>;
     /// The key with this hash in this instance (revoked ones too).
     async fn api_key_by_hash(
         &self,
@@ -203,7 +209,13 @@ pub trait Apps: Send + Sync {
     ) -> StoreResult<Option<ApiKeyRecord>>;
     async fn list_api_keys(&self, instance: InstanceId) -> StoreResult<Vec<ApiKeyRecord>>;
     /// Returns whether a live key was revoked.
-    async fn revoke_api_key(&self, instance: InstanceId, id: &str, now: OffsetDateTime) -> StoreResult<bool>;
+    async fn revoke_api_key(
+        &self,
+        instance: InstanceId,
+        id: &str,
+        now: OffsetDateTime,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
     /// Make the app's configuration-file keys exactly `keys`: add the missing, revoke the
     /// config keys no longer listed (CLI keys are left alone).
     async fn sync_config_api_keys(
@@ -251,6 +263,7 @@ pub trait Contracts: Send + Sync {
         code_hash: &str,
         now: OffsetDateTime,
         max_attempts: u32,
+        audit: &NewAuditEvent,
     ) -> StoreResult<Result<(), SmsCodeError>>;
     /// Replace the live SMS code with a new one that inherits the failed attempts; `Ok(false)`
     /// (and nothing written) when those are used up or the account is not pending.
@@ -278,6 +291,7 @@ pub trait Signups: Send + Sync {
         instance: InstanceId,
         secret_hash: &str,
         now: OffsetDateTime,
+        audit: &NewAuditEvent,
     ) -> StoreResult<Result<ActivatedSignup, RedeemError>>;
     /// A self-registration in one transaction; `Err(Unique(Username))` when the username
     /// belongs to someone else.
@@ -342,10 +356,21 @@ pub trait Users: Send + Sync {
 /// Sessions.
 #[async_trait]
 pub trait Sessions: Send + Sync {
-    async fn create_session(&self, instance: InstanceId, session: &SessionRecord) -> StoreResult<()>;
+    async fn create_session(
+        &self,
+        instance: InstanceId,
+        session: &SessionRecord,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()>;
     async fn session(&self, instance: InstanceId, id: &str) -> StoreResult<Option<SessionRecord>>;
     /// Returns whether a live session was revoked by this call.
-    async fn revoke_session(&self, instance: InstanceId, id: &str, now: OffsetDateTime) -> StoreResult<bool>;
+    async fn revoke_session(
+        &self,
+        instance: InstanceId,
+        id: &str,
+        now: OffsetDateTime,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
 }
 
 /// The outbox: messages written with the change that caused them, delivered by the worker.

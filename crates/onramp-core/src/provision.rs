@@ -197,14 +197,19 @@ impl Provisioner {
         };
         let guid = self.common.tokens.secret_token();
         let claim = self.common.tokens.secret_token();
+        let owner_id = self.common.tokens.public_id("usr");
+        let platform = self.common.directory.instance(PLATFORM_INSTANCE).await?;
+        let kind = crate::audit::kinds::FAST_TRACK_PROVISIONED;
+        let audit = crate::audit::pending_user(kind, &platform, input.client.as_deref(), now);
         let new = NewFastTrack {
+            audit,
             instance: self.new_instance(InstanceNaming::FirstFree {
                 base,
                 avoid: self.common.settings.fast_track_reserved_names.clone(),
             })?,
             // The dashboard user is unconfirmed until the mail to its address is answered; the
             // instance's admin signs in at once, as in the seed.
-            owner: user(self.common.tokens.public_id("usr"), self.common.uuid(), UserStatus::Unconfirmed),
+            owner: user(owner_id, self.common.uuid(), UserStatus::Unconfirmed),
             admin: user(self.common.tokens.public_id("usr"), self.common.uuid(), UserStatus::Active),
             profile: UserProfile {
                 first_name: Some(first),
@@ -388,7 +393,8 @@ impl Provisioner {
             .redeem_secret(instance.id, Purpose::FastTrackLogin, &secret_hash(guid), self.common.now())
             .await?;
         let (user_key, public_id) = redeemed?;
-        self.logins.start_session(instance, user_key, &public_id).await
+        let kind = crate::audit::kinds::SESSION_CREATED;
+        self.logins.start_session(instance, user_key, &public_id, kind, None).await
     }
 
     /// The user behind a live session token.

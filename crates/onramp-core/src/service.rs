@@ -71,7 +71,12 @@ impl Onramp {
             outbox_wake: Arc::new(Notify::new()),
             background: Default::default(),
         };
-        let logins = Logins { common: common.clone(), users: store.clone(), sessions: store.clone() };
+        let logins = Logins {
+            common: common.clone(),
+            users: store.clone(),
+            sessions: store.clone(),
+            audit: store.clone(),
+        };
         let claims = Claims::new(&common, store.clone());
         let signup = Signup { common: common.clone(), signups: store.clone(), outbox: store.clone() };
         let open_registration = OpenRegistration {

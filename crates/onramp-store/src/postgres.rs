@@ -7,7 +7,9 @@
 use crate::StoreOptions;
 use crate::sql::{Dialect, SqlStore};
 use crate::util::{db_err, ts};
-use onramp_core::model::{ActivatedSignup, Instance, InstanceId, NewSignup, Purpose, RedeemError};
+use onramp_core::model::{
+    ActivatedSignup, Instance, InstanceId, NewAuditEvent, NewSignup, Purpose, RedeemError,
+};
 use onramp_core::ports::{StoreError, StoreResult};
 use sqlx::Postgres;
 use sqlx::Row;
@@ -100,9 +102,12 @@ impl Dialect for Postgres {
                SELECT $1, $9, $10, a.id, $11, $12, $13, $14, $15, $16, $17, $18, $8 FROM a RETURNING id),
              v AS (
                INSERT INTO verifications (instance_id, user_id, purpose, secret_hash, expires_at, created_at)
-               SELECT $1, u.id, $19, $20, $21, $8 FROM u RETURNING id)
-             INSERT INTO outbox (instance_id, kind, recipient, message_id, payload, next_attempt_at, created_at)
-             SELECT $1, $22, $23, $24, $25, $8, $8 FROM v",
+               SELECT $1, u.id, $19, $20, $21, $8 FROM u RETURNING id),
+             o AS (
+               INSERT INTO outbox (instance_id, kind, recipient, message_id, payload, next_attempt_at, created_at)
+               SELECT $1, $22, $23, $24, $25, $8, $8 FROM v RETURNING id)
+             INSERT INTO audit_log (instance_id, type, actor, target, user_id, client, detail, created_at)
+             SELECT $1, $26, $27, $9, $9, $28, $29, $30 FROM o",
         )
         .bind(instance.0)
         .bind(&a.public_id)
@@ -129,6 +134,11 @@ impl Dialect for Postgres {
         .bind(&m.recipient)
         .bind(&m.message_id)
         .bind(&m.sealed_payload)
+        .bind(s.audit.kind)
+        .bind(&s.audit.actor)
+        .bind(s.audit.client.as_deref())
+        .bind(s.audit.detail.to_string())
+        .bind(ts(s.audit.at))
         .execute(pool)
         .await
         .map_err(db_err)
@@ -144,6 +154,7 @@ impl Dialect for Postgres {
         instance: InstanceId,
         secret_hash: &str,
         now: i64,
+        audit: &NewAuditEvent,
     ) -> StoreResult<Option<Result<ActivatedSignup, RedeemError>>> {
         let row = sqlx::query(
             "WITH v AS (
@@ -164,7 +175,12 @@ impl Dialect for Postgres {
              activated AS (
                UPDATE users SET status = 'active', activated_at = $4
                FROM live WHERE users.id = live.user_id AND users.status = 'pending'
-               RETURNING users.id)
+               RETURNING users.id),
+             audited AS (
+               INSERT INTO audit_log (instance_id, type, actor, target, user_id, client, detail, created_at)
+               SELECT $1, $5, $6, v.public_user, v.public_user, $7, $8, $4
+               FROM v JOIN live ON live.id = v.id
+               RETURNING id)
              SELECT expires_at, consumed_at, voided_at, account, public_user, domain_id, version_id,
                     (SELECT COUNT(*) FROM used)
              FROM v",
@@ -173,6 +189,10 @@ impl Dialect for Postgres {
         .bind(Purpose::Activation.as_str())
         .bind(secret_hash)
         .bind(now)
+        .bind(audit.kind)
+        .bind(&audit.actor)
+        .bind(audit.client.as_deref())
+        .bind(audit.detail.to_string())
         .fetch_optional(pool)
         .await
         .map_err(db_err)?;

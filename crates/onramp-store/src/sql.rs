@@ -8,7 +8,9 @@
 //! trait's `where` clauses over to its users, so the bounds sqlx needs for "any database" are
 //! stated at each impl instead of once on `Dialect`.
 
-use onramp_core::model::{ActivatedSignup, Instance, InstanceId, NewSignup, RedeemError, UserStatus};
+use onramp_core::model::{
+    ActivatedSignup, Instance, InstanceId, NewAuditEvent, NewSignup, RedeemError, UserStatus,
+};
 use onramp_core::ports::StoreResult;
 use sqlx::{Database, Decode, Encode, Pool, Type};
 use std::future::Future;
@@ -67,6 +69,7 @@ pub trait Dialect: Database {
         instance: InstanceId,
         secret_hash: &str,
         now: i64,
+        audit: &NewAuditEvent,
     ) -> impl Future<Output = StoreResult<Option<Result<ActivatedSignup, RedeemError>>>> + Send;
 }
 

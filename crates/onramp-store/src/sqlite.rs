@@ -5,7 +5,7 @@
 use crate::StoreOptions;
 use crate::sql::{Dialect, SqlStore};
 use crate::util::db_err;
-use onramp_core::model::{ActivatedSignup, Instance, InstanceId, NewSignup, RedeemError};
+use onramp_core::model::{ActivatedSignup, Instance, InstanceId, NewAuditEvent, NewSignup, RedeemError};
 use onramp_core::ports::{StoreError, StoreResult};
 use sqlx::Sqlite;
 use sqlx::sqlite::{
@@ -123,6 +123,7 @@ impl Dialect for Sqlite {
         _: InstanceId,
         _: &str,
         _: i64,
+        _: &NewAuditEvent,
     ) -> StoreResult<Option<Result<ActivatedSignup, RedeemError>>> {
         Ok(None)
     }

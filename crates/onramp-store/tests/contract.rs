@@ -223,7 +223,7 @@ async fn rows_of_one_instance_are_invisible_to_another(#[values(SQLITE, POSTGRES
     };
     // A session row needs a user; none exists, so only the lookups are compared.
     assert!(f.store.session(b.id, &session.id).await.unwrap().is_none());
-    assert!(!f.store.revoke_session(b.id, &session.id, NOW).await.unwrap());
+    assert!(!f.store.revoke_session(b.id, &session.id, NOW, &trail("session.revoked")).await.unwrap());
 }
 
 fn new_instance(naming: InstanceNaming, kid: &str) -> NewInstance {
@@ -302,6 +302,7 @@ fn fast_track(email: &str, base: &str, n: usize) -> NewFastTrack {
         password_hash: format!("$argon2id$hash{n}"),
     };
     NewFastTrack {
+        audit: trail("fast_track.provisioned"),
         instance: new_instance(
             InstanceNaming::FirstFree { base: base.into(), avoid: vec!["taken-by-operator".into()] },
             &format!("k{n}"),
@@ -383,7 +384,7 @@ async fn a_fast_track_claim_is_seen_confirmed_or_released_once(#[values(SQLITE, 
         expires_at: NOW + Duration::hours(1),
         revoked_at: None,
     };
-    store.create_session(ann.instance.id, &session).await.unwrap();
+    store.create_session(ann.instance.id, &session, &trail("login.succeeded")).await.unwrap();
     let released = store.fast_track_claim("claim2", Some(ClaimAnswer::Release), NOW).await.unwrap().unwrap();
     assert_eq!(released.instance.as_deref(), Some("ann"));
     let summary = store.instance_summary("ann").await.unwrap().unwrap();
@@ -663,7 +664,7 @@ async fn api_keys_are_found_by_hash_listed_revoked_and_synced(#[values(SQLITE, P
     let joe = live_fast_track(store, "joe@a.example", "joe", 1).await.instance;
     let ann = live_fast_track(store, "ann@a.example", "ann", 2).await.instance;
     store
-        .create_api_key(joe.id, &api_key("key_cli", "app_default", "hash-cli", api_key_source::CLI))
+        .create_api_key(joe.id, &api_key("key_cli", "app_default", "hash-cli", api_key_source::CLI), None)
         .await
         .unwrap();
     let found = store.api_key_by_hash(joe.id, "hash-cli").await.unwrap().unwrap();
@@ -695,9 +696,12 @@ async fn api_keys_are_found_by_hash_listed_revoked_and_synced(#[values(SQLITE, P
     assert!(store.api_key_by_hash(joe.id, "hash-c1").await.unwrap().unwrap().revoked_at.is_some());
 
     // Revoking: once, in its own instance only.
-    assert!(!store.revoke_api_key(ann.id, "key_cli", NOW).await.unwrap());
-    assert!(store.revoke_api_key(joe.id, "key_cli", NOW).await.unwrap());
-    assert!(!store.revoke_api_key(joe.id, "key_cli", NOW).await.unwrap(), "already revoked");
+    assert!(!store.revoke_api_key(ann.id, "key_cli", NOW, &trail("api_key.revoked")).await.unwrap());
+    assert!(store.revoke_api_key(joe.id, "key_cli", NOW, &trail("api_key.revoked")).await.unwrap());
+    assert!(
+        !store.revoke_api_key(joe.id, "key_cli", NOW, &trail("api_key.revoked")).await.unwrap(),
+        "already revoked"
+    );
     assert_eq!(store.api_key_by_hash(joe.id, "hash-cli").await.unwrap().unwrap().revoked_at, Some(NOW));
 }
 
@@ -798,6 +802,7 @@ async fn contracts_and_their_accounts(#[values(SQLITE, POSTGRES)] db: Db) {
 
     // An account with a texted code; a second with the same unique value finds the first.
     let account = |n: usize, sms: bool| NewContractAccount {
+        audit: trail("user.signed_up"),
         user: person(
             n,
             &format!("dp{n}@a.example"),
@@ -826,19 +831,25 @@ async fn contracts_and_their_accounts(#[values(SQLITE, POSTGRES)] db: Db) {
     assert!(store.contract_account(inst.id, dp_key + 1000).await.unwrap().is_none());
 
     // A wrong code counts; a resent code inherits the count; the right one activates.
-    assert_eq!(store.verify_sms(inst.id, dp_key, "wrong", NOW, 3).await.unwrap(), Err(SmsCodeError::Wrong));
+    assert_eq!(
+        store.verify_sms(inst.id, dp_key, "wrong", NOW, 3, &trail("user.activated")).await.unwrap(),
+        Err(SmsCodeError::Wrong)
+    );
     assert!(
         store.resend_sms(inst.id, dp_key, &secret(Purpose::Sms, "sms-new"), &message(9), 3).await.unwrap()
     );
     assert_eq!(
-        store.verify_sms(inst.id, dp_key, "sms-1", NOW, 3).await.unwrap(),
+        store.verify_sms(inst.id, dp_key, "sms-1", NOW, 3, &trail("user.activated")).await.unwrap(),
         Err(SmsCodeError::Wrong),
         "the old code is void"
     );
-    assert_eq!(store.verify_sms(inst.id, dp_key, "sms-new", NOW, 3).await.unwrap(), Ok(()));
+    assert_eq!(
+        store.verify_sms(inst.id, dp_key, "sms-new", NOW, 3, &trail("user.activated")).await.unwrap(),
+        Ok(())
+    );
     assert_eq!(store.contract_account(inst.id, dp_key).await.unwrap().unwrap().status, UserStatus::Active);
     assert_eq!(
-        store.verify_sms(inst.id, dp_key, "sms-new", NOW, 3).await.unwrap(),
+        store.verify_sms(inst.id, dp_key, "sms-new", NOW, 3, &trail("user.activated")).await.unwrap(),
         Err(SmsCodeError::NoCode)
     );
     assert!(
@@ -854,6 +865,7 @@ async fn a_signup_is_created_replaced_or_refused_and_activated_once(#[values(SQL
     let store = f.store.as_ref();
     let inst = app_with_domain(store, "default").await;
     let signup = |n: usize, email: &str, token: &str| NewSignup {
+        audit: trail("user.signed_up"),
         account: NewAccount {
             public_id: format!("acc_{n}"),
             title: "Acme".into(),
@@ -881,10 +893,16 @@ async fn a_signup_is_created_replaced_or_refused_and_activated_once(#[values(SQL
     let mut later = signup(3, "su@a.example", "t3");
     later.replace_pending_issued_before = NOW + Duration::hours(1);
     assert_eq!(store.create_signup(inst.id, &later).await.unwrap(), SignupOutcome::ReplacedPending);
-    assert_eq!(store.activate_signup(inst.id, "t1", NOW).await.unwrap(), Err(RedeemError::NotFound));
-    let done = store.activate_signup(inst.id, "t3", NOW).await.unwrap().unwrap();
+    assert_eq!(
+        store.activate_signup(inst.id, "t1", NOW, &trail("user.activated")).await.unwrap(),
+        Err(RedeemError::NotFound)
+    );
+    let done = store.activate_signup(inst.id, "t3", NOW, &trail("user.activated")).await.unwrap().unwrap();
     assert_eq!((done.domain_id.as_str(), done.version_id.as_str()), ("dom_1", "ver_1"));
-    assert_eq!(store.activate_signup(inst.id, "t3", NOW).await.unwrap(), Err(RedeemError::AlreadyUsed));
+    assert_eq!(
+        store.activate_signup(inst.id, "t3", NOW, &trail("user.activated")).await.unwrap(),
+        Err(RedeemError::AlreadyUsed)
+    );
     // Active now: another signup with the address writes nothing and names its owner.
     let outcome = store.create_signup(inst.id, &signup(4, "SU@a.example", "t4")).await.unwrap();
     assert!(matches!(outcome, SignupOutcome::EmailExists { .. }), "{outcome:?}");
@@ -902,6 +920,7 @@ async fn a_registration_and_its_code(#[values(SQLITE, POSTGRES)] db: Db) {
     let store = f.store.as_ref();
     let inst = instance(store, "default").await;
     let registration = |n: usize, code: &str| NewRegistration {
+        audit: trail("user.signed_up"),
         user: person(n, "reg@a.example", UserStatus::Pending),
         profile: UserProfile { first_name: Some("Reg".into()), ..Default::default() },
         role: None,
@@ -920,6 +939,7 @@ async fn a_registration_and_its_code(#[values(SQLITE, POSTGRES)] db: Db) {
         RegistrationOutcome::PendingRecently
     );
     let redeem = |code: &str| CodeRedemption {
+        audit: trail("user.activated"),
         email_canonical: "reg@a.example".into(),
         purposes: vec![Purpose::EmailConfirm, Purpose::PasswordReset],
         secret_hash: code.into(),
@@ -1122,7 +1142,7 @@ async fn an_operator_finds_disables_enables_reissues_and_erases_users(#[values(S
         expires_at: NOW + Duration::hours(1),
         revoked_at: None,
     };
-    f.store.create_session(inst.id, &session).await.unwrap();
+    f.store.create_session(inst.id, &session, &trail("login.succeeded")).await.unwrap();
     f.store
         .issue_secret(inst.id, user.key, &secret(Purpose::PasswordReset, "reset7"), &message(7))
         .await

@@ -157,7 +157,7 @@ async fn request_path(store: &dyn Store, captured: &Captured) {
         source: api_key_source::CLI,
         created_at: NOW,
     };
-    store.create_api_key(inst.id, &key).await.unwrap();
+    store.create_api_key(inst.id, &key, None).await.unwrap();
     let active = person(1, "active@a.example", UserStatus::Active);
     store.insert_users(inst.id, &[active], NOW).await.unwrap();
     let field = |name: &str, kind: FieldType| ContractField {
@@ -189,6 +189,7 @@ async fn request_path(store: &dyn Store, captured: &Captured) {
 
     // `/v1` signup: new, replacing an unverified one, an existing account; activation.
     let signup = |n: usize, email: &str, token: &str| NewSignup {
+        audit: trail("user.signed_up"),
         account: NewAccount {
             public_id: format!("act_{n}"),
             title: "Acme".into(),
@@ -205,7 +206,7 @@ async fn request_path(store: &dyn Store, captured: &Captured) {
     store.create_signup(inst.id, &signup(10, "new@a.example", "act-10")).await.unwrap();
     store.create_signup(inst.id, &signup(11, "new@a.example", "act-11")).await.unwrap();
     store.create_signup(inst.id, &signup(12, "active@a.example", "act-12")).await.unwrap();
-    store.activate_signup(inst.id, "act-11", NOW).await.unwrap().unwrap();
+    store.activate_signup(inst.id, "act-11", NOW, &trail("user.activated")).await.unwrap().unwrap();
 
     // Logins and sessions.
     let by_email = LoginLookup::EmailCanonical("active@a.example".into());
@@ -220,9 +221,9 @@ async fn request_path(store: &dyn Store, captured: &Captured) {
         expires_at: NOW + Duration::hours(1),
         revoked_at: None,
     };
-    store.create_session(inst.id, &session).await.unwrap();
+    store.create_session(inst.id, &session, &trail("login.succeeded")).await.unwrap();
     store.session(inst.id, "ses_1").await.unwrap().unwrap();
-    store.revoke_session(inst.id, "ses_1", NOW).await.unwrap();
+    store.revoke_session(inst.id, "ses_1", NOW, &trail("session.revoked")).await.unwrap();
     store.user_view(inst.id, user.user_key).await.unwrap().unwrap();
 
     // The admin API: its token, and an operator's lookups and changes of one user.
@@ -273,6 +274,7 @@ async fn request_path(store: &dyn Store, captured: &Captured) {
 
     // DreamFactory: registration, reset, code redemption.
     let registration = |n: usize, email: &str| NewRegistration {
+        audit: trail("user.signed_up"),
         user: person(n, email, UserStatus::Pending),
         profile: UserProfile::default(),
         role: None,
@@ -289,6 +291,7 @@ async fn request_path(store: &dyn Store, captured: &Captured) {
         .await
         .unwrap();
     let redemption = CodeRedemption {
+        audit: trail("user.activated"),
         email_canonical: "reg@a.example".into(),
         purposes: vec![Purpose::EmailConfirm, Purpose::PasswordReset],
         secret_hash: "reset-1".into(),
@@ -306,6 +309,7 @@ async fn request_path(store: &dyn Store, captured: &Captured) {
     // dialogportal: contract accounts with a texted code.
     store.contract(inst.id, "app_demo", "basic").await.unwrap().unwrap();
     let account = NewContractAccount {
+        audit: trail("user.signed_up"),
         user: person(30, "dp@a.example", UserStatus::Pending),
         app_id: "app_demo".into(),
         profile: r#"{"email":"dp@a.example"}"#.into(),
@@ -322,8 +326,8 @@ async fn request_path(store: &dyn Store, captured: &Captured) {
     store.create_contract_account(inst.id, &account).await.unwrap();
     store.contract_account(inst.id, dp_key).await.unwrap().unwrap();
     store.resend_sms(inst.id, dp_key, &secret(Purpose::Sms, "sms-31"), &message(31), 5).await.unwrap();
-    store.verify_sms(inst.id, dp_key, "wrong", NOW, 5).await.unwrap().unwrap_err();
-    store.verify_sms(inst.id, dp_key, "sms-31", NOW, 5).await.unwrap().unwrap();
+    store.verify_sms(inst.id, dp_key, "wrong", NOW, 5, &trail("user.activated")).await.unwrap().unwrap_err();
+    store.verify_sms(inst.id, dp_key, "sms-31", NOW, 5, &trail("user.activated")).await.unwrap().unwrap();
 
     // FastTrack, its login and its claim.
     let new_instance = NewInstance {
@@ -340,6 +344,7 @@ async fn request_path(store: &dyn Store, captured: &Captured) {
         created_at: NOW,
     };
     let fast_track = NewFastTrack {
+        audit: trail("fast_track.provisioned"),
         instance: new_instance,
         owner: person(40, "joe@a.example", UserStatus::Unconfirmed),
         admin: person(41, "joe@a.example", UserStatus::Active),

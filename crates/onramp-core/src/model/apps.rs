@@ -63,6 +63,8 @@ pub struct NewRegistration {
     /// As `NewSignup::replace_pending_issued_before`.
     pub replace_pending_issued_before: OffsetDateTime,
     pub created_at: OffsetDateTime,
+    /// Written when a user is created or replaced (`user.signed_up`).
+    pub audit: NewAuditEvent,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +97,9 @@ pub struct CodeRedemption {
     pub now: OffsetDateTime,
     /// Wrong codes a user's live codes survive; then they are void.
     pub max_attempts: u32,
+    /// Written when a code is redeemed, its type that of the code's purpose
+    /// (`audit::redeemed`), its user filled in.
+    pub audit: NewAuditEvent,
 }
 
 /// The type of a dialogportal contract field.
@@ -171,6 +176,8 @@ pub struct NewContractAccount {
     /// The SMS code and its message, when the phone must be verified.
     pub sms: Option<(NewVerification, NewOutboxMessage)>,
     pub created_at: OffsetDateTime,
+    /// Written when the account is created (`user.signed_up`).
+    pub audit: NewAuditEvent,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

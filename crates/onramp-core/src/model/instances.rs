@@ -132,6 +132,8 @@ pub struct NewFastTrack {
     pub admin_role: String,
     pub login: NewVerification,
     pub claim: NewVerification,
+    /// `fast_track.provisioned`, about the dashboard user.
+    pub audit: NewAuditEvent,
 }
 
 /// What a FastTrack's claim secret is about: the dashboard user and the instance it made.

@@ -154,6 +154,8 @@ pub struct NewSignup {
     /// A pending registration of the same email whose live activation secret was issued after
     /// this moment is left alone (and nothing is written): a burst of signups sends one mail.
     pub replace_pending_issued_before: OffsetDateTime,
+    /// Written when a user is created or replaced (`user.signed_up`).
+    pub audit: NewAuditEvent,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,6 +17,8 @@ impl Signup {
         if token.len() > MAX_TOKEN_LEN {
             return Err(CoreError::TokenNotFound);
         }
-        Ok(self.signups.activate_signup(instance.id, &secret_hash(token), self.common.now()).await??)
+        let now = self.common.now();
+        let audit = crate::audit::pending_user(crate::audit::kinds::USER_ACTIVATED, instance, None, now);
+        Ok(self.signups.activate_signup(instance.id, &secret_hash(token), now, &audit).await??)
     }
 }

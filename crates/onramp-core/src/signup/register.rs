@@ -188,6 +188,12 @@ impl Signup {
                 vars["password"] = json!(password.expose());
             }
             let signup = NewSignup {
+                audit: crate::audit::pending_user(
+                    crate::audit::kinds::USER_SIGNED_UP,
+                    instance,
+                    input.client.as_deref(),
+                    now,
+                ),
                 account: NewAccount {
                     public_id: account_id.clone(),
                     title: cmd.account_title.clone(),

@@ -188,6 +188,33 @@ where
     Option<String>: Value<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
 {
+    /// Write an audit entry about the user with key `user_key`, naming them by public id where
+    /// the entry does not yet (a link or code found them).
+    pub(super) async fn insert_audit_of(
+        tx: &mut Tx<'_, DB>,
+        e: &NewAuditEvent,
+        user_key: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (instance_id, type, actor, target, user_id, client, detail, created_at)
+             SELECT $1, $2, $3, COALESCE($4, u.public_id), COALESCE($5, u.public_id), $6, $7, $8
+             FROM users u WHERE u.id = $9",
+        )
+        .bind(e.instance.map(|i| i.0))
+        .bind(e.kind)
+        .bind(&e.actor)
+        .bind(e.target.as_deref())
+        .bind(e.user.as_deref())
+        .bind(e.client.as_deref())
+        .bind(e.detail.to_string())
+        .bind(ts(e.at))
+        .bind(user_key)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)
+        .map(|_| ())
+    }
+
     /// Write an audit entry in the transaction of the change it records.
     pub(super) async fn insert_audit(tx: &mut Tx<'_, DB>, e: &NewAuditEvent) -> StoreResult<()> {
         sqlx::query(

@@ -19,10 +19,17 @@ where
     Option<String>: Value<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
 {
-    async fn create_api_key(&self, instance: InstanceId, key: &NewApiKey) -> StoreResult<()> {
-        let k = key;
+    async fn create_api_key(
+        &self,
+        instance: InstanceId,
+        key: &NewApiKey,
+        audit: Option<&NewAuditEvent>,
+    ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        Self::insert_api_key(&mut tx, instance, k).await?;
+        Self::insert_api_key(&mut tx, instance, key).await?;
+        if let Some(audit) = audit {
+            Self::insert_audit(&mut tx, audit).await?;
+        }
         tx.commit().await.map_err(db_err)
     }
 
@@ -50,18 +57,29 @@ where
         Ok(rows.iter().map(Self::api_key_from).collect())
     }
 
-    async fn revoke_api_key(&self, instance: InstanceId, id: &str, now: OffsetDateTime) -> StoreResult<bool> {
-        let now = ts(now);
+    async fn revoke_api_key(
+        &self,
+        instance: InstanceId,
+        id: &str,
+        now: OffsetDateTime,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         let done = sqlx::query(
             "UPDATE api_keys SET revoked_at = $1 WHERE instance_id = $2 AND id = $3 AND revoked_at IS NULL",
         )
-        .bind(now)
+        .bind(ts(now))
         .bind(instance.0)
         .bind(id)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        Ok(DB::rows_affected(&done) == 1)
+        if DB::rows_affected(&done) != 1 {
+            return Ok(false);
+        }
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
     }
 
     async fn sync_config_api_keys(

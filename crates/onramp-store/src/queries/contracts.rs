@@ -128,6 +128,7 @@ where
             Self::insert_verification(&mut tx, instance, dp_key, verification, now).await?;
             Self::insert_outbox(&mut tx, instance, message).await?;
         }
+        Self::insert_audit_of(&mut tx, &a.audit, dp_key).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(ContractOutcome::Created { dp_key })
     }
@@ -171,6 +172,7 @@ where
         code_hash: &str,
         now: OffsetDateTime,
         max_attempts: u32,
+        audit: &NewAuditEvent,
     ) -> StoreResult<Result<(), SmsCodeError>> {
         let now = ts(now);
         let mut tx = self.writer.begin().await.map_err(db_err)?;
@@ -207,6 +209,7 @@ where
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        Self::insert_audit_of(&mut tx, audit, dp_key).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Ok(()))
     }

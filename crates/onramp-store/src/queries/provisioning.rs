@@ -163,6 +163,7 @@ where
             .ok_or_else(|| StoreError::Other("the platform instance is missing".into()))?;
         let owner_key = Self::insert_user(tx, InstanceId(platform), &new.owner, &new.profile, now).await?;
         Self::insert_verification(tx, InstanceId(platform), owner_key, &new.claim, now).await?;
+        Self::insert_audit_of(tx, &new.audit, owner_key).await?;
         let instance = Self::insert_instance(tx, &new.instance).await?;
         sqlx::query("UPDATE instances SET owner_user_id = $1 WHERE id = $2")
             .bind(owner_key)

@@ -16,7 +16,13 @@ where
     Option<String>: Value<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
 {
-    async fn create_session(&self, instance: InstanceId, s: &SessionRecord) -> StoreResult<()> {
+    async fn create_session(
+        &self,
+        instance: InstanceId,
+        s: &SessionRecord,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         sqlx::query(
             "INSERT INTO sessions (instance_id, id, user_id, user_public_id, issued_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -27,10 +33,11 @@ where
         .bind(&s.user_public_id)
         .bind(ts(s.issued_at))
         .bind(ts(s.expires_at))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
-        .map_err(db_err)
-        .map(|_| ())
+        .map_err(db_err)?;
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)
     }
 
     async fn session(&self, instance: InstanceId, id: &str) -> StoreResult<Option<SessionRecord>> {
@@ -46,16 +53,28 @@ where
         Ok(row.map(|r| session_from!(r)))
     }
 
-    async fn revoke_session(&self, instance: InstanceId, id: &str, now: OffsetDateTime) -> StoreResult<bool> {
+    async fn revoke_session(
+        &self,
+        instance: InstanceId,
+        id: &str,
+        now: OffsetDateTime,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = $1 WHERE instance_id = $2 AND id = $3 AND revoked_at IS NULL",
         )
         .bind(ts(now))
         .bind(instance.0)
         .bind(id)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        Ok(DB::rows_affected(&done) == 1)
+        if DB::rows_affected(&done) != 1 {
+            return Ok(false);
+        }
+        Self::insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
     }
 }

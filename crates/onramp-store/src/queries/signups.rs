@@ -94,6 +94,7 @@ where
         if let Some(message) = &r.message {
             Self::insert_outbox(&mut tx, instance, message).await?;
         }
+        Self::insert_audit_of(&mut tx, &r.audit, user_key).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(outcome)
     }
@@ -190,6 +191,12 @@ where
         ] {
             sqlx::query(sql).bind(user_key).bind(now).execute(&mut *tx).await.map_err(db_err)?;
         }
+        let redeemed = c.purposes.iter().find(|p| p.as_str() == v.get::<String, _>(1));
+        let mut audit = c.audit.clone();
+        audit.kind = redeemed.map_or(audit.kind, |p| onramp_core::audit::redeemed(*p));
+        audit.user = Some(public_id.clone());
+        audit.target = Some(public_id.clone());
+        Self::insert_audit(&mut tx, &audit).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Ok((user_key, public_id)))
     }
@@ -219,9 +226,11 @@ where
         instance: InstanceId,
         secret_hash: &str,
         now: OffsetDateTime,
+        audit: &NewAuditEvent,
     ) -> StoreResult<Result<ActivatedSignup, RedeemError>> {
         let now = ts(now);
-        if let Some(activated) = DB::activate_signup_at_once(&self.writer, instance, secret_hash, now).await?
+        if let Some(activated) =
+            DB::activate_signup_at_once(&self.writer, instance, secret_hash, now, audit).await?
         {
             return Ok(activated);
         }
@@ -277,6 +286,7 @@ where
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        Self::insert_audit_of(&mut tx, audit, user_id).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Ok(ActivatedSignup {
             account_id: v.get(5),
@@ -436,6 +446,7 @@ where
         };
         Self::insert_verification(&mut tx, instance, user_id, &s.verification, now).await?;
         Self::insert_outbox(&mut tx, instance, &s.message).await?;
+        Self::insert_audit_of(&mut tx, &s.audit, user_id).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(outcome)
     }

@@ -97,3 +97,18 @@ pub async fn app_with_domain(store: &dyn Store, name: &str) -> Instance {
     store.apply_app(inst.id, &spec).await.unwrap();
     inst
 }
+
+/// An audit entry for a write that takes one (its user filled in by the store where it finds
+/// them).
+pub fn trail(kind: &'static str) -> NewAuditEvent {
+    NewAuditEvent {
+        instance: None,
+        kind,
+        actor: "anonymous".into(),
+        target: None,
+        user: None,
+        client: None,
+        detail: serde_json::json!({}),
+        at: NOW,
+    }
+}

@@ -151,6 +151,12 @@ async fn pending_signups(
                     let now = onramp.now();
                     let email = format!("pending{n}@scale.example");
                     let signup = NewSignup {
+                        audit: onramp_core::audit::pending_user(
+                            onramp_core::audit::kinds::USER_SIGNED_UP,
+                            &instance,
+                            None,
+                            now,
+                        ),
                         account: NewAccount {
                             public_id: format!("act_p{n}"),
                             title: "Scale".into(),

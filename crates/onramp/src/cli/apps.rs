@@ -48,7 +48,11 @@ pub(super) async fn app_key(config: Config, action: KeyAction) -> anyhow::Result
     match action {
         KeyAction::Create { instance, app, label } => {
             let inst = instance_of(&instance).await?;
-            match onramp.api_keys().create(&inst, &app, &label).await {
+            match onramp
+                .api_keys()
+                .create(&onramp_core::admin::AdminPrincipal::cli(), &inst, &app, &label)
+                .await
+            {
                 Ok((record, key)) => {
                     println!("{key}");
                     eprintln!("created key {} for {instance}/{app}; it is shown only now", record.id);
@@ -80,7 +84,11 @@ pub(super) async fn app_key(config: Config, action: KeyAction) -> anyhow::Result
         }
         KeyAction::Revoke { instance, id } => {
             let inst = instance_of(&instance).await?;
-            if !onramp.operator().revoke_api_key(inst.id, &id).await? {
+            if !onramp
+                .operator()
+                .revoke_api_key(&onramp_core::admin::AdminPrincipal::cli(), inst.id, &id)
+                .await?
+            {
                 anyhow::bail!("no live key {id:?} in instance {instance:?}");
             }
             println!("revoked {id}");

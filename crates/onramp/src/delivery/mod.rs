@@ -242,10 +242,18 @@ impl Worker {
     }
 
     /// The work that falls due with time rather than with a request: FastTracks whose address
-    /// was not confirmed in time are released. Returns the instances disabled.
+    /// was not confirmed in time are released, audit entries past their retention deleted.
+    /// Returns the instances disabled.
     pub async fn housekeeping(&self) -> anyhow::Result<Vec<String>> {
         let released = self.onramp.claims().release_unconfirmed(None).await?;
         self.metrics.fast_tracks_released.inc_by(released.len() as u64);
+        let days = self.branding.audit.retention_days;
+        if days > 0 {
+            let pruned = self.onramp.admin().prune_audit(Duration::days(i64::from(days))).await?;
+            if pruned > 0 {
+                tracing::info!(pruned, "audit entries past their retention deleted");
+            }
+        }
         Ok(released)
     }
 

@@ -209,14 +209,26 @@ async fn an_operator_finds_a_user_then_revokes_disables_enables_and_deletes_them
     let (_, trail) = call(&app, &admin, "GET", &format!("/admin/v1/audit?user_id={june}"), None).await;
     let kinds: Vec<&str> =
         trail["items"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["user.deleted", "user.enabled", "user.disabled", "user.sessions_revoked"], "{trail}");
-    assert!(
-        trail["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["instance"] == "default" && e["client"] == "127.0.0.1")
+    assert_eq!(
+        kinds,
+        [
+            "user.deleted",
+            "login.succeeded",
+            "user.enabled",
+            "login.failed",
+            "user.disabled",
+            "user.sessions_revoked",
+            "login.succeeded",
+            "user.activated",
+            "user.signed_up"
+        ],
+        "{trail}"
     );
+    let items = trail["items"].as_array().unwrap();
+    let by_admin: Vec<&Value> =
+        items.iter().filter(|e| e["actor"].as_str().unwrap().starts_with("admin:")).collect();
+    assert_eq!(by_admin.len(), 4);
+    assert!(by_admin.iter().all(|e| e["instance"] == "default" && e["client"] == "127.0.0.1"), "{trail}");
     app.worker.drain().await.unwrap();
 }
 
@@ -717,5 +729,98 @@ async fn an_import_reports_each_refused_row_and_keeps_the_rest(#[values(SQLITE, 
         .await
         .unwrap();
     assert_eq!(r.status(), 415);
+    app.worker.drain().await.unwrap();
+}
+
+/// The types in a user's trail, oldest first.
+async fn trail_of(app: &TestApp, admin: &str, query: &str) -> Vec<Value> {
+    let (status, page) = call(app, admin, "GET", &format!("/admin/v1/audit?limit=200&{query}"), None).await;
+    assert_eq!(status, 200, "{page}");
+    let mut items = page["items"].as_array().unwrap().clone();
+    items.reverse();
+    items
+}
+
+fn types(items: &[Value]) -> Vec<&str> {
+    items.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+#[rstest]
+#[tokio::test]
+async fn security_events_are_in_the_audit_log(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, |c| {
+        crate::dreamfactory::open(true)(c);
+        c.rate_limits.login_per_identifier_per_10min = 3;
+    })
+    .await;
+    let admin = token(&app, None, true).await;
+
+    // /v1: signup, activation, a failed and a good login, logout.
+    active_user(&app, "trail@example.com", "trailuser", PASSWORD).await;
+    let id = user_id(&app, &admin, "trail@example.com").await;
+    assert_eq!(app.login("trailuser", "not-the-password").await.status(), 401);
+    let login = json(app.login("trailuser", PASSWORD).await).await;
+    let bearer = login["access_token"].as_str().unwrap();
+    let r = app.client.post(app.url("/v1/auth/logout")).bearer_auth(bearer).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let trail = trail_of(&app, &admin, &format!("user_id={id}")).await;
+    assert_eq!(
+        types(&trail),
+        ["user.signed_up", "user.activated", "login.failed", "login.succeeded", "session.revoked"],
+        "{trail:?}"
+    );
+    assert!(trail.iter().all(|e| e["instance"] == "default" && e["user_id"] == id.as_str()));
+    assert_eq!(trail[0]["client"], "127.0.0.1");
+    assert_eq!(trail[2]["detail"]["reason"], "wrong_password");
+    assert_eq!(trail[3]["actor"], format!("user:{id}"));
+    assert!(!serde_json::to_string(&trail).unwrap().contains(PASSWORD), "never a password");
+
+    // Past the limit: one lockout entry, however many tries follow.
+    for _ in 0..5 {
+        app.login("trailuser", "guessing-again").await;
+    }
+    let locked = trail_of(&app, &admin, "type=login.locked_out").await;
+    assert_eq!(locked.len(), 1, "{locked:?}");
+    assert_eq!(locked[0]["detail"]["identifier"], "trailuser");
+
+    // DreamFactory: registration, its code, a reset.
+    let body = json!({"email": "df@example.com", "first_name": "Dee", "last_name": "Eff"});
+    let (status, answer) = crate::dreamfactory::call(
+        &app,
+        "POST",
+        "/api/v2/user/register",
+        Some(crate::dreamfactory::KEY),
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let code = crate::dreamfactory::code_in(&app.mails_to("df@example.com").await.pop().unwrap());
+    let confirm = json!({"email": "df@example.com", "code": code, "new_password": "a-fresh-quiet-harbour"});
+    let (status, answer) = crate::dreamfactory::call(
+        &app,
+        "POST",
+        "/api/v2/user/password",
+        Some(crate::dreamfactory::KEY),
+        &confirm,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let df = user_id(&app, &admin, "df@example.com").await;
+    let trail = trail_of(&app, &admin, &format!("user_id={df}")).await;
+    assert_eq!(types(&trail), ["user.signed_up", "user.activated"], "{trail:?}");
+    app.worker.drain().await.unwrap();
+}
+
+#[rstest]
+#[tokio::test]
+async fn audit_entries_past_their_retention_are_deleted(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, |c| c.audit.retention_days = 30).await;
+    let admin = token(&app, None, true).await;
+    active_user(&app, "old@example.com", "olduser1", PASSWORD).await;
+    app.clock.advance(time::Duration::days(31));
+    assert_eq!(app.login("olduser1", PASSWORD).await.status(), 200);
+    app.worker.housekeeping().await.unwrap();
+    let left = trail_of(&app, &admin, "").await;
+    assert_eq!(types(&left), ["login.succeeded"], "{left:?}");
     app.worker.drain().await.unwrap();
 }

@@ -111,7 +111,13 @@ async fn api_keys_are_required_checked_rotated_and_revoked(#[values(SQLITE, POST
     assert!(!dump.windows(KEY.len()).any(|w| w == KEY.as_bytes()));
     // A key of another instance is refused here.
     let acme = app.state.onramp.instance("acme").await.unwrap();
-    let (_, acme_key) = app.state.onramp.api_keys().create(&acme, "app_acme", "acme").await.unwrap();
+    let (_, acme_key) = app
+        .state
+        .onramp
+        .api_keys()
+        .create(&onramp_core::admin::AdminPrincipal::cli(), &acme, "app_acme", "acme")
+        .await
+        .unwrap();
     assert_eq!(call(&app, "POST", path, Some(&acme_key), &body(4)).await.0, 401);
     // Revoking one key stops it at once; the other goes on.
     let default = app.state.onramp.instance("default").await.unwrap();
@@ -119,9 +125,8 @@ async fn api_keys_are_required_checked_rotated_and_revoked(#[values(SQLITE, POST
     assert_eq!(keys.len(), 2);
     let first = keys.iter().find(|k| k.secret_hash == onramp_core::token::secret_hash(KEY)).unwrap();
     assert!(keys.iter().all(|k| k.prefix == "df-test-" && k.source == "config"));
-    assert!(
-        app.state.onramp.store().revoke_api_key(default.id, &first.id, app.state.onramp.now()).await.unwrap()
-    );
+    let cli = onramp_core::admin::AdminPrincipal::cli();
+    assert!(app.state.onramp.operator().revoke_api_key(&cli, default.id, &first.id).await.unwrap());
     assert_eq!(call(&app, "POST", path, Some(KEY), &body(5)).await.0, 401);
     assert_eq!(call(&app, "POST", path, Some(KEY2), &body(5)).await.0, 200);
 }

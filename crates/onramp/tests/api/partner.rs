@@ -99,7 +99,8 @@ async fn the_api_key_decides_who_may_call_and_where(#[values(SQLITE, POSTGRES)] 
         .into_iter()
         .find(|k| k.secret_hash == onramp_core::token::secret_hash(KEY))
         .unwrap();
-    store.revoke_api_key(default.id, &key.id, app.state.onramp.now()).await.unwrap();
+    let cli = onramp_core::admin::AdminPrincipal::cli();
+    app.state.onramp.operator().revoke_api_key(&cli, default.id, &key.id).await.unwrap();
     assert_eq!(signup(&app, PATH, Some(KEY), &b(3)).await.0, 401);
     assert_eq!(signup(&app, PATH, Some(KEY2), &b(3)).await.0, 201);
     app.worker.drain().await.unwrap();

@@ -449,13 +449,7 @@ pub async fn create_key(
     if body.label.chars().count() > 100 || onramp_core::text::has_forbidden(&body.label) {
         return Err(CoreError::field("label", "invalid_label", "must be at most 100 plain characters").into());
     }
-    let (record, key) = state.onramp.api_keys().create(&instance, &app_id, &body.label).await?;
-    let detail = json!({ "app_id": app_id, "label": body.label });
-    state
-        .onramp
-        .admin()
-        .record(&by, kinds::API_KEY_CREATED, Some(instance.id), Some(record.id.clone()), detail)
-        .await?;
+    let (record, key) = state.onramp.api_keys().create(&by, &instance, &app_id, &body.label).await?;
     Ok((StatusCode::CREATED, Json(CreatedKey { key, id: record.id })))
 }
 
@@ -480,15 +474,10 @@ pub async fn revoke_key(
     let instance = writable(&state, &by, &instance).await?;
     let keys = state.onramp.operator().api_keys(instance.id).await?;
     if !keys.iter().any(|k| k.id == key_id && k.app_id == app_id && k.revoked_at.is_none())
-        || !state.onramp.operator().revoke_api_key(instance.id, &key_id).await?
+        || !state.onramp.operator().revoke_api_key(&by, instance.id, &key_id).await?
     {
         return Err(AdminError::new(StatusCode::NOT_FOUND, "key_not_found", "No live key with that id."));
     }
-    state
-        .onramp
-        .admin()
-        .record(&by, kinds::API_KEY_REVOKED, Some(instance.id), Some(key_id), json!({ "app_id": app_id }))
-        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
