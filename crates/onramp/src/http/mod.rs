@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod browser;
+pub mod console;
 pub mod dialogportal;
 pub mod dreamfactory;
 pub mod extract;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(v1::routes())
         .merge(ops::routes())
         .merge(admin::routes())
+        .merge(console::routes())
         .merge(fast_track::routes())
         .merge(dreamfactory::routes())
         .merge(pages::routes())

@@ -824,3 +824,122 @@ async fn audit_entries_past_their_retention_are_deleted(#[values(SQLITE, POSTGRE
     assert_eq!(types(&left), ["login.succeeded"], "{left:?}");
     app.worker.drain().await.unwrap();
 }
+
+/// The console's sign-in: its pre-session cookie and CSRF value.
+async fn console_pre(app: &TestApp, client: &reqwest::Client) -> (String, String) {
+    let r = client.get(app.url("/admin/sign-in")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/admin"),
+        "{cookie}"
+    );
+    let value = cookie.split(';').next().unwrap().to_owned();
+    let html = r.text().await.unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    (value, csrf)
+}
+
+#[rstest]
+#[tokio::test]
+async fn the_console_keeps_its_token_in_a_strict_cookie_and_refuses_forged_forms(
+    #[values(SQLITE, POSTGRES)] db: Db,
+) {
+    let app = TestApp::spawn(db).await;
+    active_user(&app, "june@example.com", "junedoe1", PASSWORD).await;
+    let id = user_id(&app, &token(&app, None, true).await, "june@example.com").await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let origin = app.url("");
+
+    // Not signed in: every page leads to the sign-in.
+    let r = client.get(app.url("/admin/outbox")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["location"].to_str().unwrap()), (303, "/admin/sign-in"));
+
+    // Sign in: only with the form's own CSRF value and a live token.
+    let global = token(&app, None, false).await;
+    let (pre, csrf) = console_pre(&app, &client).await;
+    let post = |cookie: String, form: Vec<(&'static str, String)>, path: &'static str| {
+        client
+            .post(app.url(path))
+            .header("cookie", cookie)
+            .header("origin", origin.clone())
+            .form(&form)
+            .send()
+    };
+    let r = post(pre.clone(), vec![("token", global.clone()), ("csrf", "forged".into())], "/admin/sign-in")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = post(pre.clone(), vec![("token", "oadm_wrong".into()), ("csrf", csrf.clone())], "/admin/sign-in")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = post(pre, vec![("token", global.clone()), ("csrf", csrf)], "/admin/sign-in").await.unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with("onramp_admin=oadm_")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Path=/admin"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+
+    // A page, with the CSP of the hosted pages; its forms carry the CSRF value.
+    let r = client
+        .get(app.url(&format!("/admin/instances/default/users/{id}")))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    let html = r.text().await.unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let action = format!("/admin/instances/default/users/{id}/disable");
+    let disable = |csrf: String, from: &str| {
+        client
+            .post(app.url(&action))
+            .header("cookie", &session)
+            .header("origin", from.to_owned())
+            .form(&[("csrf", csrf)])
+            .send()
+    };
+    assert_eq!(disable("forged".into(), &origin).await.unwrap().status(), 403, "a forged CSRF value");
+    assert_eq!(
+        disable(csrf.clone(), "https://evil.example").await.unwrap().status(),
+        403,
+        "another site's form"
+    );
+    assert_eq!(app.login("junedoe1", PASSWORD).await.status(), 200, "nothing changed");
+    let r = disable(csrf, &origin).await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(app.login("junedoe1", PASSWORD).await.status(), 403);
+
+    // A read-only token's console shows no actions and refuses them.
+    let reader = token(&app, None, true).await;
+    let read_session = format!("onramp_admin={reader}");
+    let html = client
+        .get(app.url(&format!("/admin/instances/default/users/{id}")))
+        .header("cookie", &read_session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("action-enable"), "no action buttons for a read-only token");
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let r = client
+        .post(app.url(&format!("/admin/instances/default/users/{id}/enable")))
+        .header("cookie", &read_session)
+        .header("origin", origin.clone())
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    app.worker.drain().await.unwrap();
+}

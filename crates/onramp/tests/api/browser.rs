@@ -520,3 +520,95 @@ async fn the_owner_of_a_squatted_address_releases_it_from_the_mail_with_one_pres
     browser.close().await;
     app.worker.drain().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_console_signs_in_finds_a_user_disables_them_and_retries_a_dead_letter() {
+    let app = TestApp::spawn(SQLITE).await;
+    let base = onramp_url(&app);
+    for (email, username) in [("june@acmecorp.com", "junedoe1"), ("jack@acmecorp.com", "jackdoe1")] {
+        active_user(&app, email, username, PASSWORD).await;
+    }
+    // A letter the mail server refused for good.
+    let r = app.signup(&with(signup_body("bounced@acmecorp.com"), json!({"username": "bounced1"}))).await;
+    assert_eq!(r.status(), 200);
+    app.exec("UPDATE outbox SET status = 'dead', attempts = 10, last_error = '550 5.1.1 mailbox unavailable' WHERE status = 'pending'").await;
+    let token = crate::admin::token(&app, None, false).await;
+
+    let browser = Browser::start("en-US").await;
+    browser.client.goto(&format!("{base}/admin")).await.unwrap();
+    browser.wait_text("h1", "Sign in to the console").await;
+    browser.fill("#token", "oadm_wrong").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_text("#error", "not a live admin token").await;
+    browser.screenshot("console-sign-in").await;
+    browser.fill("#token", &token).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_text("h1", "Instances").await;
+    browser.wait_text("table", "default").await;
+    browser.screenshot("console-instances").await;
+    // The cookie is not for scripts.
+    assert_eq!(browser.eval("return document.cookie").await, json!(""));
+
+    // Find a user by the start of their address; open them; disable them.
+    browser.client.find(Locator::LinkText("default")).await.unwrap().click().await.unwrap();
+    browser.wait_text("h1", "default").await;
+    browser.wait_text("section.card", "API keys").await;
+    // A key for the app, shown once; then revoked.
+    browser.fill("input[name=label]", "billing service").await;
+    browser.click("section.card form:last-of-type button").await;
+    let shown = browser.wait_text("#new-key", "ork_").await;
+    let key = shown.split_whitespace().last().unwrap().to_owned();
+    let dp = app
+        .client
+        .post(app.url("/user/basic"))
+        .header("X-Api-Key", &key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(dp.status(), 401, "the new key is live");
+    browser.screenshot("console-instance").await;
+    browser.click("section.card table button.danger").await;
+    browser.wait_text("#done", "The key is revoked").await;
+    let dp = app
+        .client
+        .post(app.url("/user/basic"))
+        .header("X-Api-Key", &key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dp.status(), 401, "the revoked key is not");
+    browser.fill("#q", "june").await;
+    browser.click("form.search button").await;
+    browser.wait_text("#users", "june@acmecorp.com").await;
+    let rows = browser.client.find_all(Locator::Css("#users tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 1, "only June matches");
+    browser.client.find(Locator::LinkText("june@acmecorp.com")).await.unwrap().click().await.unwrap();
+    browser.wait_text("#trail", "user.activated").await;
+    browser.click("#action-disable").await;
+    browser.wait_text("#done", "The user is disabled").await;
+    browser.wait_text("#status", "inactive").await;
+    browser.wait_text("#trail", "user.disabled").await;
+    browser.screenshot("console-user").await;
+    assert_eq!(app.login("junedoe1", PASSWORD).await.status(), 403, "the disabled user cannot log in");
+
+    // The dead letter, with why; retried, and then delivered.
+    browser.click("nav a[href^='/admin/outbox']").await;
+    browser.wait_text("#messages", "550 5.1.1 mailbox unavailable").await;
+    browser.wait_text("#messages", "b***@acmecorp.com").await;
+    browser.screenshot("console-outbox").await;
+    browser.click("#messages button").await;
+    browser.wait_text("#done", "due again").await;
+    app.worker.drain().await.unwrap();
+    assert_eq!(app.mails_to("bounced@acmecorp.com").await.len(), 1, "delivered after the retry");
+
+    browser.click("nav a[href='/admin/audit']").await;
+    browser.wait_text("#audit", "outbox.retried").await;
+    browser.screenshot("console-audit").await;
+    browser.click(".console-bar button").await;
+    browser.wait_text("h1", "Sign in to the console").await;
+    browser.client.goto(&format!("{base}/admin/outbox")).await.unwrap();
+    browser.wait_text("h1", "Sign in to the console").await;
+    browser.close().await;
+}

@@ -53,7 +53,7 @@ pub struct Pages {
 }
 
 #[rustfmt::skip]
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 18] = [
     ("layout.html", include_str!("../../../templates/pages/layout.html")),
     ("message.html", include_str!("../../../templates/pages/message.html")),
     ("welcome.html", include_str!("../../../templates/pages/welcome.html")),
@@ -63,6 +63,15 @@ const TEMPLATES: [(&str, &str); 9] = [
     ("activate.html", include_str!("../../../templates/pages/activate.html")),
     ("home.html", include_str!("../../../templates/pages/home.html")),
     ("claim.html", include_str!("../../../templates/pages/claim.html")),
+    ("console/layout.html", include_str!("../../../templates/console/layout.html")),
+    ("console/message.html", include_str!("../../../templates/console/message.html")),
+    ("console/signin.html", include_str!("../../../templates/console/signin.html")),
+    ("console/home.html", include_str!("../../../templates/console/home.html")),
+    ("console/instance.html", include_str!("../../../templates/console/instance.html")),
+    ("console/users.html", include_str!("../../../templates/console/users.html")),
+    ("console/user.html", include_str!("../../../templates/console/user.html")),
+    ("console/outbox.html", include_str!("../../../templates/console/outbox.html")),
+    ("console/audit.html", include_str!("../../../templates/console/audit.html")),
 ];
 
 #[rustfmt::skip]
