@@ -1239,3 +1239,55 @@ async fn outbox_messages_are_listed_by_status_and_instance_and_retried_one_by_on
     let again = f.store.outbox_entry(entry.id).await.unwrap().unwrap().1;
     assert_eq!((again.status.as_str(), again.attempts, again.last_error), ("pending", 0, None));
 }
+
+#[rstest]
+#[tokio::test]
+async fn an_import_creates_new_addresses_once_and_says_why_it_left_the_rest(
+    #[values(SQLITE, POSTGRES)] db: Db,
+) {
+    let f = open(db).await;
+    let inst = instance(f.store.as_ref(), "imports").await;
+    f.store.insert_users(inst.id, &[person(1, "taken@i.example", UserStatus::Active)], NOW).await.unwrap();
+    let imported = |n: usize, email: &str, username: &str| ImportedUser {
+        user: NewUser {
+            username: Some(username.into()),
+            username_canonical: Some(username.into()),
+            ..person(n, email, UserStatus::Active)
+        },
+        profile: UserProfile {
+            first_name: Some("Im".into()),
+            phone: Some("+31612345678".into()),
+            ..Default::default()
+        },
+        metadata: Some(r#"{"old_id":7}"#.into()),
+    };
+    let batch = [
+        imported(10, "new@i.example", "newuser10"),
+        imported(11, "taken@i.example", "other11"),
+        imported(12, "new@i.example", "again12"),
+        imported(13, "clash@i.example", "person1"),
+        imported(14, "fresh@i.example", "fresh14"),
+    ];
+    let audit = NewAuditEvent { instance: Some(inst.id), ..trail("user.imported") };
+    let outcomes = f.store.import_users(inst.id, &batch, &audit).await.unwrap();
+    use ImportOutcome::*;
+    assert_eq!(outcomes, [Created, Duplicate, Duplicate, UsernameTaken, Created]);
+    let user = f.store.user_record(inst.id, "usr_p10", NOW).await.unwrap().expect("created");
+    assert_eq!(
+        (user.metadata.as_deref(), user.profile.phone.as_deref()),
+        (Some(r#"{"old_id":7}"#), Some("+31612345678"))
+    );
+    assert_eq!(user.status, UserStatus::Active);
+    assert!(user.activated_at.is_some());
+    let trail = f
+        .store
+        .audit_events(&AuditFilter { kind: Some("user.imported".into()), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    let mut who: Vec<_> = trail.items.iter().map(|e| e.user_id.clone().unwrap()).collect();
+    who.sort();
+    assert_eq!(who, ["usr_p10", "usr_p14"]);
+    // Again: all known now.
+    let again = f.store.import_users(inst.id, &batch[..1], &audit).await.unwrap();
+    assert_eq!(again, [Duplicate]);
+}

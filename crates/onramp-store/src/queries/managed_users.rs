@@ -16,7 +16,7 @@ const RECORD: &str = "SELECT u.id, u.public_id, u.uuid, u.email, u.username, u.n
 #[async_trait]
 impl<DB> ManagedUsers for SqlStore<DB>
 where
-    DB: Dialect,
+    DB: Dialect + sqlx::database::HasStatementCache,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     usize: ColumnIndex<DB::Row>,
@@ -169,63 +169,122 @@ where
         users: &[ImportedUser],
         audit: &NewAuditEvent,
     ) -> StoreResult<Vec<ImportOutcome>> {
+        // Set-based: the batch's known addresses in one look, its users in one statement, their
+        // audit entries in one more, whatever the batch's size (three round trips, not three
+        // per row: a row-at-a-time import slows as the table grows).
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = ts(audit.at);
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let mut outcomes = Vec::with_capacity(users.len());
-        for i in users {
-            let u = &i.user;
-            let known: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM users WHERE instance_id = $1 AND email_canonical = $2")
-                    .bind(instance.0)
-                    .bind(&u.email_canonical)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-            if known.is_some() {
-                outcomes.push(ImportOutcome::Duplicate);
-                continue;
+        let mut args = Args::default();
+        let instance_arg = args.int(instance.0);
+        let wanted: Vec<String> = users.iter().map(|u| args.text(&u.user.email_canonical)).collect();
+        let sql = format!(
+            "SELECT email_canonical FROM users WHERE instance_id = {instance_arg} AND email_canonical IN ({})",
+            wanted.join(", ")
+        );
+        // Planned afresh every time: a plan cached while the table was small would walk the
+        // whole instance once it is not (PostgreSQL keeps a prepared statement's generic plan).
+        let known: std::collections::HashSet<String> = args
+            .bind_to(sqlx::query(&sql))
+            .persistent(false)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+        // New addresses, each once (a second row of one address is its duplicate).
+        let mut seen = std::collections::HashSet::new();
+        let fresh: Vec<&ImportedUser> = users
+            .iter()
+            .filter(|u| {
+                !known.contains(&u.user.email_canonical) && seen.insert(u.user.email_canonical.clone())
+            })
+            .collect();
+        let fresh_ids: std::collections::HashSet<&str> =
+            fresh.iter().map(|u| u.user.public_id.as_str()).collect();
+        let mut created = std::collections::HashSet::new();
+        if !fresh.is_empty() {
+            let mut args = Args::default();
+            let mut rows = Vec::with_capacity(fresh.len());
+            for i in &fresh {
+                let u = &i.user;
+                let values = [
+                    args.int(instance.0),
+                    args.text(&u.public_id),
+                    args.text(&u.uuid.to_string()),
+                    args.text(&u.email),
+                    args.text(&u.email_canonical),
+                    args.opt_text(u.username.as_deref()),
+                    args.opt_text(u.username_canonical.as_deref()),
+                    args.text(&u.name),
+                    args.text(&u.language),
+                    args.text(u.status.as_str()),
+                    args.text(&u.password_hash),
+                    args.int(now),
+                    args.opt_int((u.status != UserStatus::Pending).then_some(now)),
+                    args.opt_text(i.profile.first_name.as_deref()),
+                    args.opt_text(i.profile.last_name.as_deref()),
+                    args.opt_text(i.profile.display_name.as_deref()),
+                    args.opt_text(i.profile.phone.as_deref()),
+                    args.opt_text(i.metadata.as_deref()),
+                ];
+                rows.push(format!("({})", values.join(", ")));
             }
-            // Any other unique rule (the username) leaves the row out and says so.
-            let created: Option<i64> = sqlx::query_scalar(
+            // Any other unique rule (the username) leaves its row out; the row says so.
+            let sql = format!(
                 "INSERT INTO users (instance_id, public_id, uuid, email, email_canonical, username,
                    username_canonical, name, language, status, password_hash, created_at, activated_at,
                    first_name, last_name, display_name, phone, metadata)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-                 ON CONFLICT DO NOTHING RETURNING id",
-            )
-            .bind(instance.0)
-            .bind(&u.public_id)
-            .bind(u.uuid.to_string())
-            .bind(&u.email)
-            .bind(&u.email_canonical)
-            .bind(&u.username)
-            .bind(&u.username_canonical)
-            .bind(&u.name)
-            .bind(&u.language)
-            .bind(u.status.as_str())
-            .bind(&u.password_hash)
-            .bind(now)
-            .bind((u.status != UserStatus::Pending).then_some(now))
-            .bind(i.profile.first_name.as_deref())
-            .bind(i.profile.last_name.as_deref())
-            .bind(i.profile.display_name.as_deref())
-            .bind(i.profile.phone.as_deref())
-            .bind(i.metadata.as_deref())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if created.is_none() {
-                outcomes.push(ImportOutcome::UsernameTaken);
-                continue;
+                 VALUES {} ON CONFLICT DO NOTHING RETURNING public_id",
+                rows.join(", ")
+            );
+            created = args
+                .bind_to(sqlx::query(&sql))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(|r| r.get::<String, _>(0))
+                .collect();
+        }
+        if !created.is_empty() {
+            let mut args = Args::default();
+            let mut rows = Vec::with_capacity(created.len());
+            let (kind, actor, client, detail, at) = (
+                args.text(audit.kind),
+                args.text(&audit.actor),
+                args.opt_text(audit.client.as_deref()),
+                args.text(&audit.detail.to_string()),
+                args.int(now),
+            );
+            let inst = args.opt_int(audit.instance.map(|i| i.0));
+            for id in users.iter().map(|u| &u.user.public_id).filter(|id| created.contains(*id)) {
+                let id = args.text(id);
+                rows.push(format!("({inst}, {kind}, {actor}, {id}, {id}, {client}, {detail}, {at})"));
             }
-            let mut event = audit.clone();
-            event.target = Some(u.public_id.clone());
-            event.user = Some(u.public_id.clone());
-            Self::insert_audit(&mut tx, &event).await?;
-            outcomes.push(ImportOutcome::Created);
+            let sql = format!(
+                "INSERT INTO audit_log (instance_id, type, actor, target, user_id, client, detail, created_at) VALUES {}",
+                rows.join(", ")
+            );
+            args.bind_to(sqlx::query(&sql)).execute(&mut *tx).await.map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)?;
-        Ok(outcomes)
+        Ok(users
+            .iter()
+            .map(|u| {
+                if created.contains(&u.user.public_id) {
+                    ImportOutcome::Created
+                } else if fresh_ids.contains(u.user.public_id.as_str()) {
+                    // A new address whose row another unique rule (the username) refused.
+                    ImportOutcome::UsernameTaken
+                } else {
+                    ImportOutcome::Duplicate
+                }
+            })
+            .collect())
     }
 
     async fn erase_user(

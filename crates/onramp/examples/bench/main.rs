@@ -2,6 +2,7 @@
 //!
 //! `cargo run --release -p onramp --example bench -- [SECONDS] [DATABASE_URL]`
 //! `cargo run --release -p onramp --example bench -- scale [DATABASE_URL] [SIZES]` (see `scale.rs`)
+//! `cargo run --release -p onramp --example bench -- import [DATABASE_URL|-] [ROWS]` (see `import.rs`)
 //!
 //! Measures, in one run on this machine: Argon2id hashes/s with the default parameters on the
 //! service's own pool (the hash-bound limit), then drives real HTTP over loopback — signups for
@@ -12,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod chart;
+mod import;
 mod scale;
 
 use onramp::app::{Ports, Service};
@@ -151,6 +153,11 @@ async fn main() {
         // `-` (or nothing) for the embedded SQLite.
         let url = args.get(2).filter(|u| !u.is_empty() && *u != "-").cloned();
         return scale::run(url, sizes).await;
+    }
+    if args.get(1).map(String::as_str) == Some("import") {
+        let url = args.get(2).filter(|u| !u.is_empty() && *u != "-").cloned();
+        let rows = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(100_000);
+        return import::run(url, rows).await;
     }
     let seconds: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10).clamp(1, 120);
     let dir = tempfile::tempdir().unwrap();
