@@ -237,6 +237,28 @@ impl Admin {
         }
     }
 
+    /// Delete a disabled instance (or one whose provisioning failed) with all its users and
+    /// data, its own database too; its audit entries stay. Only a global read-write principal.
+    pub async fn delete_instance(&self, by: &AdminPrincipal, name: &str) -> Result<(), CoreError> {
+        by.may_write(None)?;
+        let summary = self.instance(by, name).await?;
+        if !matches!(summary.status, InstanceStatus::Disabled | InstanceStatus::ProvisioningFailed) {
+            return Err(CoreError::WrongState("Only a disabled instance is deleted: disable it first."));
+        }
+        let detail = json!({ "users": summary.users, "apps": summary.apps });
+        let audit =
+            by.event(kinds::INSTANCE_DELETED, None, Some(summary.name.clone()), None, detail, self.now());
+        if !self.instances.delete_instance(summary.id, &audit).await? {
+            return Err(CoreError::InstanceNotFound);
+        }
+        let instance = Instance { id: summary.id, name: summary.name };
+        if let Err(e) = self.instances.drop_instance_database(&instance).await {
+            tracing::warn!(error = %e, instance = %instance.name, "the deleted instance's own database is left behind");
+        }
+        self.common.directory.instance_cache.remove(&instance.name);
+        Ok(())
+    }
+
     /// The instances `by` may see.
     pub async fn instances(&self, by: &AdminPrincipal) -> Result<Vec<InstanceSummary>, CoreError> {
         let all = self.instances.list_instances().await?;

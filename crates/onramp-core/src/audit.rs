@@ -23,6 +23,7 @@ pub mod kinds {
     pub const INSTANCE_ENABLED: &str = "instance.enabled";
     pub const INSTANCE_DISABLED: &str = "instance.disabled";
     pub const INSTANCE_SETTINGS_CHANGED: &str = "instance.settings_changed";
+    pub const INSTANCE_DELETED: &str = "instance.deleted";
     pub const API_KEY_CREATED: &str = "api_key.created";
     pub const API_KEY_REVOKED: &str = "api_key.revoked";
     pub const APP_ORIGINS_CHANGED: &str = "app.origins_changed";

@@ -50,6 +50,12 @@ impl Operator {
         self.clock.now()
     }
 
+    /// Bring a database to this build's schema (`onramp migrate`): the one operator action
+    /// that runs before a service, which needs the schema, can be built.
+    pub async fn migrate(database: &dyn Database) -> Result<(), CoreError> {
+        Ok(database.migrate().await?)
+    }
+
     /// Does the database answer? (readiness)
     pub async fn ping(&self) -> Result<(), CoreError> {
         Ok(self.database.ping().await?)

@@ -146,6 +146,10 @@ pub trait Instances: Send + Sync {
     /// Delete an instance that never became active, with every row it has and the platform
     /// user who owns it; returns whether there was one to delete.
     async fn discard_instance(&self, instance: InstanceId) -> StoreResult<bool>;
+    /// Delete a disabled instance (or one whose provisioning failed) with every row it has but
+    /// its audit entries, writing `audit` with it; `Ok(false)` when there is none. Any other
+    /// state is an error: an active instance is disabled first.
+    async fn delete_instance(&self, instance: InstanceId, audit: &NewAuditEvent) -> StoreResult<bool>;
     /// Create the instance's own database (a SQLite file, a PostgreSQL schema), running
     /// `init_sql` in it; an existing one is replaced. Returns where it is.
     async fn create_instance_database(

@@ -1291,3 +1291,31 @@ async fn an_import_creates_new_addresses_once_and_says_why_it_left_the_rest(
     let again = f.store.import_users(inst.id, &batch[..1], &audit).await.unwrap();
     assert_eq!(again, [Duplicate]);
 }
+
+#[rstest]
+#[tokio::test]
+async fn a_disabled_instance_is_deleted_with_its_rows_but_not_its_audit(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let gone = instance(f.store.as_ref(), "gone").await;
+    let kept = instance(f.store.as_ref(), "kept").await;
+    for (n, inst, email) in [(1, &gone, "a@gone.example"), (2, &kept, "a@kept.example")] {
+        f.store.insert_users(inst.id, &[person(n, email, UserStatus::Active)], NOW).await.unwrap();
+        f.store
+            .record_audit(&NewAuditEvent { instance: Some(inst.id), ..trail("login.failed") })
+            .await
+            .unwrap();
+    }
+    let audit = trail("instance.deleted");
+    assert!(f.store.delete_instance(gone.id, &audit).await.is_err(), "an active instance is not deleted");
+    assert!(f.store.set_instance_active("gone", false).await.unwrap());
+    assert!(f.store.delete_instance(gone.id, &audit).await.unwrap());
+    assert!(f.store.instance_summary("gone").await.unwrap().is_none());
+    assert!(f.store.user_by_email(gone.id, "a@gone.example").await.unwrap().is_none());
+    assert!(
+        f.store.user_by_email(kept.id, "a@kept.example").await.unwrap().is_some(),
+        "another instance is untouched"
+    );
+    let all = f.store.audit_events(&AuditFilter { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(all.items.len(), 3, "both failed logins and the deletion stay");
+    assert!(!f.store.delete_instance(gone.id, &audit).await.unwrap(), "nothing left to delete");
+}

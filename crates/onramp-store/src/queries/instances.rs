@@ -135,6 +135,17 @@ where
         Ok(discarded)
     }
 
+    async fn delete_instance(&self, instance: InstanceId, audit: &NewAuditEvent) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let deleted =
+            Self::remove_instance_in(&mut tx, instance, &["disabled", "provisioning_failed"]).await?;
+        if deleted {
+            Self::insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(deleted)
+    }
+
     async fn create_instance_database(
         &self,
         instance: &Instance,

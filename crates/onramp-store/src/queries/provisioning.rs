@@ -202,6 +202,16 @@ where
     }
 
     pub(super) async fn discard_instance_in(tx: &mut Tx<'_, DB>, instance: InstanceId) -> StoreResult<bool> {
+        Self::remove_instance_in(tx, instance, &["provisioning", "provisioning_failed"]).await
+    }
+
+    /// Delete an instance in one of `statuses` with every row it has (its audit entries stay,
+    /// the record of what happened) and the platform user who owns it, unless it owns another.
+    pub(super) async fn remove_instance_in(
+        tx: &mut Tx<'_, DB>,
+        instance: InstanceId,
+        statuses: &[&str],
+    ) -> StoreResult<bool> {
         let row: Option<(String, Option<i64>)> =
             sqlx::query_as(&DB::locked("SELECT status, owner_user_id FROM instances WHERE id = $1"))
                 .bind(instance.0)
@@ -209,10 +219,11 @@ where
                 .await
                 .map_err(db_err)?;
         let Some((status, owner)) = row else { return Ok(false) };
-        if status != "provisioning" && status != "provisioning_failed" {
-            return Err(StoreError::Other("only an instance that never became active is discarded".into()));
+        if !statuses.contains(&status.as_str()) {
+            return Err(StoreError::Other(format!("an instance that is {status} is not deleted")));
         }
         for sql in [
+            "DELETE FROM admin_tokens WHERE instance_id = $1",
             "DELETE FROM user_roles WHERE instance_id = $1",
             "DELETE FROM sessions WHERE instance_id = $1",
             "DELETE FROM verifications WHERE instance_id = $1",

@@ -184,7 +184,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let store = onramp_store::connect(&config.database_url(), &Default::default()).await?;
-            store.migrate().await?;
+            onramp_core::operator::Operator::migrate(store.as_ref()).await?;
             println!("migrations applied");
             Ok(())
         }

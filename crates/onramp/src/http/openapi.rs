@@ -67,6 +67,7 @@ pub const APP_KEY: &str = "app_key";
         admin_instances::create,
         admin_instances::show,
         admin_instances::update,
+        admin_instances::remove,
         admin_instances::retry,
         admin_instances::apps,
         admin_instances::app_detail,

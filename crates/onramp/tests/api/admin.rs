@@ -474,6 +474,32 @@ async fn instances_and_apps_are_managed_through_the_api(#[values(SQLITE, POSTGRE
     let (status, body) = call(&app, &admin, "POST", "/admin/v1/instances/globex/retry", None).await;
     assert_admin_error(status, &body, 409, "wrong_state");
 
+    // Deleted once disabled, with its users; the configured ones are not deleted here.
+    let imported = json!([{"email": "g@example.com"}]);
+    assert_eq!(
+        call(&app, &admin, "POST", "/admin/v1/instances/globex/users/import", Some(imported)).await.0,
+        200
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE email = 'g@example.com'").await, 1);
+    let (status, body) = call(&app, &admin, "DELETE", "/admin/v1/instances/globex", None).await;
+    assert_admin_error(status, &body, 409, "wrong_state");
+    call(&app, &admin, "PATCH", "/admin/v1/instances/globex", Some(json!({"status": "disabled"}))).await;
+    let reader = token(&app, None, true).await;
+    let (status, body) = call(&app, &reader, "DELETE", "/admin/v1/instances/globex", None).await;
+    assert_admin_error(status, &body, 403, "forbidden");
+    assert_eq!(call(&app, &admin, "DELETE", "/admin/v1/instances/globex", None).await.0, 204);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM users WHERE email = 'g@example.com'").await,
+        0,
+        "its users went with it"
+    );
+    let (status, body) = call(&app, &admin, "GET", "/admin/v1/instances/globex", None).await;
+    assert_admin_error(status, &body, 404, "instance_not_found");
+    let (_, deleted) = call(&app, &admin, "GET", "/admin/v1/audit?type=instance.deleted", None).await;
+    assert_eq!(deleted["items"][0]["target"], "globex", "{deleted}");
+    let (status, body) = call(&app, &admin, "DELETE", "/admin/v1/instances/default", None).await;
+    assert_admin_error(status, &body, 409, "instance_declared");
+
     // Apps: origins, keys, contracts, domains.
     let (status, apps) = call(&app, &admin, "GET", "/admin/v1/instances/default/apps", None).await;
     assert_eq!(status, 200);

@@ -13,7 +13,7 @@ pub fn routes() -> Router<AppState> {
     let app = "/admin/v1/instances/{instance}/apps/{app_id}";
     Router::new()
         .route("/admin/v1/instances", get(list).post(create))
-        .route("/admin/v1/instances/{instance}", get(show).patch(update))
+        .route("/admin/v1/instances/{instance}", get(show).patch(update).delete(remove))
         .route("/admin/v1/instances/{instance}/retry", post(retry))
         .route("/admin/v1/instances/{instance}/apps", get(apps))
         .route(app, get(app_detail).patch(update_app))
@@ -244,6 +244,34 @@ pub async fn update(
             .await?;
     }
     show(State(state), Caller(by), AdminPath(InstancePath { instance })).await
+}
+
+/// Delete a disabled instance (or one whose provisioning failed) with every user and row it
+/// has, and its own database; its audit entries stay. A global read-write token only; an
+/// instance declared in the configuration file is removed there.
+#[utoipa::path(delete, path = "/admin/v1/instances/{instance}", operation_id = "admin_delete_instance", tag = "admin",
+    security(("admin_token" = [])), params(("instance" = String, Path, description = "The instance's name")),
+    responses((status = 204, description = "Deleted"), (status = 409, body = AdminErrorBody)))]
+pub async fn remove(
+    State(state): State<AppState>,
+    Caller(by): Caller,
+    AdminPath(InstancePath { instance }): AdminPath<InstancePath>,
+) -> Result<StatusCode, AdminError> {
+    by.may_write(None)?;
+    let declared = state.config.instances.iter().any(|i| i.name == instance);
+    let reserved = [onramp_core::model::DEFAULT_INSTANCE, onramp_core::model::PLATFORM_INSTANCE]
+        .contains(&instance.as_str());
+    if declared || reserved {
+        // Still visible to a scoped token only if it is its own.
+        state.onramp.admin().instance(&by, &instance).await?;
+        return Err(AdminError::new(
+            StatusCode::CONFLICT,
+            "instance_declared",
+            "The instance is declared in the configuration file (or is onramp's own); remove it there.",
+        ));
+    }
+    state.onramp.admin().delete_instance(&by, &instance).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Complete an instance whose provisioning failed.
