@@ -51,7 +51,8 @@ impl AdminPrincipal {
         if self.scope.read_only { Err(CoreError::AdminForbidden) } else { Ok(()) }
     }
 
-    pub(crate) fn event(
+    /// An audit entry of this principal's action.
+    pub fn event(
         &self,
         kind: &'static str,
         instance: Option<InstanceId>,
@@ -123,6 +124,7 @@ pub struct Admin {
     pub(crate) signup: Signup,
     pub(crate) open_registration: OpenRegistration,
     pub(crate) contract_accounts: ContractAccounts,
+    pub(crate) provisioner: crate::provision::Provisioner,
 }
 
 impl Admin {
@@ -235,6 +237,42 @@ impl Admin {
             None if by.scope.instance.is_some() => Err(CoreError::AdminForbidden),
             None => Err(CoreError::InstanceNotFound),
         }
+    }
+
+    /// Create an instance (a global read-write principal only), as `onramp instance create`
+    /// does; recorded once provisioning is over (it calls webhooks: not one transaction), a
+    /// failure too (`provisioning_failed` stays to be retried, when so configured).
+    pub async fn create_instance(&self, by: &AdminPrincipal, name: &str) -> Result<Instance, CoreError> {
+        by.may_write(None)?;
+        let outcome = self.provisioner.create_instance(name).await;
+        if matches!(outcome, Ok(_) | Err(CoreError::ProvisioningFailed)) {
+            let detail = json!({ "failed": outcome.is_err() });
+            let id = self.instances.instance_summary(name).await?.map(|s| s.id);
+            let event =
+                by.event(kinds::INSTANCE_CREATED, id, Some(name.to_owned()), None, detail, self.now());
+            self.audit.record_audit(&event).await?;
+        }
+        outcome
+    }
+
+    /// Finish an instance whose provisioning failed; recorded like `create_instance`.
+    pub async fn retry_instance(&self, by: &AdminPrincipal, name: &str) -> Result<Instance, CoreError> {
+        let summary = self.instance(by, name).await?;
+        by.may_write(Some(summary.id))?;
+        let outcome = self.provisioner.retry(name).await;
+        if matches!(outcome, Ok(_) | Err(CoreError::ProvisioningFailed)) {
+            let detail = json!({ "failed": outcome.is_err() });
+            let event = by.event(
+                kinds::INSTANCE_RETRIED,
+                Some(summary.id),
+                Some(name.to_owned()),
+                None,
+                detail,
+                self.now(),
+            );
+            self.audit.record_audit(&event).await?;
+        }
+        outcome
     }
 
     /// Delete a disabled instance (or one whose provisioning failed) with all its users and
@@ -600,20 +638,6 @@ impl Admin {
         let n = self.outbox.requeue_dead_outbox(instance, self.now(), &audit).await?;
         self.common.wake_outbox();
         Ok(n)
-    }
-
-    /// Record an admin action whose change was made by another use case (instances, apps,
-    /// keys, contracts), right after it.
-    pub async fn record(
-        &self,
-        by: &AdminPrincipal,
-        kind: &'static str,
-        instance: Option<InstanceId>,
-        target: Option<String>,
-        detail: serde_json::Value,
-    ) -> Result<(), CoreError> {
-        let event = by.event(kind, instance, target, None, detail, self.now());
-        Ok(self.audit.record_audit(&event).await?)
     }
 
     // --- audit ------------------------------------------------------------------------------

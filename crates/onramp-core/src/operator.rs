@@ -2,12 +2,14 @@
 //! API will call (issue 13). Adapters call these, never the store. `Operator` holds only the
 //! ports they need (the shape every use case is moving to: issue 12).
 
+use crate::audit::kinds;
 use crate::cache::TtlCache;
 use crate::clock::Clock;
 use crate::common::Common;
 use crate::error::CoreError;
 use crate::model::*;
 use crate::ports::{Apps, Contracts, Database, InstanceSettings, Instances, Outbox};
+use serde_json::json;
 use std::sync::Arc;
 
 /// The operator's use cases.
@@ -73,8 +75,17 @@ impl Operator {
     /// Enable or disable an instance; `false` when there is none that is active or disabled
     /// (one being provisioned is neither). A disabled instance answers no request at once on
     /// this node, and within the instance cache's few seconds on others.
-    pub async fn set_instance_active(&self, name: &str, active: bool) -> Result<bool, CoreError> {
-        let changed = self.instances.set_instance_active(name, active).await?;
+    pub async fn set_instance_active(
+        &self,
+        by: &crate::admin::AdminPrincipal,
+        name: &str,
+        active: bool,
+    ) -> Result<bool, CoreError> {
+        let Some(summary) = self.instances.instance_summary(name).await? else { return Ok(false) };
+        by.may_write(Some(summary.id))?;
+        let kind = if active { kinds::INSTANCE_ENABLED } else { kinds::INSTANCE_DISABLED };
+        let audit = by.event(kind, Some(summary.id), Some(name.to_owned()), None, json!({}), self.now());
+        let changed = self.instances.set_instance_active(name, active, Some(&audit)).await?;
         self.instance_cache.remove(&name.to_owned());
         Ok(changed)
     }
@@ -83,16 +94,28 @@ impl Operator {
     /// it does not exist yet.
     pub async fn update_instance_settings(
         &self,
+        by: &crate::admin::AdminPrincipal,
         instance: InstanceId,
         change: impl FnOnce(&mut UserServiceSettings) -> Result<(), CoreError>,
     ) -> Result<UserServiceSettings, CoreError> {
+        by.may_write(Some(instance))?;
         let mut settings = self.settings.instance_settings(instance).await?;
         change(&mut settings)?;
         if let Some(role) = &settings.open_reg_role {
             let spec = RoleSpec { name: role.clone(), description: String::new() };
             self.settings.ensure_roles(instance, &[spec], self.now()).await?;
         }
-        self.settings.set_instance_settings(instance, &settings).await?;
+        let detail = json!({
+            "open_registration": settings.open_registration,
+            "open_reg_role": settings.open_reg_role,
+            "open_reg_email_service": settings.open_reg_email_service,
+            "open_reg_email_template": settings.open_reg_email_template,
+            "allow_keyless_registration": settings.allow_keyless,
+            "default_language": settings.default_language,
+        });
+        let audit =
+            by.event(kinds::INSTANCE_SETTINGS_CHANGED, Some(instance), None, None, detail, self.now());
+        self.settings.set_instance_settings(instance, &settings, Some(&audit)).await?;
         Ok(settings)
     }
 
@@ -143,17 +166,28 @@ impl Operator {
     /// the app's default when asked.
     pub async fn put_contract(
         &self,
+        by: &crate::admin::AdminPrincipal,
         instance: InstanceId,
         app: &str,
         contract: &Contract,
         make_default: bool,
     ) -> Result<(), CoreError> {
+        by.may_write(Some(instance))?;
         self.apps.app(instance, app).await?.ok_or(CoreError::AppNotFound)?;
-        self.contracts.put_contract(instance, app, contract).await?;
+        let detail = json!({ "app_id": app, "default": make_default, "fields": contract.fields.len() });
+        let audit = by.event(
+            kinds::CONTRACT_SAVED,
+            Some(instance),
+            Some(contract.id.clone()),
+            None,
+            detail,
+            self.now(),
+        );
+        self.contracts.put_contract(instance, app, contract, Some(&audit)).await?;
         if make_default {
             let mut settings = self.apps.app_settings(instance, app).await?;
             settings.default_contract = Some(contract.id.clone());
-            self.apps.set_app_settings(instance, app, &settings).await?;
+            self.apps.set_app_settings(instance, app, &settings, None).await?;
         }
         Ok(())
     }

@@ -133,12 +133,13 @@ impl BrowserAccess {
 /// The browser access of each instance, read from the store and believed for a few seconds.
 pub struct OriginPolicy {
     store: Arc<dyn Store>,
+    clock: Arc<dyn crate::clock::Clock>,
     cache: TtlCache<InstanceId, Arc<BrowserAccess>>,
 }
 
 impl OriginPolicy {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, cache: TtlCache::new() }
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        Self { store, clock, cache: TtlCache::new() }
     }
 
     pub async fn for_instance(&self, instance: InstanceId) -> Result<Arc<BrowserAccess>, CoreError> {
@@ -170,11 +171,13 @@ impl OriginPolicy {
     /// cache's lifetime.
     pub async fn set(
         &self,
+        by: &crate::admin::AdminPrincipal,
         instance: InstanceId,
         app_id: &str,
         origins: &[String],
         partner: Option<bool>,
     ) -> Result<Vec<String>, SetOriginsError> {
+        by.may_write(Some(instance))?;
         let normal = origins
             .iter()
             .map(|o| OriginPattern::parse(o).map(|p| p.to_string()))
@@ -187,7 +190,13 @@ impl OriginPolicy {
         if let Some(partner) = partner {
             settings.browser_partner_calls = partner;
         }
-        self.store.set_app_settings(instance, app_id, &settings).await.map_err(CoreError::from)?;
+        let detail = serde_json::json!({ "allowed_origins": normal, "partner_calls_from_browsers": settings.browser_partner_calls });
+        let kind = crate::audit::kinds::APP_ORIGINS_CHANGED;
+        let audit = by.event(kind, Some(instance), Some(app_id.to_owned()), None, detail, self.clock.now());
+        self.store
+            .set_app_settings(instance, app_id, &settings, Some(&audit))
+            .await
+            .map_err(CoreError::from)?;
         Ok(normal)
     }
 }

@@ -163,7 +163,12 @@ pub trait Instances: Send + Sync {
     async fn instance_summary(&self, name: &str) -> StoreResult<Option<InstanceSummary>>;
     /// Enable or disable an active or disabled instance; returns whether there was one (an
     /// instance being provisioned is neither).
-    async fn set_instance_active(&self, name: &str, active: bool) -> StoreResult<bool>;
+    async fn set_instance_active(
+        &self,
+        name: &str,
+        active: bool,
+        audit: Option<&NewAuditEvent>,
+    ) -> StoreResult<bool>;
     async fn signing_keys(&self, instance: InstanceId) -> StoreResult<Vec<SigningKeyRecord>>;
 }
 
@@ -171,10 +176,12 @@ pub trait Instances: Send + Sync {
 #[async_trait]
 pub trait InstanceSettings: Send + Sync {
     async fn instance_settings(&self, instance: InstanceId) -> StoreResult<UserServiceSettings>;
+    /// With the audit entry of the operator's change, when it is one (not the configuration's).
     async fn set_instance_settings(
         &self,
         instance: InstanceId,
         settings: &UserServiceSettings,
+        audit: Option<&NewAuditEvent>,
     ) -> StoreResult<()>;
     /// Create the roles that do not exist yet.
     async fn ensure_roles(
@@ -237,6 +244,7 @@ pub trait Apps: Send + Sync {
         instance: InstanceId,
         app_id: &str,
         settings: &AppSettings,
+        audit: Option<&NewAuditEvent>,
     ) -> StoreResult<()>;
 }
 
@@ -244,7 +252,13 @@ pub trait Apps: Send + Sync {
 #[async_trait]
 pub trait Contracts: Send + Sync {
     /// Create or replace a contract of an app.
-    async fn put_contract(&self, instance: InstanceId, app_id: &str, contract: &Contract) -> StoreResult<()>;
+    async fn put_contract(
+        &self,
+        instance: InstanceId,
+        app_id: &str,
+        contract: &Contract,
+        audit: Option<&NewAuditEvent>,
+    ) -> StoreResult<()>;
     async fn contract(&self, instance: InstanceId, app_id: &str, id: &str) -> StoreResult<Option<Contract>>;
     async fn contracts(&self, instance: InstanceId, app_id: &str) -> StoreResult<Vec<Contract>>;
     /// Create a contract account unless one holds a unique value already (then `Exists`).

@@ -88,6 +88,14 @@ impl Onramp {
         };
         let contract_accounts =
             ContractAccounts { common: common.clone(), apps: store.clone(), contracts: store.clone() };
+        let provisioner = Provisioner {
+            common: common.clone(),
+            instances: store.clone(),
+            users: store.clone(),
+            logins: logins.clone(),
+            claims,
+            provisioning: Provisioning::default(),
+        };
         let admin = Admin {
             common: common.clone(),
             tokens: store.clone(),
@@ -99,6 +107,7 @@ impl Onramp {
             signup: signup.clone(),
             open_registration: open_registration.clone(),
             contract_accounts: contract_accounts.clone(),
+            provisioner: provisioner.clone(),
         };
         Self {
             signup,
@@ -112,14 +121,7 @@ impl Onramp {
                 users: store.clone(),
             },
             contract_accounts,
-            provisioner: Provisioner {
-                common: common.clone(),
-                instances: store.clone(),
-                users: store.clone(),
-                logins: logins.clone(),
-                claims,
-                provisioning: Provisioning::default(),
-            },
+            provisioner,
             catalog: Catalog { apps: store.clone(), instance_settings: store.clone() },
             logins,
             common,
@@ -129,6 +131,7 @@ impl Onramp {
 
     /// How new instances are set up (init SQL, webhooks, failure policy).
     pub fn with_provisioning(mut self, provisioning: Provisioning) -> Self {
+        self.admin.provisioner.provisioning = provisioning.clone();
         self.provisioner.provisioning = provisioning;
         self
     }

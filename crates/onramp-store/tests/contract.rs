@@ -262,7 +262,7 @@ async fn instances_are_created_once_listed_and_disabled(#[values(SQLITE, POSTGRE
     // Until provisioning finishes, the instance serves nothing and cannot be switched on.
     assert_eq!(f.store.instance_summary("joe").await.unwrap().unwrap().status, "provisioning");
     assert!(f.store.instance_by_name("joe").await.unwrap().is_none());
-    assert!(!f.store.set_instance_active("joe", true).await.unwrap());
+    assert!(!f.store.set_instance_active("joe", true, Some(&trail("instance.disabled"))).await.unwrap());
     f.store.finish_provisioning(joe.id, "sqlite:x", None).await.unwrap();
     assert!(f.store.finish_provisioning(joe.id, "sqlite:x", None).await.is_err(), "only once");
 
@@ -275,7 +275,7 @@ async fn instances_are_created_once_listed_and_disabled(#[values(SQLITE, POSTGRE
         (joe.id, Some("sqlite:x"), None)
     );
 
-    assert!(f.store.set_instance_active("joe", false).await.unwrap());
+    assert!(f.store.set_instance_active("joe", false, Some(&trail("instance.disabled"))).await.unwrap());
     assert!(f.store.instance_by_name("joe").await.unwrap().is_none(), "a disabled instance serves nothing");
     assert_eq!(f.store.instance_summary("joe").await.unwrap().unwrap().status, "disabled");
     assert!(
@@ -283,9 +283,9 @@ async fn instances_are_created_once_listed_and_disabled(#[values(SQLITE, POSTGRE
         "its name stays taken"
     );
     assert!(!f.store.discard_instance(joe.id).await.is_ok_and(|d| d), "a live instance is never discarded");
-    assert!(f.store.set_instance_active("joe", true).await.unwrap());
+    assert!(f.store.set_instance_active("joe", true, Some(&trail("instance.disabled"))).await.unwrap());
     assert_eq!(f.store.instance_by_name("joe").await.unwrap(), Some(joe));
-    assert!(!f.store.set_instance_active("nobody", false).await.unwrap());
+    assert!(!f.store.set_instance_active("nobody", false, Some(&trail("instance.disabled"))).await.unwrap());
 }
 
 fn fast_track(email: &str, base: &str, n: usize) -> NewFastTrack {
@@ -603,7 +603,7 @@ async fn app_settings_keep_browser_origins_per_app_and_instance(#[values(SQLITE,
         browser_partner_calls: true,
         reads_accounts_of: vec!["app_one".into()],
     };
-    store.set_app_settings(a.id, "app_two", &settings).await.unwrap();
+    store.set_app_settings(a.id, "app_two", &settings, None).await.unwrap();
     assert_eq!(store.app_settings(a.id, "app_two").await.unwrap(), settings);
     let origins = store.app_origins(a.id).await.unwrap();
     let two = origins.iter().find(|o| o.app_id == "app_two").unwrap();
@@ -632,10 +632,10 @@ async fn instance_settings_and_roles_are_kept_per_instance(#[values(SQLITE, POST
         allow_keyless: true,
         default_language: Some("de".into()),
     };
-    store.set_instance_settings(a.id, &settings).await.unwrap();
+    store.set_instance_settings(a.id, &settings, None).await.unwrap();
     assert_eq!(store.instance_settings(a.id).await.unwrap(), settings);
     let changed = UserServiceSettings { open_registration: false, ..settings.clone() };
-    store.set_instance_settings(a.id, &changed).await.unwrap();
+    store.set_instance_settings(a.id, &changed, Some(&trail("instance.settings_changed"))).await.unwrap();
     assert_eq!(store.instance_settings(a.id).await.unwrap(), changed, "a second write replaces the first");
     assert_eq!(store.instance_settings(b.id).await.unwrap(), UserServiceSettings::default());
     // Roles are created once, however often they are ensured.
@@ -790,12 +790,12 @@ async fn contracts_and_their_accounts(#[values(SQLITE, POSTGRES)] db: Db) {
         verify: None,
     };
     let basic = Contract { id: "basic".into(), fields: vec![field("email", FieldType::Email)] };
-    store.put_contract(inst.id, "app_demo", &basic).await.unwrap();
+    store.put_contract(inst.id, "app_demo", &basic, None).await.unwrap();
     let wider = Contract {
         id: "basic".into(),
         fields: vec![field("email", FieldType::Email), field("mobile", FieldType::Phone)],
     };
-    store.put_contract(inst.id, "app_demo", &wider).await.unwrap();
+    store.put_contract(inst.id, "app_demo", &wider, Some(&trail("contract.saved"))).await.unwrap();
     assert_eq!(store.contract(inst.id, "app_demo", "basic").await.unwrap(), Some(wider.clone()), "replaced");
     assert_eq!(store.contracts(inst.id, "app_demo").await.unwrap(), vec![wider]);
     assert!(store.contract(inst.id, "app_demo", "other").await.unwrap().is_none());
@@ -1307,7 +1307,7 @@ async fn a_disabled_instance_is_deleted_with_its_rows_but_not_its_audit(#[values
     }
     let audit = trail("instance.deleted");
     assert!(f.store.delete_instance(gone.id, &audit).await.is_err(), "an active instance is not deleted");
-    assert!(f.store.set_instance_active("gone", false).await.unwrap());
+    assert!(f.store.set_instance_active("gone", false, Some(&trail("instance.disabled"))).await.unwrap());
     assert!(f.store.delete_instance(gone.id, &audit).await.unwrap());
     assert!(f.store.instance_summary("gone").await.unwrap().is_none());
     assert!(f.store.user_by_email(gone.id, "a@gone.example").await.unwrap().is_none());
@@ -1316,6 +1316,6 @@ async fn a_disabled_instance_is_deleted_with_its_rows_but_not_its_audit(#[values
         "another instance is untouched"
     );
     let all = f.store.audit_events(&AuditFilter { limit: 10, ..Default::default() }).await.unwrap();
-    assert_eq!(all.items.len(), 3, "both failed logins and the deletion stay");
+    assert_eq!(all.items.len(), 4, "both failed logins, the disabling and the deletion stay");
     assert!(!f.store.delete_instance(gone.id, &audit).await.unwrap(), "nothing left to delete");
 }

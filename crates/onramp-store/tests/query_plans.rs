@@ -171,7 +171,7 @@ async fn request_path(store: &dyn Store, captured: &Captured) {
         verify: None,
     };
     let contract = Contract { id: "basic".into(), fields: vec![field("email", FieldType::Email)] };
-    store.put_contract(inst.id, "app_demo", &contract).await.unwrap();
+    store.put_contract(inst.id, "app_demo", &contract, Some(&trail("contract.saved"))).await.unwrap();
 
     captured.on.store(true, Ordering::SeqCst);
     // Resolving the caller: instance, app, domain, key, settings, origins, signing keys.

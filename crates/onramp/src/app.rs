@@ -125,7 +125,8 @@ impl Service {
         .with_branding(config.clone())
         .with_sms(config.sms.from.clone(), sms_transport(&config)?);
         let pages = Arc::new(crate::http::pages::Pages::new()?);
-        let origins = Arc::new(onramp_core::origin::OriginPolicy::new(onramp.store().clone()));
+        let origins =
+            Arc::new(onramp_core::origin::OriginPolicy::new(onramp.store().clone(), onramp.clock().clone()));
         let fast_track_origins = Arc::new(
             config
                 .fast_track
@@ -287,7 +288,7 @@ pub async fn apply_config(onramp: &Onramp, config: &Config) -> anyhow::Result<()
             .map(|r| RoleSpec { name: r.clone(), description: String::new() })
             .collect();
         store.ensure_roles(instance.id, &roles, onramp.now()).await?;
-        store.set_instance_settings(instance.id, &settings).await?;
+        store.set_instance_settings(instance.id, &settings, None).await?;
         for app in &inst.apps {
             let domains: Vec<Domain> = app
                 .domains
@@ -336,13 +337,14 @@ pub async fn apply_config(onramp: &Onramp, config: &Config) -> anyhow::Result<()
             if let Some(readers) = &app.reads_accounts_of {
                 settings.reads_accounts_of = readers.clone();
             }
-            store.set_app_settings(instance.id, &app.id, &settings).await?;
+            store.set_app_settings(instance.id, &app.id, &settings, None).await?;
             for c in &app.contracts {
                 store
                     .put_contract(
                         instance.id,
                         &app.id,
                         &Contract { id: c.id.clone(), fields: c.fields.clone() },
+                        None,
                     )
                     .await?;
             }

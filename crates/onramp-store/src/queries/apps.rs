@@ -170,8 +170,10 @@ where
         instance: InstanceId,
         app_id: &str,
         settings: &AppSettings,
+        audit: Option<&NewAuditEvent>,
     ) -> StoreResult<()> {
         let s = settings;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         let origins =
             serde_json::to_string(&s.allowed_origins).map_err(|e| StoreError::Other(e.to_string()))?;
         let readers =
@@ -191,10 +193,13 @@ where
         .bind(origins)
         .bind(s.browser_partner_calls)
         .bind(readers)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
-        .map_err(db_err)
-        .map(|_| ())
+        .map_err(db_err)?;
+        if let Some(audit) = audit {
+            Self::insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(db_err)
     }
 
     async fn apply_app(&self, instance: InstanceId, spec: &AppSpec) -> StoreResult<()> {

@@ -26,9 +26,16 @@ where
     Option<String>: Value<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
 {
-    async fn put_contract(&self, instance: InstanceId, app_id: &str, contract: &Contract) -> StoreResult<()> {
+    async fn put_contract(
+        &self,
+        instance: InstanceId,
+        app_id: &str,
+        contract: &Contract,
+        audit: Option<&NewAuditEvent>,
+    ) -> StoreResult<()> {
         let c = contract;
         let fields = serde_json::to_string(&c.fields).map_err(|e| StoreError::Other(e.to_string()))?;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         sqlx::query(
             "INSERT INTO contracts (instance_id, app_id, id, fields) VALUES ($1, $2, $3, $4)
              ON CONFLICT (instance_id, app_id, id) DO UPDATE SET fields = excluded.fields",
@@ -37,10 +44,13 @@ where
         .bind(app_id)
         .bind(&c.id)
         .bind(fields)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
-        .map_err(db_err)
-        .map(|_| ())
+        .map_err(db_err)?;
+        if let Some(audit) = audit {
+            Self::insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(db_err)
     }
 
     async fn contract(&self, instance: InstanceId, app_id: &str, id: &str) -> StoreResult<Option<Contract>> {

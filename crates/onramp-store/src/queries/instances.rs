@@ -175,16 +175,29 @@ where
         Ok(row.map(|r| summary_from!(r)))
     }
 
-    async fn set_instance_active(&self, name: &str, active: bool) -> StoreResult<bool> {
+    async fn set_instance_active(
+        &self,
+        name: &str,
+        active: bool,
+        audit: Option<&NewAuditEvent>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         let done = sqlx::query(
             "UPDATE instances SET status = $1 WHERE name = $2 AND status IN ('active', 'disabled')",
         )
         .bind(if active { "active" } else { "disabled" })
         .bind(name)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        Ok(DB::rows_affected(&done) == 1)
+        if DB::rows_affected(&done) != 1 {
+            return Ok(false);
+        }
+        if let Some(audit) = audit {
+            Self::insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
     }
 
     async fn signing_keys(&self, instance: InstanceId) -> StoreResult<Vec<SigningKeyRecord>> {

@@ -41,8 +41,10 @@ where
         &self,
         instance: InstanceId,
         settings: &UserServiceSettings,
+        audit: Option<&NewAuditEvent>,
     ) -> StoreResult<()> {
         let s = settings;
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
         sqlx::query(
             "INSERT INTO instance_settings (instance_id, open_registration, open_reg_role, open_reg_email_service,
                open_reg_email_template, allow_keyless, default_language) VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -58,10 +60,13 @@ where
         .bind(&s.open_reg_email_template)
         .bind(s.allow_keyless)
         .bind(&s.default_language)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
-        .map_err(db_err)
-        .map(|_| ())
+        .map_err(db_err)?;
+        if let Some(audit) = audit {
+            Self::insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(db_err)
     }
 
     async fn ensure_roles(

@@ -114,10 +114,13 @@ pub(super) async fn app_origins(config: Config, action: OriginsAction) -> anyhow
     };
     match &action {
         OriginsAction::Set { origins, partner, .. } => {
-            let saved = policy.set(inst.id, app, origins, *partner).await.map_err(|e| match e {
-                onramp_core::origin::SetOriginsError::Core(e) => not_found(e),
-                invalid => anyhow::anyhow!("{invalid}"),
-            })?;
+            let saved = policy
+                .set(&onramp_core::admin::AdminPrincipal::cli(), inst.id, app, origins, *partner)
+                .await
+                .map_err(|e| match e {
+                    onramp_core::origin::SetOriginsError::Core(e) => not_found(e),
+                    invalid => anyhow::anyhow!("{invalid}"),
+                })?;
             println!(
                 "origins of {instance}/{app}: {}",
                 if saved.is_empty() { "-".into() } else { saved.join(" ") }
@@ -161,7 +164,11 @@ pub(super) async fn app_contract(config: Config, action: ContractAction) -> anyh
                 anyhow::bail!("{}", problems.join("\n"));
             }
             let contract = onramp_core::model::Contract { id: id.clone(), fields };
-            onramp.operator().put_contract(inst.id, &app, &contract, default).await.map_err(no_app)?;
+            onramp
+                .operator()
+                .put_contract(&onramp_core::admin::AdminPrincipal::cli(), inst.id, &app, &contract, default)
+                .await
+                .map_err(no_app)?;
             println!("contract {id} of {instance}/{app} saved");
         }
         ContractAction::List { .. } => {

@@ -18,36 +18,41 @@ pub(super) async fn instance(config: Config, action: InstanceAction) -> anyhow::
                 "{name:?} is not a valid instance name (lower-case letters, digits, inner '-'; at most 63)"
             );
         }
-        InstanceAction::Create { name } => match onramp.provisioner().create_instance(&name).await {
-            Ok(_) => println!(
-                "created instance {name} ({})",
-                onramp_core::login::instance_url(&onramp.settings().public_url, &name)
-            ),
-            Err(onramp_core::CoreError::InstanceNameUnavailable) => {
-                anyhow::bail!("instance {name:?} already exists")
+        InstanceAction::Create { name } => {
+            match onramp.admin().create_instance(&onramp_core::admin::AdminPrincipal::cli(), &name).await {
+                Ok(_) => println!(
+                    "created instance {name} ({})",
+                    onramp_core::login::instance_url(&onramp.settings().public_url, &name)
+                ),
+                Err(onramp_core::CoreError::InstanceNameUnavailable) => {
+                    anyhow::bail!("instance {name:?} already exists")
+                }
+                Err(onramp_core::CoreError::Validation(errors)) => {
+                    let why: Vec<String> =
+                        errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
+                    anyhow::bail!("{}", why.join("; "))
+                }
+                Err(onramp_core::CoreError::ProvisioningFailed) => {
+                    anyhow::bail!("provisioning {name:?} failed (see the log); `onramp instance show {name}`")
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(onramp_core::CoreError::Validation(errors)) => {
-                let why: Vec<String> = errors.iter().map(|e| format!("{} {}", e.field, e.message)).collect();
-                anyhow::bail!("{}", why.join("; "))
+        }
+        InstanceAction::Retry { name } => {
+            match onramp.admin().retry_instance(&onramp_core::admin::AdminPrincipal::cli(), &name).await {
+                Ok(_) => println!("provisioned instance {name}"),
+                Err(onramp_core::CoreError::InstanceNotFound) => anyhow::bail!("no instance {name:?}"),
+                Err(onramp_core::CoreError::Validation(_)) => {
+                    anyhow::bail!("instance {name:?} is not waiting to be provisioned")
+                }
+                Err(onramp_core::CoreError::ProvisioningFailed) => {
+                    anyhow::bail!(
+                        "provisioning {name:?} failed again (see the log); it stays provisioning_failed"
+                    )
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(onramp_core::CoreError::ProvisioningFailed) => {
-                anyhow::bail!("provisioning {name:?} failed (see the log); `onramp instance show {name}`")
-            }
-            Err(e) => return Err(e.into()),
-        },
-        InstanceAction::Retry { name } => match onramp.provisioner().retry(&name).await {
-            Ok(_) => println!("provisioned instance {name}"),
-            Err(onramp_core::CoreError::InstanceNotFound) => anyhow::bail!("no instance {name:?}"),
-            Err(onramp_core::CoreError::Validation(_)) => {
-                anyhow::bail!("instance {name:?} is not waiting to be provisioned")
-            }
-            Err(onramp_core::CoreError::ProvisioningFailed) => {
-                anyhow::bail!(
-                    "provisioning {name:?} failed again (see the log); it stays provisioning_failed"
-                )
-            }
-            Err(e) => return Err(e.into()),
-        },
+        }
         InstanceAction::Set {
             name,
             open_registration,
@@ -88,27 +93,31 @@ pub(super) async fn instance(config: Config, action: InstanceAction) -> anyhow::
             };
             let settings = onramp
                 .operator()
-                .update_instance_settings(instance.id, |settings| {
-                    if let Some(v) = open_registration {
-                        settings.open_registration = v;
-                    }
-                    if let Some(v) = open_reg_role {
-                        settings.open_reg_role = blank(v);
-                    }
-                    if let Some(v) = open_reg_email_service {
-                        settings.open_reg_email_service = blank(v);
-                    }
-                    if let Some(v) = open_reg_email_template {
-                        settings.open_reg_email_template = blank(v);
-                    }
-                    if let Some(v) = allow_keyless_registration {
-                        settings.allow_keyless = v;
-                    }
-                    if let Some(v) = default_language {
-                        settings.default_language = v;
-                    }
-                    Ok(())
-                })
+                .update_instance_settings(
+                    &onramp_core::admin::AdminPrincipal::cli(),
+                    instance.id,
+                    |settings| {
+                        if let Some(v) = open_registration {
+                            settings.open_registration = v;
+                        }
+                        if let Some(v) = open_reg_role {
+                            settings.open_reg_role = blank(v);
+                        }
+                        if let Some(v) = open_reg_email_service {
+                            settings.open_reg_email_service = blank(v);
+                        }
+                        if let Some(v) = open_reg_email_template {
+                            settings.open_reg_email_template = blank(v);
+                        }
+                        if let Some(v) = allow_keyless_registration {
+                            settings.allow_keyless = v;
+                        }
+                        if let Some(v) = default_language {
+                            settings.default_language = v;
+                        }
+                        Ok(())
+                    },
+                )
                 .await?;
             println!("{name}: {settings:?}");
         }
@@ -151,13 +160,21 @@ pub(super) async fn instance(config: Config, action: InstanceAction) -> anyhow::
             anyhow::bail!("{name:?} is built in and cannot be disabled or enabled");
         }
         InstanceAction::Disable { name } => {
-            if !onramp.operator().set_instance_active(&name, false).await? {
+            if !onramp
+                .operator()
+                .set_instance_active(&onramp_core::admin::AdminPrincipal::cli(), &name, false)
+                .await?
+            {
                 anyhow::bail!("no active or disabled instance {name:?}");
             }
             println!("disabled instance {name}");
         }
         InstanceAction::Enable { name } => {
-            if !onramp.operator().set_instance_active(&name, true).await? {
+            if !onramp
+                .operator()
+                .set_instance_active(&onramp_core::admin::AdminPrincipal::cli(), &name, true)
+                .await?
+            {
                 anyhow::bail!(
                     "no active or disabled instance {name:?} (one still provisioning needs `retry`)"
                 );

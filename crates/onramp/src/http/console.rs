@@ -420,13 +420,10 @@ pub async fn set_origins(
         let s = state.onramp.admin().instance(&op.by, &name).await?;
         op.by.may_write(Some(s.id))?;
         let origins: Vec<String> = form.origins.split_whitespace().map(str::to_owned).collect();
-        let saved = state.origins.set(s.id, &app_id, &origins, None).await.map_err(|e| match e {
+        state.origins.set(&op.by, s.id, &app_id, &origins, None).await.map(|_| ()).map_err(|e| match e {
             onramp_core::origin::SetOriginsError::Core(e) => e,
             invalid => CoreError::field("origins", "invalid_origin", &invalid.to_string()),
-        })?;
-        let detail = serde_json::json!({ "allowed_origins": saved });
-        let kind = onramp_core::audit::kinds::APP_ORIGINS_CHANGED;
-        state.onramp.admin().record(&op.by, kind, Some(s.id), Some(app_id.clone()), detail).await
+        })
     };
     match saved.await {
         Ok(()) => Redirect::to(&format!("/admin/instances/{name}?done=origins")).into_response(),

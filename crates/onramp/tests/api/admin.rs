@@ -969,3 +969,68 @@ async fn the_console_keeps_its_token_in_a_strict_cookie_and_refuses_forged_forms
     assert_eq!(r.status(), 403);
     app.worker.drain().await.unwrap();
 }
+
+#[rstest]
+#[tokio::test]
+async fn admin_endpoints_refuse_bad_input_and_unknown_things_in_their_format(
+    #[values(SQLITE, POSTGRES)] db: Db,
+) {
+    let app = TestApp::spawn(db).await;
+    let admin = token(&app, None, false).await;
+    let other = token(&app, Some("platform"), false).await;
+    let base = "/admin/v1/instances/default/apps/app_demo";
+    let bad_contract = json!({"fields": [{"name": "email", "type": "email", "pattern": "("}]});
+    let (status, body) =
+        call(&app, &admin, "PUT", &format!("{base}/contracts/broken"), Some(bad_contract)).await;
+    assert_admin_error(status, &body, 422, "validation_failed");
+    let (status, body) =
+        call(&app, &admin, "PUT", &format!("{base}/contracts/broken"), Some(json!({"fields": "no"}))).await;
+    assert_admin_error(status, &body, 400, "malformed_request");
+    let (status, body) = call(
+        &app,
+        &admin,
+        "POST",
+        "/admin/v1/instances/default/apps/app_nope/keys",
+        Some(json!({"label": "x"})),
+    )
+    .await;
+    assert_admin_error(status, &body, 404, "app_not_found");
+    let (status, body) =
+        call(&app, &admin, "GET", "/admin/v1/instances/default/apps/app_nope/domains", None).await;
+    assert_admin_error(status, &body, 404, "app_not_found");
+    let (status, body) = call(&app, &admin, "GET", "/admin/v1/audit?since=yesterday", None).await;
+    assert_admin_error(status, &body, 422, "validation_failed");
+    let (status, body) = call(&app, &other, "GET", "/admin/v1/instances/default/users/export", None).await;
+    assert_admin_error(status, &body, 403, "forbidden");
+    let (status, body) = call(&app, &other, "GET", "/admin/v1/audit?instance=default", None).await;
+    assert_admin_error(status, &body, 403, "forbidden");
+    let r = app
+        .client
+        .post(app.url("/admin/v1/instances"))
+        .bearer_auth(&admin)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let r = app
+        .client
+        .post(app.url("/admin/v1/instances"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(r).await["error"]["code"], "malformed_json");
+
+    // A scoped token sees its instance's entries only; the CLI's own actions are in the log.
+    let cli = onramp_core::admin::AdminPrincipal::cli();
+    app.state.onramp.operator().set_instance_active(&cli, "platform", false).await.unwrap();
+    let (_, mine) = call(&app, &other, "GET", "/admin/v1/audit", None).await;
+    let entries = mine["items"].as_array().unwrap();
+    assert!(!entries.is_empty() && entries.iter().all(|e| e["instance"] == "platform"), "{mine}");
+    assert_eq!(entries[0]["type"], "instance.disabled");
+    assert_eq!(entries[0]["actor"], "cli");
+}

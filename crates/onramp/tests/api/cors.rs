@@ -233,9 +233,23 @@ async fn origins_belong_to_their_instance(#[values(SQLITE, POSTGRES)] db: Db) {
 async fn origins_set_at_run_time_are_checked_and_take_effect(#[values(SQLITE, POSTGRES)] db: Db) {
     let app = TestApp::spawn(db).await;
     let instance = app.state.onramp.instance("acme").await.unwrap();
-    let bad = app.state.origins.set(instance.id, "app_acme", &["https://x.example/path".into()], None).await;
+    let bad = app
+        .state
+        .origins
+        .set(
+            &onramp_core::admin::AdminPrincipal::cli(),
+            instance.id,
+            "app_acme",
+            &["https://x.example/path".into()],
+            None,
+        )
+        .await;
     assert!(bad.is_err());
-    let missing = app.state.origins.set(instance.id, "app_nope", &[], None).await;
+    let missing = app
+        .state
+        .origins
+        .set(&onramp_core::admin::AdminPrincipal::cli(), instance.id, "app_nope", &[], None)
+        .await;
     assert!(matches!(
         missing,
         Err(onramp_core::origin::SetOriginsError::Core(onramp_core::CoreError::AppNotFound))
@@ -243,7 +257,13 @@ async fn origins_set_at_run_time_are_checked_and_take_effect(#[values(SQLITE, PO
     let saved = app
         .state
         .origins
-        .set(instance.id, "app_acme", &["HTTPS://Admin.Acme.Example:443/".into()], Some(false))
+        .set(
+            &onramp_core::admin::AdminPrincipal::cli(),
+            instance.id,
+            "app_acme",
+            &["HTTPS://Admin.Acme.Example:443/".into()],
+            Some(false),
+        )
         .await
         .unwrap();
     assert_eq!(saved, vec!["https://admin.acme.example".to_owned()]);

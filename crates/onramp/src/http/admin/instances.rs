@@ -5,9 +5,7 @@ use super::*;
 use crate::branding::Brand;
 use axum::extract::State;
 use axum::routing::put;
-use onramp_core::admin::kinds;
 use onramp_core::model::{Contract, ContractField, Instance, InstanceSummary};
-use serde_json::json;
 
 pub fn routes() -> Router<AppState> {
     let app = "/admin/v1/instances/{instance}/apps/{app_id}";
@@ -113,14 +111,9 @@ pub async fn create(
         )
         .into());
     }
-    let outcome = state.onramp.provisioner().create_instance(name).await;
     let admin = state.onramp.admin();
-    match outcome {
+    match admin.create_instance(&by, name).await {
         Ok(_) | Err(CoreError::ProvisioningFailed) => {
-            let failed = outcome.is_err();
-            admin
-                .record(&by, kinds::INSTANCE_CREATED, None, Some(name.into()), json!({ "failed": failed }))
-                .await?;
             let summary = admin.instance(&by, name).await?;
             Ok((StatusCode::CREATED, Json(summary.into())))
         }
@@ -199,7 +192,6 @@ pub async fn update(
     AdminJson(body): AdminJson<UpdateInstanceRequest>,
 ) -> Result<Json<InstanceDetail>, AdminError> {
     let target = writable(&state, &by, &instance).await?;
-    let admin = state.onramp.admin();
     if let Some(status) = body.status.as_deref() {
         let active = match status {
             "active" => true,
@@ -208,14 +200,12 @@ pub async fn update(
                 return Err(CoreError::field("status", "invalid_status", "must be active or disabled").into());
             }
         };
-        if !state.onramp.operator().set_instance_active(&instance, active).await? {
+        if !state.onramp.operator().set_instance_active(&by, &instance, active).await? {
             return Err(CoreError::WrongState(
                 "An instance being provisioned can be neither enabled nor disabled.",
             )
             .into());
         }
-        let kind = if active { kinds::INSTANCE_ENABLED } else { kinds::INSTANCE_DISABLED };
-        admin.record(&by, kind, Some(target.id), Some(instance.clone()), json!({})).await?;
     }
     if body.open_registration.is_some()
         || body.open_reg_role.is_some()
@@ -224,7 +214,7 @@ pub async fn update(
         state
             .onramp
             .operator()
-            .update_instance_settings(target.id, |s| {
+            .update_instance_settings(&by, target.id, |s| {
                 if let Some(v) = body.open_registration {
                     s.open_registration = v;
                 }
@@ -236,11 +226,6 @@ pub async fn update(
                 }
                 Ok(())
             })
-            .await?;
-        let detail = json!({ "open_registration": body.open_registration, "open_reg_role": body.open_reg_role,
-                             "allow_keyless_registration": body.allow_keyless_registration });
-        admin
-            .record(&by, kinds::INSTANCE_SETTINGS_CHANGED, Some(target.id), Some(instance.clone()), detail)
             .await?;
     }
     show(State(state), Caller(by), AdminPath(InstancePath { instance })).await
@@ -283,16 +268,14 @@ pub async fn retry(
     Caller(by): Caller,
     AdminPath(InstancePath { instance }): AdminPath<InstancePath>,
 ) -> Result<Json<InstanceBody>, AdminError> {
-    let target = writable(&state, &by, &instance).await?;
-    match state.onramp.provisioner().retry(&instance).await {
+    let admin = state.onramp.admin();
+    match admin.retry_instance(&by, &instance).await {
         Ok(_) | Err(CoreError::ProvisioningFailed) => {}
         Err(CoreError::Validation(_)) => {
             return Err(CoreError::WrongState("The instance is not waiting to be provisioned.").into());
         }
         Err(e) => return Err(e.into()),
     }
-    let admin = state.onramp.admin();
-    admin.record(&by, kinds::INSTANCE_RETRIED, Some(target.id), Some(instance.clone()), json!({})).await?;
     Ok(Json(admin.instance(&by, &instance).await?.into()))
 }
 
@@ -389,20 +372,12 @@ pub async fn update_app(
     let instance = writable(&state, &by, &instance).await?;
     let current = state.origins.app(instance.id, &app_id).await?;
     let origins = body.allowed_origins.unwrap_or(current.allowed_origins);
-    let saved =
-        state.origins.set(instance.id, &app_id, &origins, body.partner_calls_from_browsers).await.map_err(
-            |e| match e {
-                onramp_core::origin::SetOriginsError::Core(e) => AdminError::from(e),
-                invalid => CoreError::field("allowed_origins", "invalid_origin", &invalid.to_string()).into(),
-            },
-        )?;
-    let detail =
-        json!({ "allowed_origins": saved, "partner_calls_from_browsers": body.partner_calls_from_browsers });
-    state
-        .onramp
-        .admin()
-        .record(&by, kinds::APP_ORIGINS_CHANGED, Some(instance.id), Some(app_id.clone()), detail)
-        .await?;
+    state.origins.set(&by, instance.id, &app_id, &origins, body.partner_calls_from_browsers).await.map_err(
+        |e| match e {
+            onramp_core::origin::SetOriginsError::Core(e) => AdminError::from(e),
+            invalid => CoreError::field("allowed_origins", "invalid_origin", &invalid.to_string()).into(),
+        },
+    )?;
     Ok(Json(app_body(&state, &instance, &app_id).await?))
 }
 
@@ -578,13 +553,7 @@ pub async fn put_contract(
         return Err(CoreError::field("fields", "invalid_contract", &problems.join("; ")).into());
     }
     let contract = Contract { id: contract_id.clone(), fields: body.fields };
-    state.onramp.operator().put_contract(instance.id, &app_id, &contract, body.default).await?;
-    let detail = json!({ "app_id": app_id, "default": body.default });
-    state
-        .onramp
-        .admin()
-        .record(&by, kinds::CONTRACT_SAVED, Some(instance.id), Some(contract_id.clone()), detail)
-        .await?;
+    state.onramp.operator().put_contract(&by, instance.id, &app_id, &contract, body.default).await?;
     let (all, default) = state.onramp.operator().contracts(instance.id, &app_id).await?;
     let saved = all.into_iter().find(|c| c.id == contract_id).ok_or(CoreError::ContractNotFound)?;
     Ok(Json(ContractBody {
