@@ -207,14 +207,19 @@ pub struct ContractAccountBody;
 
 impl utoipa::PartialSchema for ContractAccountBody {
     fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
-        let text =
-            |what: &str| ObjectBuilder::new().schema_type(Type::String).description(Some(what)).build();
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, SchemaType, Type};
+        // A field sent as null (or "") counts as not sent: refused when the contract requires it.
+        let text = |what: &str| {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .description(Some(what))
+                .build()
+        };
         ObjectBuilder::new()
             .description(Some(
                 "The fields of the contract the account is made under; which are required, unique \
                  or verified by text message is the contract's. The fields below are those of \
-                 the usual contracts.",
+                 the usual contracts. A field sent as null or \"\" counts as not sent.",
             ))
             .property("name", text("The account holder's name"))
             .property("email", text("An email address (`type = \"email\"` fields)"))
