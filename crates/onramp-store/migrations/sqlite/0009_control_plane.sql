@@ -17,7 +17,7 @@ CREATE TABLE admin_tokens (
 CREATE INDEX admin_tokens_instance ON admin_tokens (instance_id);
 
 CREATE TABLE audit_log (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          INTEGER PRIMARY KEY,       -- no AUTOINCREMENT: its sequence row is one more write per entry
     instance_id INTEGER,               -- NULL: not about one instance (an admin token, the outbox)
     type        TEXT NOT NULL,         -- user.disabled, login.failed, …
     actor       TEXT NOT NULL,         -- admin:tok_…, cli, user:usr_…, anonymous, system
@@ -29,8 +29,9 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_instance ON audit_log (instance_id, id);
 CREATE INDEX audit_user ON audit_log (instance_id, user_id, id);
-CREATE INDEX audit_type ON audit_log (type, id);
-CREATE INDEX audit_created ON audit_log (created_at);
+-- Two indexes only: each is written with every signup, activation and login (on SQLite, in
+-- the single writer's transaction). A listing by type walks the newest entries; retention
+-- deletes from the oldest id.
 
 -- The admin API finds users by phone.
 CREATE INDEX users_phone ON users (instance_id, phone);

@@ -160,9 +160,12 @@ where
     }
 
     async fn prune_audit(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        // From the oldest id: entries are written in time order, so the old ones are the first
+        // rows of the key, and this reads at most `limit` of them whatever the log's size.
         let done = sqlx::query(
             "DELETE FROM audit_log WHERE id IN
-               (SELECT id FROM audit_log WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+               (SELECT id FROM (SELECT id, created_at FROM audit_log ORDER BY id LIMIT $2) oldest
+                WHERE created_at < $1)",
         )
         .bind(ts(before))
         .bind(i64::from(limit))

@@ -286,7 +286,10 @@ where
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        Self::insert_audit_of(&mut tx, audit, user_id).await?;
+        // The user is known from the secret's row: the entry names them without a lookup.
+        let public_id: String = v.get(6);
+        let named = NewAuditEvent { user: Some(public_id.clone()), target: Some(public_id), ..audit.clone() };
+        Self::insert_audit(&mut tx, &named).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Ok(ActivatedSignup {
             account_id: v.get(5),
