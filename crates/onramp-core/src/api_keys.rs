@@ -39,6 +39,10 @@ impl ApiKeys {
         label: &str,
     ) -> Result<(NewApiKey, String), CoreError> {
         by.may_write(Some(instance.id))?;
+        let label = label.trim();
+        if label.chars().count() > 100 || crate::text::has_forbidden(label) {
+            return Err(CoreError::field("label", "invalid_label", "must be at most 100 plain characters"));
+        }
         self.apps.app(instance.id, app_id).await?.ok_or(CoreError::AppNotFound)?;
         let key = format!("ork_{}", self.common.tokens.secret_token());
         let record = self.record(app_id, &key, label, api_key_source::CLI);

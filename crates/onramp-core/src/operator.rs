@@ -151,6 +151,23 @@ impl Operator {
         Ok(self.apps.revoke_api_key(instance, id, self.now(), &audit).await?)
     }
 
+    /// Revoke a live key of app `app_id`; `key_not_found` when that app has none by that id.
+    pub async fn revoke_app_key(
+        &self,
+        by: &crate::admin::AdminPrincipal,
+        instance: InstanceId,
+        app_id: &str,
+        key_id: &str,
+    ) -> Result<(), CoreError> {
+        let keys = self.apps.list_api_keys(instance).await?;
+        let live = keys.iter().any(|k| k.id == key_id && k.app_id == app_id && k.revoked_at.is_none());
+        if live && self.revoke_api_key(by, instance, key_id).await? {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound { code: "key_not_found", message: "No live key with that id." })
+        }
+    }
+
     /// An app's contracts and which is its default.
     pub async fn contracts(
         &self,

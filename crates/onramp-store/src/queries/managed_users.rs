@@ -1,6 +1,5 @@
 //! Users as the operator manages them: find, read, disable, enable, reissue a secret, erase.
 
-use super::admin::Args;
 use super::*;
 
 /// A user record's columns (see `record_from`); `$1` is now (for live sessions).

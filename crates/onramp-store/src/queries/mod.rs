@@ -23,3 +23,64 @@ mod sessions;
 mod settings;
 mod signups;
 mod users;
+
+/// The values of a query built from filters, numbered as they are added.
+#[derive(Default)]
+pub(crate) struct Args {
+    values: Vec<Arg>,
+}
+
+enum Arg {
+    Int(i64),
+    Text(String),
+    OptInt(Option<i64>),
+    OptText(Option<String>),
+}
+
+impl Args {
+    /// Add an integer; returns its placeholder.
+    pub fn int(&mut self, v: i64) -> String {
+        self.values.push(Arg::Int(v));
+        format!("${}", self.values.len())
+    }
+
+    /// Add a text; returns its placeholder.
+    pub fn text(&mut self, v: &str) -> String {
+        self.values.push(Arg::Text(v.to_owned()));
+        format!("${}", self.values.len())
+    }
+
+    /// Add an integer or NULL; returns its placeholder.
+    pub fn opt_int(&mut self, v: Option<i64>) -> String {
+        self.values.push(Arg::OptInt(v));
+        format!("${}", self.values.len())
+    }
+
+    /// Add a text or NULL; returns its placeholder.
+    pub fn opt_text(&mut self, v: Option<&str>) -> String {
+        self.values.push(Arg::OptText(v.map(str::to_owned)));
+        format!("${}", self.values.len())
+    }
+
+    pub fn bind_to<'q, DB>(
+        self,
+        mut query: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
+    ) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+    where
+        DB: sqlx::Database,
+        i64: Value<DB>,
+        String: Value<DB>,
+        Option<i64>: Value<DB>,
+        Option<String>: Value<DB>,
+    {
+        for v in self.values {
+            query = match v {
+                Arg::Int(i) => query.bind(i),
+                Arg::Text(s) => query.bind(s),
+                Arg::OptInt(i) => query.bind(i),
+                Arg::OptText(s) => query.bind(s),
+            };
+        }
+        query
+    }
+}

@@ -1,4 +1,3 @@
-use super::admin::Args;
 use super::*;
 
 /// An outbox entry's columns (see `entry_from`).

@@ -352,10 +352,7 @@ pub async fn create_key(
     let made = async {
         let s = state.onramp.admin().instance(&op.by, &name).await?;
         let inst = Instance { id: s.id, name: s.name };
-        if form.label.chars().count() > 100 || onramp_core::text::has_forbidden(&form.label) {
-            return Err(CoreError::field("label", "invalid_label", "must be at most 100 plain characters"));
-        }
-        state.onramp.api_keys().create(&op.by, &inst, &app_id, form.label.trim()).await
+        state.onramp.api_keys().create(&op.by, &inst, &app_id, &form.label).await
     };
     match made.await {
         // The key is shown once, on the page this answer leads to; it never goes in a link.
@@ -377,7 +374,7 @@ pub async fn create_key(
 pub async fn revoke_key(
     State(state): State<AppState>,
     op: Console,
-    Path((name, _app, key_id)): Path<(String, String, String)>,
+    Path((name, app_id, key_id)): Path<(String, String, String)>,
     headers: HeaderMap,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
@@ -386,11 +383,7 @@ pub async fn revoke_key(
     }
     let revoked = async {
         let s = state.onramp.admin().instance(&op.by, &name).await?;
-        if state.onramp.operator().revoke_api_key(&op.by, s.id, &key_id).await? {
-            Ok(())
-        } else {
-            Err(CoreError::NotFound { code: "key_not_found", message: "No live key with that id." })
-        }
+        state.onramp.operator().revoke_app_key(&op.by, s.id, &app_id, &key_id).await
     };
     match revoked.await {
         Ok(()) => Redirect::to(&format!("/admin/instances/{name}?done=key-revoked")).into_response(),
@@ -441,6 +434,18 @@ async fn outbox_counts(state: &AppState, op: &Console) -> Result<Option<Value>, 
     Ok(Some(context! { pending => c.pending, dead => c.dead, sent => c.sent }))
 }
 
+/// The link to the next page of a listing: its filters as they were, and the cursor.
+fn next_page(path: &str, q: &HashMap<String, String>, next: i64) -> String {
+    let mut params: Vec<(&str, String)> = q
+        .iter()
+        .filter(|(k, v)| k.as_str() != "cursor" && !v.is_empty())
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    params.sort();
+    params.push(("cursor", cursor_text(next)));
+    format!("{path}?{}", url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish())
+}
+
 fn user_row(u: &UserRecord) -> Value {
     context! { id => u.public_id, email => u.email, name => u.name, username => u.username,
     status => u.status.as_str(), created_at => when(u.created_at) }
@@ -465,16 +470,7 @@ pub async fn users(
         Ok(p) => p,
         Err(e) => return failure(&state, Some(&op), &e),
     };
-    let next = page.next.map(|n| {
-        let mut params: Vec<(String, String)> = q
-            .iter()
-            .filter(|(k, v)| k.as_str() != "cursor" && !v.is_empty())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        params.push(("cursor".into(), cursor_text(n)));
-        let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
-        format!("/admin/instances/{name}/users?{encoded}")
-    });
+    let next = page.next.map(|n| next_page(&format!("/admin/instances/{name}/users"), &q, n));
     let rows: Vec<Value> = page.items.iter().map(user_row).collect();
     let ctx = context! { instance => name, users => rows, next, q => q, ..op.context("instances", None) };
     render(&state, StatusCode::OK, "console/users.html", ctx)
@@ -644,18 +640,7 @@ pub async fn audit(
         Ok(p) => p,
         Err(e) => return failure(&state, Some(&op), &e),
     };
-    let next = page.next.map(|n| {
-        let mut params: Vec<(String, String)> = q
-            .iter()
-            .filter(|(k, v)| k.as_str() != "cursor" && !v.is_empty())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        params.push(("cursor".into(), cursor_text(n)));
-        format!(
-            "/admin/audit?{}",
-            url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish()
-        )
-    });
+    let next = page.next.map(|n| next_page("/admin/audit", &q, n));
     let events: Vec<Value> = page.items.into_iter().map(event_row).collect();
     let ctx = context! { events, next, q => q, ..op.context("audit", None) };
     render(&state, StatusCode::OK, "console/audit.html", ctx)

@@ -996,6 +996,14 @@ async fn admin_endpoints_refuse_bad_input_and_unknown_things_in_their_format(
     .await;
     assert_admin_error(status, &body, 404, "app_not_found");
     let (status, body) =
+        call(&app, &admin, "POST", &format!("{base}/keys"), Some(json!({"label": "bad\u{0007}label"}))).await;
+    assert_admin_error(status, &body, 422, "validation_failed");
+    let (_, key) = call(&app, &admin, "POST", &format!("{base}/keys"), Some(json!({"label": "ok"}))).await;
+    let key_id = key["id"].as_str().unwrap();
+    let elsewhere = format!("/admin/v1/instances/default/apps/app_other/keys/{key_id}");
+    let (status, body) = call(&app, &admin, "DELETE", &elsewhere, None).await;
+    assert_admin_error(status, &body, 404, "key_not_found");
+    let (status, body) =
         call(&app, &admin, "GET", "/admin/v1/instances/default/apps/app_nope/domains", None).await;
     assert_admin_error(status, &body, 404, "app_not_found");
     let (status, body) = call(&app, &admin, "GET", "/admin/v1/audit?since=yesterday", None).await;

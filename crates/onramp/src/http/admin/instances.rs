@@ -101,16 +101,7 @@ pub async fn create(
     Caller(by): Caller,
     AdminJson(body): AdminJson<CreateInstanceRequest>,
 ) -> Result<(StatusCode, Json<InstanceBody>), AdminError> {
-    by.may_write(None)?;
     let name = body.name.trim();
-    if onramp_core::instance_name::is_reserved(name) || !onramp_core::instance_name::is_valid(name) {
-        return Err(CoreError::field(
-            "name",
-            "invalid_name",
-            "must be lower-case letters, digits and inner '-', at most 63, and not a reserved name",
-        )
-        .into());
-    }
     let admin = state.onramp.admin();
     match admin.create_instance(&by, name).await {
         Ok(_) | Err(CoreError::ProvisioningFailed) => {
@@ -449,9 +440,6 @@ pub async fn create_key(
     AdminJson(body): AdminJson<CreateKeyRequest>,
 ) -> Result<(StatusCode, Json<CreatedKey>), AdminError> {
     let instance = writable(&state, &by, &instance).await?;
-    if body.label.chars().count() > 100 || onramp_core::text::has_forbidden(&body.label) {
-        return Err(CoreError::field("label", "invalid_label", "must be at most 100 plain characters").into());
-    }
     let (record, key) = state.onramp.api_keys().create(&by, &instance, &app_id, &body.label).await?;
     Ok((StatusCode::CREATED, Json(CreatedKey { key, id: record.id })))
 }
@@ -475,12 +463,7 @@ pub async fn revoke_key(
     AdminPath(KeyPath { instance, app_id, key_id }): AdminPath<KeyPath>,
 ) -> Result<StatusCode, AdminError> {
     let instance = writable(&state, &by, &instance).await?;
-    let keys = state.onramp.operator().api_keys(instance.id).await?;
-    if !keys.iter().any(|k| k.id == key_id && k.app_id == app_id && k.revoked_at.is_none())
-        || !state.onramp.operator().revoke_api_key(&by, instance.id, &key_id).await?
-    {
-        return Err(AdminError::new(StatusCode::NOT_FOUND, "key_not_found", "No live key with that id."));
-    }
+    state.onramp.operator().revoke_app_key(&by, instance.id, &app_id, &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
