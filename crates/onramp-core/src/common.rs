@@ -217,6 +217,7 @@ impl Budget {
     ) -> Result<(), CoreError> {
         let limits = &self.limits;
         if let Some(client) = client {
+            let client = client_bucket(client);
             self.limit(&format!("create:client:{client}"), limits.signup_per_client).await?;
         }
         self.limit(&format!("create:instance:{}", instance.id.0), limits.signup_per_instance).await?;
@@ -224,6 +225,24 @@ impl Budget {
             self.limit(&format!("create:email:{}:{email}", instance.id.0), limits.signup_per_email).await?;
         }
         Ok(())
+    }
+}
+
+/// Who a client is for rate limits: an IPv4 address itself, an IPv6 address its /64 (one
+/// subscriber's network: a client that rotates its address inside it is still one client),
+/// an IPv4-mapped IPv6 address its IPv4 address. Anything else (no address) as given.
+pub fn client_bucket(client: &str) -> String {
+    match client.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let network = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{network}/64")
+            }
+        },
+        Ok(ip) => ip.to_string(),
+        Err(_) => client.to_owned(),
     }
 }
 
@@ -316,5 +335,20 @@ pub(crate) async fn address_in_use(
         Ok(Some(user)) if user.status == UserStatus::Inactive => CoreError::AccountDisabled,
         Ok(_) => CoreError::EmailTaken,
         Err(e) => e.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_bucket;
+
+    #[test]
+    fn an_ipv6_client_is_its_64_and_an_ipv4_client_its_address() {
+        assert_eq!(client_bucket("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(client_bucket("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+        assert_ne!(client_bucket("2001:db8:1:3::1"), client_bucket("2001:db8:1:2::1"));
+        assert_eq!(client_bucket("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(client_bucket("192.0.2.7"), "192.0.2.7");
+        assert_eq!(client_bucket("not an address"), "not an address");
     }
 }

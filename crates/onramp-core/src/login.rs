@@ -2,6 +2,7 @@
 
 use crate::audit::{self, kinds};
 use crate::common::Common;
+use crate::common::client_bucket;
 use crate::email::EmailAddress;
 use crate::error::CoreError;
 use crate::model::*;
@@ -61,7 +62,10 @@ impl Logins {
         if let Some(client) = &input.client {
             self.common
                 .budget
-                .limit(&format!("login:client:{}:{client}", instance.id.0), limits.login_per_client)
+                .limit(
+                    &format!("login:client:{}:{}", instance.id.0, client_bucket(client)),
+                    limits.login_per_client,
+                )
                 .await?;
         }
         let id_key = match &lookup {

@@ -9,6 +9,7 @@
 //! registered someone else's address first gains nothing.
 
 use crate::common::Common;
+use crate::common::client_bucket;
 use crate::email::EmailAddress;
 use crate::error::{CoreError, FieldError};
 use crate::login::Logins;
@@ -430,7 +431,10 @@ impl OpenRegistration {
         }
         let limits = &self.common.settings.rate_limits;
         if let Some(client) = &input.client {
-            self.common.budget.limit(&format!("code:client:{client}"), limits.login_per_client).await?;
+            self.common
+                .budget
+                .limit(&format!("code:client:{}", client_bucket(client)), limits.login_per_client)
+                .await?;
         }
         // Wrong guesses at one address are counted once they are known to be wrong, so a
         // stranger's guesses never stop the owner's right code.
@@ -488,7 +492,7 @@ impl OpenRegistration {
             self.common
                 .budget
                 .limit(
-                    &format!("reset:client:{}:{client}", instance.id.0),
+                    &format!("reset:client:{}:{}", instance.id.0, client_bucket(client)),
                     self.common.settings.rate_limits.signup_per_client,
                 )
                 .await?;

@@ -13,6 +13,7 @@
 
 use crate::claims::Claims;
 use crate::common::Common;
+use crate::common::client_bucket;
 use crate::email::EmailAddress;
 use crate::error::{CoreError, FieldError};
 use crate::instance_name;
@@ -171,7 +172,7 @@ impl Provisioner {
         if let Some(client) = &input.client {
             self.common
                 .budget
-                .limit(&format!("fast_track:client:{client}"), limits.fast_track_per_client)
+                .limit(&format!("fast_track:client:{}", client_bucket(client)), limits.fast_track_per_client)
                 .await?;
         }
         let domain = email.canonical().rsplit_once('@').map(|(_, d)| d.to_owned()).unwrap_or_default();

@@ -476,3 +476,29 @@ async fn one_client_has_one_signup_budget_across_every_surface(#[values(SQLITE, 
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 3);
     app.worker.drain().await.unwrap();
 }
+
+/// A client that rotates its IPv6 address inside its /64 is one client (better-auth's
+/// CVE-2026-45364 was this bypass); the next /64 is another client.
+#[rstest]
+#[tokio::test]
+async fn two_ipv6_addresses_in_one_64_share_one_limit(#[values(SQLITE, POSTGRES)] db: Db) {
+    let app = TestApp::spawn_with(db, |c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.rate_limits.signup_per_client_per_10min = 2;
+    })
+    .await;
+    let signup_from = |n: u32, address: &'static str| {
+        let body = with(signup_body(&format!("v6-{n}@acmecorp.com")), json!({"username": null}));
+        app.client.post(app.url("/v1/auth/signup")).header("x-forwarded-for", address).json(&body).send()
+    };
+    assert_eq!(signup_from(1, "2001:db8:1:2::a").await.unwrap().status(), 200);
+    assert_eq!(signup_from(2, "2001:db8:1:2:ffff:1:2:3").await.unwrap().status(), 200);
+    let r = signup_from(3, "2001:db8:1:2::c").await.unwrap();
+    assert_eq!(r.status(), 429, "a third address of the same /64");
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(signup_from(4, "2001:db8:1:3::a").await.unwrap().status(), 200, "the next /64");
+    assert_eq!(signup_from(5, "192.0.2.7").await.unwrap().status(), 200);
+    // The audit log keeps each client's own address.
+    assert_eq!(app.count("SELECT COUNT(*) FROM audit_log WHERE client = '2001:db8:1:2::a'").await, 1);
+    app.worker.drain().await.unwrap();
+}
