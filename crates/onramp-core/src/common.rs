@@ -35,6 +35,8 @@ pub(crate) struct Common {
     pub outbox_wake: Arc<Notify>,
     /// Writes requests do not wait for.
     pub background: crate::background::Background,
+    /// What every signup surface asks before it writes.
+    pub screening: Arc<crate::screening::Screening>,
 }
 
 impl Common {

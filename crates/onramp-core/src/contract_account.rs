@@ -10,6 +10,7 @@ use crate::password::Password;
 use crate::phone::Phone;
 use crate::ports::StoreError;
 use crate::ports::{Apps, Contracts};
+use crate::screening::Applicant;
 use crate::settings::Limit;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -113,6 +114,7 @@ impl ContractAccounts {
         contract: &Contract,
         body: &Map<String, Value>,
         client: Option<&str>,
+        captcha_token: Option<&str>,
     ) -> Result<ContractResult, CoreError> {
         self.common.admit_signup()?;
         let mut errors = Vec::new();
@@ -181,6 +183,30 @@ impl ContractAccounts {
         }
         let canonical = email.as_ref().map(|e| e.canonical().to_owned());
         self.common.budget.spend_on_signup(instance, client, canonical.as_deref()).await?;
+        let applicant = Applicant {
+            surface: "dialogportal",
+            app_id: Some(&app.id),
+            email: email.as_ref(),
+            email_field: contract
+                .fields
+                .iter()
+                .find(|f| f.kind == FieldType::Email)
+                .map_or("email", |f| f.name.as_str()),
+            password: password.as_ref(),
+            password_field: contract
+                .fields
+                .iter()
+                .find(|f| f.kind == FieldType::Password)
+                .map_or("password", |f| f.name.as_str()),
+            name: name.as_deref(),
+            first_name: None,
+            last_name: None,
+            language: None,
+            client,
+            fields: json!({ "contract": contract.id, "profile": profile }),
+            captcha_token,
+        };
+        let admitted = self.common.screening.screen(instance, &applicant).await?;
 
         let password = password.unwrap_or_else(|| Password::for_verification(&self.common.tokens.password()));
         let password_hash = self.common.hasher.hash(&password).await?;
@@ -216,6 +242,7 @@ impl ContractAccounts {
                 language: "en".into(),
                 status: if sms.is_some() { UserStatus::Pending } else { UserStatus::Active },
                 password_hash,
+                metadata: admitted.metadata,
             },
             profile: Value::Object(profile).to_string(),
             phone,

@@ -82,6 +82,9 @@ pub enum CoreError {
     /// verification of an active user); the message says why.
     #[error("not possible now: {0}")]
     WrongState(&'static str),
+    /// The operator's before-signup hook refused the signup, with its own code and message.
+    #[error("signup denied by the before-signup hook: {code}")]
+    SignupDenied { code: String, message: String },
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
     /// Password hashing is saturated; the caller should retry shortly.
@@ -132,6 +135,7 @@ impl CoreError {
             Self::UserNotFound => "user_not_found",
             Self::NotFound { code, .. } => code,
             Self::WrongState(_) => "wrong_state",
+            Self::SignupDenied { .. } => "signup_denied",
             Self::RateLimited { .. } => "rate_limited",
             Self::Busy { .. } => "service_busy",
             Self::Unavailable(_) => "service_unavailable",
@@ -166,6 +170,7 @@ impl CoreError {
             Self::UserNotFound => "No such user.".into(),
             Self::NotFound { message, .. } => (*message).into(),
             Self::WrongState(why) => (*why).into(),
+            Self::SignupDenied { message, .. } => message.clone(),
             Self::RateLimited { .. } => "Too many requests; try again later.".into(),
             Self::Busy { .. } => "The service is busy; try again shortly.".into(),
             Self::Unavailable(_) => "The service is temporarily unavailable.".into(),

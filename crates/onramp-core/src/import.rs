@@ -145,6 +145,8 @@ pub(crate) fn prepare(
             language,
             status,
             password_hash,
+            // The row's metadata is kept with the import's own columns.
+            metadata: None,
         },
         profile: UserProfile { first_name, last_name, display_name, company: None, phone },
         metadata,

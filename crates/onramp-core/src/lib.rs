@@ -31,6 +31,7 @@ pub mod phone;
 pub mod ports;
 pub mod provision;
 pub mod provisioning;
+pub mod screening;
 pub mod seal;
 pub mod service;
 pub mod session;

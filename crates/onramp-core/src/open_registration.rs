@@ -19,6 +19,7 @@ use crate::outbox::Template;
 use crate::password::Password;
 use crate::ports::{Outbox, Signups, Users};
 use crate::ports::{StoreError, UniqueKey};
+use crate::screening::Applicant;
 use crate::settings::Limit;
 use crate::token::secret_hash;
 use crate::username::Username;
@@ -61,7 +62,11 @@ pub struct RegisterInput {
     pub login: bool,
     /// The calling app's name, for the mail (`app_name`).
     pub app_name: String,
+    /// The calling app (none: a keyless registration), for its signup rules.
+    pub app_id: Option<String>,
     pub client: Option<String>,
+    /// The CAPTCHA provider's token, when the app asks for one.
+    pub captcha_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,6 +280,27 @@ impl OpenRegistration {
             .spend_on_signup(instance, input.client.as_deref(), Some(email.canonical()))
             .await?;
 
+        let applicant = Applicant {
+            surface: "dreamfactory",
+            app_id: input.app_id.as_deref(),
+            email: Some(&email),
+            email_field: "email",
+            password: password.as_ref(),
+            password_field: "password",
+            name: name.as_deref(),
+            first_name: first_name.as_deref(),
+            last_name: last_name.as_deref(),
+            language: None,
+            client: input.client.as_deref(),
+            fields: json!({
+                "display_name": display_name,
+                "username": username.as_ref().map(Username::as_str),
+                "phone": phone,
+            }),
+            captcha_token: input.captcha_token.as_deref(),
+        };
+        let admitted = self.common.screening.screen(instance, &applicant).await?;
+
         // Missing names come from the email's local part, as DreamFactory does.
         let local = email.local_part().to_owned();
         let first_name = first_name.unwrap_or_else(|| local.clone());
@@ -332,6 +358,7 @@ impl OpenRegistration {
                 language: "en".into(),
                 status: if confirm { UserStatus::Pending } else { UserStatus::Active },
                 password_hash,
+                metadata: admitted.metadata,
             },
             profile: UserProfile {
                 first_name: Some(first_name),

@@ -9,6 +9,7 @@ use crate::language::Language;
 use crate::model::*;
 use crate::ports::InstanceSettings;
 use crate::ports::{StoreError, UniqueKey};
+use crate::screening::Applicant;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -23,6 +24,8 @@ pub struct PartnerSignupInput {
     pub last_name: Option<String>,
     pub language: Option<String>,
     pub client: Option<String>,
+    /// The CAPTCHA provider's token (`X-Captcha-Token`), when the app asks for one.
+    pub captcha_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +122,22 @@ impl PartnerSignup {
             .budget
             .spend_on_signup(instance, input.client.as_deref(), Some(email.canonical()))
             .await?;
+        let applicant = Applicant {
+            surface: "fasteditor",
+            app_id: Some(&app.id),
+            email: Some(&email),
+            email_field: "userName",
+            password: Some(&password),
+            password_field: "password",
+            name: None,
+            first_name: first_name.as_deref(),
+            last_name: last_name.as_deref(),
+            language: Some(&language),
+            client: input.client.as_deref(),
+            fields: json!({}),
+            captcha_token: input.captcha_token.as_deref(),
+        };
+        let admitted = self.common.screening.screen(instance, &applicant).await?;
         let password_hash = self.common.hasher.hash(&password).await?;
         let uuid = self.common.uuid();
         let name =
@@ -157,6 +176,7 @@ impl PartnerSignup {
                 language,
                 status: UserStatus::Active,
                 password_hash,
+                metadata: admitted.metadata,
             },
             profile: UserProfile {
                 first_name: first_name.clone(),

@@ -24,6 +24,7 @@ use crate::phone::Phone;
 use crate::ports::{Instances, Users};
 use crate::ports::{StoreError, UniqueKey};
 pub use crate::provisioning::{InstanceEvent, NoHooks, Provisioning, ProvisioningHooks};
+use crate::screening::Applicant;
 use crate::session::generate_key;
 use crate::token::secret_hash;
 use serde_json::json;
@@ -54,6 +55,8 @@ pub struct FastTrackInput {
     pub client: Option<String>,
     /// The language of the confirmation mail (the browser's, when onramp has it).
     pub language: Option<String>,
+    /// The CAPTCHA provider's token, when the platform asks for one.
+    pub captcha_token: Option<String>,
 }
 
 /// A provisioned, active instance whose admin may log in once with `guid`.
@@ -181,6 +184,23 @@ impl Provisioner {
             .limit(&format!("fast_track:domain:{domain}"), limits.fast_track_per_email_domain)
             .await?;
 
+        let platform = self.common.directory.instance(PLATFORM_INSTANCE).await?;
+        let applicant = Applicant {
+            surface: "fast_track",
+            app_id: None,
+            email: Some(&email),
+            email_field: "email",
+            password: Some(&password),
+            password_field: "password",
+            name: None,
+            first_name: Some(&first),
+            last_name: Some(&last),
+            language: input.language.as_deref(),
+            client: input.client.as_deref(),
+            fields: serde_json::json!({ "nickname": nickname, "company": company, "phone": phone }),
+            captcha_token: input.captcha_token.as_deref(),
+        };
+        let admitted = self.common.screening.screen(&platform, &applicant).await?;
         // Hashed once, stored twice (dashboard user and instance admin).
         let password_hash = self.common.hasher.hash(&password).await?;
         let now = self.common.now();
@@ -195,11 +215,11 @@ impl Provisioner {
             language: "en".into(),
             status,
             password_hash: password_hash.clone(),
+            metadata: admitted.metadata.clone(),
         };
         let guid = self.common.tokens.secret_token();
         let claim = self.common.tokens.secret_token();
         let owner_id = self.common.tokens.public_id("usr");
-        let platform = self.common.directory.instance(PLATFORM_INSTANCE).await?;
         let kind = crate::audit::kinds::FAST_TRACK_PROVISIONED;
         let audit = crate::audit::pending_user(kind, &platform, input.client.as_deref(), now);
         let new = NewFastTrack {

@@ -49,6 +49,7 @@ impl Onramp {
         hasher: PasswordHasher,
         seal: SealKey,
         settings: Settings,
+        remote: Arc<dyn crate::screening::Remote>,
     ) -> Self {
         let directory = Directory::new(store.clone(), store.clone(), tokens.clone(), clock.clone());
         let common = Common {
@@ -64,6 +65,7 @@ impl Onramp {
                 limits: settings.rate_limits.clone(),
             },
             directory: Arc::new(directory),
+            screening: Arc::new(crate::screening::Screening::new(settings.screening.clone(), remote)),
             clock,
             tokens,
             hasher,

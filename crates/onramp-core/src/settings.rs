@@ -63,6 +63,8 @@ pub struct Settings {
     /// Right-hand side of generated Message-IDs.
     pub message_id_domain: String,
     pub rate_limits: RateLimits,
+    /// What each app asks of a signup (domains, CAPTCHA, hook) and the breached-password check.
+    pub screening: crate::screening::ScreeningRules,
 }
 
 impl Default for Settings {
@@ -79,6 +81,7 @@ impl Default for Settings {
             public_url: "http://localhost:8080".into(),
             message_id_domain: "localhost".into(),
             rate_limits: RateLimits::default(),
+            screening: Default::default(),
         }
     }
 }

@@ -98,8 +98,8 @@ impl Dialect for Postgres {
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id),
              u AS (
                INSERT INTO users (instance_id, public_id, uuid, account_id, email, email_canonical, username,
-                 username_canonical, name, language, status, password_hash, created_at)
-               SELECT $1, $9, $10, a.id, $11, $12, $13, $14, $15, $16, $17, $18, $8 FROM a RETURNING id),
+                 username_canonical, name, language, status, password_hash, created_at, metadata)
+               SELECT $1, $9, $10, a.id, $11, $12, $13, $14, $15, $16, $17, $18, $8, $31 FROM a RETURNING id),
              v AS (
                INSERT INTO verifications (instance_id, user_id, purpose, secret_hash, expires_at, created_at)
                SELECT $1, u.id, $19, $20, $21, $8 FROM u RETURNING id),
@@ -139,6 +139,7 @@ impl Dialect for Postgres {
         .bind(s.audit.client.as_deref())
         .bind(s.audit.detail.to_string())
         .bind(ts(s.audit.at))
+        .bind(crate::util::metadata_text(&u.metadata))
         .execute(pool)
         .await
         .map_err(db_err)

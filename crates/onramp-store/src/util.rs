@@ -7,6 +7,11 @@ pub(crate) fn ts(t: OffsetDateTime) -> i64 {
     t.unix_timestamp()
 }
 
+/// A user's metadata as the `metadata` column keeps it (JSON text), or NULL.
+pub(crate) fn metadata_text(metadata: &Option<serde_json::Value>) -> Option<String> {
+    metadata.as_ref().map(serde_json::Value::to_string)
+}
+
 pub(crate) fn from_ts(secs: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

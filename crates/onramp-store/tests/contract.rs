@@ -300,6 +300,7 @@ fn fast_track(email: &str, base: &str, n: usize) -> NewFastTrack {
         language: "en".into(),
         status: if tag == "o" { UserStatus::Unconfirmed } else { UserStatus::Active },
         password_hash: format!("$argon2id$hash{n}"),
+        metadata: None,
     };
     NewFastTrack {
         audit: trail("fast_track.provisioned"),

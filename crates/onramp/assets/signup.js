@@ -58,6 +58,11 @@
     clearErrors();
     var body = {};
     new FormData(form).forEach(function (value, key) { if (value !== '') body[key] = value; });
+    // A CAPTCHA widget fills in its provider's own field: send it as captcha_token.
+    ['cf-turnstile-response', 'h-captcha-response', 'g-recaptcha-response'].forEach(function (field) {
+      if (body[field]) { body.captcha_token = body[field]; }
+      delete body[field];
+    });
     button.disabled = true;
     fetch('/v1/auth/signup', {
       method: 'POST',
@@ -72,6 +77,10 @@
         done.querySelector('h1').focus();
         return;
       }
+      // A CAPTCHA token is good once: the widget gives a fresh one.
+      [window.turnstile, window.hcaptcha, window.grecaptcha].forEach(function (widget) {
+        if (widget && widget.reset) { widget.reset(); }
+      });
       return r.json().then(function (answer) {
         var error = (answer && answer.error) || {};
         var first = null;

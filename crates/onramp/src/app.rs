@@ -70,8 +70,9 @@ impl Service {
             queue: config.hashing.queue,
         })?;
         let provisioning = provisioning(&config, ports.clock.clone())?;
+        let remote = Arc::new(crate::remote::HttpRemote::new(ports.clock.clone(), ports.tokens.clone())?);
         let onramp = Arc::new(
-            Onramp::new(store, ports.clock, ports.tokens, hasher, seal, settings(&config))
+            Onramp::new(store, ports.clock, ports.tokens, hasher, seal, settings(&config), remote)
                 .with_provisioning(provisioning),
         );
         apply_config(&onramp, &config).await?;
@@ -208,6 +209,7 @@ fn settings(config: &Config) -> Settings {
             fast_track_per_client: Limit::per_minutes(r.fast_track_per_client_per_hour, 60),
             fast_track_per_email_domain: Limit::per_minutes(r.fast_track_per_email_domain_per_hour, 60),
         },
+        screening: config.screening_rules(),
     }
 }
 

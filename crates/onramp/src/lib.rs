@@ -8,5 +8,7 @@ pub mod config;
 pub mod delivery;
 pub mod http;
 pub mod metrics;
+pub mod remote;
 pub mod server;
+pub mod standard_webhooks;
 pub mod telemetry;

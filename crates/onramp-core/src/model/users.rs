@@ -124,6 +124,9 @@ pub struct NewUser {
     pub language: String,
     pub status: UserStatus,
     pub password_hash: String,
+    /// A JSON object to keep with the user (what the before-signup hook or an import handed
+    /// over), or none.
+    pub metadata: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@ use crate::error::{CoreError, FieldError};
 use crate::model::*;
 use crate::password::Password;
 use crate::ports::{StoreError, UniqueKey};
+use crate::screening::Applicant;
 use crate::signup::Signup;
 use crate::token::secret_hash;
 use crate::username::Username;
@@ -25,6 +26,8 @@ pub struct SignupInput {
     pub country_id: String,
     /// Who is asking, for rate limits.
     pub client: Option<String>,
+    /// The CAPTCHA provider's token, when the app asks for one.
+    pub captcha_token: Option<String>,
 }
 
 #[derive(Debug)]
@@ -151,6 +154,27 @@ impl Signup {
         if !domain.allow_signup {
             return Err(CoreError::field("domain_id", "signup_not_allowed", "does not allow signup"));
         }
+        let applicant = Applicant {
+            surface: "v1",
+            app_id: Some(&app.id),
+            email: Some(&cmd.email),
+            email_field: "email",
+            password: cmd.password.as_ref(),
+            password_field: "password",
+            name: Some(&cmd.name),
+            first_name: None,
+            last_name: None,
+            language: None,
+            client: input.client.as_deref(),
+            fields: json!({
+                "domain_id": cmd.domain_id,
+                "account_title": cmd.account_title,
+                "username": cmd.username.as_ref().map(Username::as_str),
+                "country_id": cmd.country.as_str(),
+            }),
+            captcha_token: input.captcha_token.as_deref(),
+        };
+        let admitted = self.common.screening.screen(instance, &applicant).await?;
 
         // One hash per request, on every path (the "exists" path included, for equal timing).
         let password_generated = cmd.password.is_none();
@@ -213,6 +237,7 @@ impl Signup {
                     language: "en".into(),
                     status: UserStatus::Pending,
                     password_hash: password_hash.clone(),
+                    metadata: admitted.metadata.clone(),
                 },
                 verification: NewVerification {
                     purpose: Purpose::Activation,

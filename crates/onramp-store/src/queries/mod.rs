@@ -2,7 +2,9 @@
 //! The SQL in them is the same on both databases.
 
 use crate::sql::{Dialect, SqlStore, Tx, Value, status};
-use crate::util::{app_from, db_err, domain_from, from_ts, outbox_from, session_from, summary_from, ts};
+use crate::util::{
+    app_from, db_err, domain_from, from_ts, metadata_text, outbox_from, session_from, summary_from, ts,
+};
 use async_trait::async_trait;
 use onramp_core::model::*;
 use onramp_core::ports::*;

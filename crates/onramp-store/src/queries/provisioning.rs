@@ -107,8 +107,8 @@ where
         sqlx::query_scalar(
             "INSERT INTO users (instance_id, public_id, uuid, email, email_canonical, username,
                username_canonical, name, language, status, password_hash, created_at, activated_at,
-               first_name, last_name, display_name, company, phone)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+               first_name, last_name, display_name, company, phone, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
              RETURNING id",
         )
         .bind(instance.0)
@@ -129,6 +129,7 @@ where
         .bind(&p.display_name)
         .bind(&p.company)
         .bind(&p.phone)
+        .bind(metadata_text(&u.metadata))
         .fetch_one(&mut **tx)
         .await
         .map_err(db_err)

@@ -50,7 +50,7 @@ where
                 sqlx::query(
                     "UPDATE users SET email = $1, username = $2, username_canonical = $3, name = $4, language = $5,
                        password_hash = $6, first_name = $7, last_name = $8, display_name = $9, company = $10,
-                       phone = $11 WHERE id = $12",
+                       phone = $11, metadata = $13 WHERE id = $12",
                 )
                 .bind(&u.email)
                 .bind(&u.username)
@@ -64,6 +64,7 @@ where
                 .bind(&p.company)
                 .bind(&p.phone)
                 .bind(user_key)
+                .bind(metadata_text(&u.metadata))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
@@ -365,7 +366,7 @@ where
                 let account_id: Option<i64> = r.get(4);
                 sqlx::query(
                     "UPDATE users SET email = $1, username = $2, username_canonical = $3, name = $4, language = $5,
-                       password_hash = $6 WHERE id = $7",
+                       password_hash = $6, metadata = $8 WHERE id = $7",
                 )
                 .bind(&s.user.email)
                 .bind(&s.user.username)
@@ -374,6 +375,7 @@ where
                 .bind(&s.user.language)
                 .bind(&s.user.password_hash)
                 .bind(user_id)
+                .bind(metadata_text(&s.user.metadata))
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
@@ -425,8 +427,8 @@ where
                 let u = &s.user;
                 let user_id: i64 = sqlx::query_scalar(
                     "INSERT INTO users (instance_id, public_id, uuid, account_id, email, email_canonical, username,
-                       username_canonical, name, language, status, password_hash, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                       username_canonical, name, language, status, password_hash, created_at, metadata)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
                 )
                 .bind(instance.0)
                 .bind(&u.public_id)
@@ -441,6 +443,7 @@ where
                 .bind(u.status.as_str())
                 .bind(&u.password_hash)
                 .bind(now)
+                .bind(metadata_text(&u.metadata))
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db_err)?;

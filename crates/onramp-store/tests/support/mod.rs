@@ -68,6 +68,7 @@ pub fn person(n: usize, email: &str, status: UserStatus) -> NewUser {
         language: "en".into(),
         status,
         password_hash: format!("$argon2id$p{n}"),
+        metadata: None,
     }
 }
 

@@ -128,6 +128,7 @@ fn fill_user(i: usize, hash: &str) -> NewUser {
         language: "en".into(),
         status: UserStatus::Active,
         password_hash: hash.into(),
+        metadata: None,
     }
 }
 
@@ -176,6 +177,7 @@ async fn pending_signups(
                             language: "en".into(),
                             status: UserStatus::Pending,
                             password_hash: "$argon2id$unused".into(),
+                            metadata: None,
                         },
                         verification: NewVerification {
                             purpose: Purpose::Activation,

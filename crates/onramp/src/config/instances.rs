@@ -130,6 +130,12 @@ pub struct InstanceConfig {
     pub apps: Vec<AppConfig>,
     #[serde(default)]
     pub branding: Branding,
+    /// This instance's signup rules (its apps' defaults).
+    #[serde(default)]
+    pub signup: SignupRulesConfig,
+    /// This instance's own hooks, instead of `[hooks]`.
+    #[serde(default)]
+    pub hooks: HooksConfig,
 }
 
 impl InstanceConfig {
@@ -146,6 +152,8 @@ impl InstanceConfig {
             mail_services: Vec::new(),
             apps: Vec::new(),
             branding: Branding::default(),
+            signup: SignupRulesConfig::default(),
+            hooks: HooksConfig::default(),
         }
     }
 }
@@ -227,6 +235,9 @@ pub struct AppConfig {
     pub reads_accounts_of: Option<Vec<String>>,
     #[serde(default)]
     pub branding: Branding,
+    /// This app's signup rules (CAPTCHA, domains).
+    #[serde(default)]
+    pub signup: SignupRulesConfig,
 }
 
 fn partner_signup_path() -> String {

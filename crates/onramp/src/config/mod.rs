@@ -9,12 +9,14 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 mod instances;
+mod screening;
 mod sections;
 #[cfg(test)]
 mod tests;
 mod validate;
 
 pub use instances::*;
+pub use screening::*;
 pub use sections::*;
 pub use validate::contract_problems;
 
@@ -63,6 +65,10 @@ pub struct Config {
     pub mail_templates: Vec<MailTemplateConfig>,
     /// How hosted pages and mails look, unless an instance or app says otherwise.
     pub branding: Branding,
+    /// What every signup must pass, unless an instance or app says otherwise.
+    pub signup: SignupRulesConfig,
+    /// The operator's synchronous hooks (`before_signup`).
+    pub hooks: HooksConfig,
     pub instances: Vec<InstanceConfig>,
 }
 
@@ -91,6 +97,8 @@ impl Default for Config {
             provisioning: ProvisioningConfig::default(),
             mail_templates: Vec::new(),
             branding: Branding::default(),
+            signup: SignupRulesConfig::default(),
+            hooks: HooksConfig::default(),
             instances: vec![InstanceConfig::named("default")],
         }
     }

@@ -74,11 +74,14 @@ impl Default for SmsConfig {
 pub struct PasswordConfig {
     pub min_length: usize,
     pub max_length: usize,
+    /// Refuse passwords found in a breach corpus (off unless set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breach_check: Option<BreachCheckConfig>,
 }
 
 impl Default for PasswordConfig {
     fn default() -> Self {
-        Self { min_length: 8, max_length: 1024 }
+        Self { min_length: 8, max_length: 1024, breach_check: None }
     }
 }
 

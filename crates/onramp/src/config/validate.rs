@@ -121,6 +121,7 @@ impl Config {
             problems.push(format!("fast_track.form_url: {u:?} is not an absolute URL"));
         }
         problems.extend(self.branding.problems(""));
+        problems.extend(self.screening_problems());
         let mut names = std::collections::HashSet::new();
         for inst in &self.instances {
             if !is_instance_name(&inst.name) {

@@ -47,7 +47,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn look(state: &AppState) -> Look {
-    Look { lang: "en", brand: Brand::resolve(&state.config, onramp_core::model::DEFAULT_INSTANCE, None) }
+    Look {
+        lang: "en",
+        brand: Brand::resolve(&state.config, onramp_core::model::DEFAULT_INSTANCE, None),
+        captcha: None,
+    }
 }
 
 fn csrf_of(token: &str) -> String {

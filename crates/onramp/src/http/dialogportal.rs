@@ -91,7 +91,7 @@ impl From<CoreError> for DpError {
             | CoreError::AccountNotFound => StatusCode::NOT_FOUND,
             CoreError::TokenExpired => StatusCode::GONE,
             CoreError::TokenUsed => StatusCode::CONFLICT,
-            CoreError::AccountDisabled => StatusCode::FORBIDDEN,
+            CoreError::AccountDisabled | CoreError::SignupDenied { .. } => StatusCode::FORBIDDEN,
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::Busy { .. } | CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             // Validation is answered above; the rest are not answers of the contract use cases.
@@ -192,7 +192,14 @@ async fn create_with(
     match state
         .onramp
         .contract_accounts()
-        .create(&instance, &app, &contract, &body, client.as_deref())
+        .create(
+            &instance,
+            &app,
+            &contract,
+            &body,
+            client.as_deref(),
+            super::extract::captcha_header(&headers).as_deref(),
+        )
         .await?
     {
         ContractResult::Created(account) => {

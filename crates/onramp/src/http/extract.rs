@@ -43,6 +43,18 @@ pub async fn keyed_app(state: &AppState, headers: &HeaderMap) -> Result<(Instanc
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
+/// The CAPTCHA token a caller sent in `X-Captcha-Token` (every signup surface reads it).
+pub fn captcha_header(headers: &HeaderMap) -> Option<String> {
+    headers.get("x-captcha-token").and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// The CAPTCHA token of a form: `captcha_token`, or the field a provider's widget fills in.
+pub fn captcha_in_form(field: impl Fn(&str) -> Option<String>) -> Option<String> {
+    ["captcha_token", "cf-turnstile-response", "h-captcha-response", "g-recaptcha-response"]
+        .into_iter()
+        .find_map(|name| field(name).filter(|v| !v.is_empty()))
+}
+
 impl ClientAddr {
     /// The address as the rate-limit keys take it.
     pub fn key(&self) -> Option<String> {

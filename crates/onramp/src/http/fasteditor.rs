@@ -30,6 +30,9 @@ pub enum Code {
     PasswordTooWeak,
     UsernameTaken,
     AccountDisabled,
+    EmailNotAllowed,
+    CaptchaFailed,
+    SignupDenied,
     PayloadTooLarge,
     UnsupportedMediaType,
     OriginNotAllowed,
@@ -51,6 +54,9 @@ impl Code {
             Self::PasswordTooWeak => "PASSWORD_TOO_WEAK",
             Self::UsernameTaken => "USERNAME_TAKEN",
             Self::AccountDisabled => "ACCOUNT_DISABLED",
+            Self::EmailNotAllowed => "EMAIL_NOT_ALLOWED",
+            Self::CaptchaFailed => "CAPTCHA_FAILED",
+            Self::SignupDenied => "SIGNUP_DENIED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
@@ -65,7 +71,7 @@ impl Code {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::UsernameTaken => StatusCode::CONFLICT,
-            Self::AccountDisabled => StatusCode::FORBIDDEN,
+            Self::AccountDisabled | Self::SignupDenied => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::OriginNotAllowed => StatusCode::FORBIDDEN,
@@ -142,6 +148,27 @@ impl Code {
                 "Esta cuenta está desactivada. Ponte en contacto con el soporte."
             }
             (Self::AccountDisabled, _) => "This account is disabled. Please contact support.",
+            (Self::EmailNotAllowed, "nl") => {
+                "Met dit e-mailadres kun je je niet aanmelden. Gebruik een ander adres."
+            }
+            (Self::EmailNotAllowed, "de") => {
+                "Mit dieser E-Mail-Adresse ist keine Anmeldung möglich. Bitte verwende eine andere."
+            }
+            (Self::EmailNotAllowed, "fr") => {
+                "Cette adresse e-mail ne permet pas de s'inscrire. Veuillez en utiliser une autre."
+            }
+            (Self::EmailNotAllowed, "es") => "No es posible registrarse con este correo. Usa otra dirección.",
+            (Self::EmailNotAllowed, _) => {
+                "This email address cannot be used to sign up. Please use another one."
+            }
+            (Self::CaptchaFailed, "nl") => "De controle of je een mens bent is mislukt. Probeer het opnieuw.",
+            (Self::CaptchaFailed, "de") => {
+                "Die Prüfung, ob du ein Mensch bist, ist fehlgeschlagen. Bitte versuche es erneut."
+            }
+            (Self::CaptchaFailed, "fr") => "La vérification anti-robot a échoué. Veuillez réessayer.",
+            (Self::CaptchaFailed, "es") => "La comprobación anti-robots ha fallado. Inténtalo de nuevo.",
+            (Self::CaptchaFailed, _) => "The check that you are human failed. Please try again.",
+            (Self::SignupDenied, _) => "This signup is not allowed.",
             (Self::PayloadTooLarge, _) => "The request is too large.",
             (Self::UnsupportedMediaType, _) => "Send the body as JSON with Content-Type: application/json.",
             (Self::OriginNotAllowed, _) => "Pages of this origin may not call the signup endpoint.",
@@ -180,6 +207,8 @@ fn core_error(e: CoreError, language: &str) -> Response {
         CoreError::Validation(fields) => {
             let first = fields.first().map(|f| (f.field.as_str(), f.code)).unwrap_or(("", ""));
             match first {
+                ("captcha_token", _) => Code::CaptchaFailed,
+                (_, "email_domain_not_allowed" | "email_disposable") => Code::EmailNotAllowed,
                 (_, "required") => Code::MissingField,
                 ("userName", _) => Code::InvalidUsername,
                 (_, c) if c == codes::INVALID_LANGUAGE => Code::InvalidLanguage,
@@ -190,6 +219,11 @@ fn core_error(e: CoreError, language: &str) -> Response {
         }
         CoreError::EmailTaken | CoreError::UsernameTaken => Code::UsernameTaken,
         CoreError::AccountDisabled => Code::AccountDisabled,
+        // The hook's own message, under this surface's code.
+        CoreError::SignupDenied { message, .. } => {
+            let body = json!({ "message": message, "code": Code::SignupDenied.as_str() });
+            return (Code::SignupDenied.status(), axum::Json(body)).into_response();
+        }
         CoreError::RateLimited { .. } => Code::RateLimited,
         CoreError::Busy { .. } | CoreError::Unavailable(_) => Code::ServiceUnavailable,
         // Not answers of partner signup: a bug if they reach here.
@@ -287,6 +321,7 @@ pub async fn signup(
         last_name: request.last_name,
         language: request.language,
         client,
+        captcha_token: super::extract::captcha_header(&headers),
     };
     match state.onramp.partner_signup().sign_up(&instance, &app, input).await {
         Ok(done) => {

@@ -263,6 +263,60 @@ async fn the_hosted_signup_and_activation_pages_work_by_typing() {
     browser.close().await;
 }
 
+/// An app with a CAPTCHA: the hosted page shows the provider's widget (its CSP lets the provider
+/// in), refuses to sign up until the widget has a token, and sends the token, which onramp
+/// checks with the provider's siteverify (a local fake here; the widget's script cannot load
+/// without the network, so the test puts its answer where the widget would).
+#[tokio::test]
+async fn the_hosted_signup_page_shows_the_apps_captcha_and_sends_its_token() {
+    let outside = crate::screening::Outside::default();
+    let verify = outside.start().await;
+    let app = TestApp::spawn_with(SQLITE, |c| {
+        c.instances[0].apps[0].signup.captcha = Some(onramp::config::CaptchaConfig {
+            provider: onramp_core::screening::CaptchaProvider::Turnstile,
+            secret: onramp::config::Secret(crate::screening::CAPTCHA_SECRET.into()),
+            site_key: Some("1x00000000000000000000AA".into()),
+            verify_url: Some(format!("http://{verify}/siteverify")),
+        });
+    })
+    .await;
+    let base = onramp_url(&app);
+    let page = app.client.get(format!("{base}/signup?app=app_demo")).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self' https://challenges.cloudflare.com;"), "{csp}");
+    assert!(csp.contains("frame-src 'none' https://challenges.cloudflare.com;"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"class="cf-turnstile" data-sitekey="1x00000000000000000000AA""#), "{html}");
+
+    let browser = Browser::start("en-US").await;
+    browser.client.goto(&format!("{base}/signup?app=app_demo")).await.unwrap();
+    browser.wait_text("#domain_id", "Acme").await;
+    browser.fill("#account_title", "Acme Corp").await;
+    browser.fill("#name", "Cap Tcha").await;
+    browser.fill("#email", "captcha@acmecorp.com").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_text("#captcha_token-error", "Solve the check that you are human").await;
+    browser.screenshot("hosted-signup-captcha-required").await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
+    // What the widget does once solved: its hidden field in the form.
+    browser
+        .eval(&format!(
+            "const i = document.createElement('input'); i.type = 'hidden'; i.name = 'cf-turnstile-response'; \
+             i.value = '{}'; document.getElementById('captcha_token').appendChild(i); return true;",
+            crate::screening::GOOD_TOKEN
+        ))
+        .await;
+    browser.click("button[type=submit]").await;
+    browser.wait_text("#done", "captcha@acmecorp.com").await;
+    let calls = outside.siteverify_calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "a missing token is refused without asking the provider");
+    assert_eq!(calls[0]["response"], crate::screening::GOOD_TOKEN);
+    assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE email = 'captcha@acmecorp.com'").await, 1);
+    browser.close().await;
+    app.worker.drain().await.unwrap();
+}
+
 #[tokio::test]
 async fn branded_mails_read_well_on_desktop_and_phone_and_their_button_activates_the_account() {
     let app = TestApp::spawn_with(SQLITE, |c| {

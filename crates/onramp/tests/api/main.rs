@@ -23,4 +23,5 @@ mod outbox;
 mod partner;
 mod process;
 mod schemathesis;
+mod screening;
 mod signup;

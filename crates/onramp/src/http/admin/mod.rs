@@ -117,6 +117,7 @@ impl From<CoreError> for AdminError {
             | CoreError::NotActivated
             | CoreError::AccountDisabled
             | CoreError::SessionInvalid
+            | CoreError::SignupDenied { .. }
             | CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {

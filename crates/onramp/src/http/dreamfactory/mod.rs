@@ -69,6 +69,7 @@ impl From<CoreError> for DfError {
                 (StatusCode::UNAUTHORIZED, "Login registration has not been confirmed.".into())
             }
             CoreError::AccountDisabled => (StatusCode::FORBIDDEN, "The account is disabled.".into()),
+            CoreError::SignupDenied { message, .. } => (StatusCode::FORBIDDEN, message.clone()),
             CoreError::SessionInvalid => (StatusCode::UNAUTHORIZED, "The session token is not valid.".into()),
             CoreError::TokenNotFound => (StatusCode::NOT_FOUND, "The email and code do not match.".into()),
             CoreError::TokenUsed => (StatusCode::BAD_REQUEST, "Invalid confirmation code.".into()),
@@ -133,6 +134,8 @@ struct Call {
     instance: Instance,
     settings: UserServiceSettings,
     app_name: String,
+    /// The app the API key is of (none: a keyless registration).
+    app_id: Option<String>,
     client: Option<String>,
     query: Vec<(String, String)>,
 }
@@ -167,18 +170,18 @@ async fn resolve(
         .map(str::to_owned)
         .or_else(|| query.iter().find(|(k, _)| k == "api_key").map(|(_, v)| v.clone()))
         .filter(|k| !k.is_empty());
-    let app_name = match key {
+    let (app_name, app_id) = match key {
         Some(key) => match state.onramp.api_keys().app_for_key(&instance, &key).await? {
-            Some(app) => app.name,
+            Some(app) => (app.name, Some(app.id)),
             None => return Err(DfError::new(StatusCode::UNAUTHORIZED, "Invalid API key.")),
         },
         // No app named: the product's name as its pages show it (not `default`).
         None if settings.allow_keyless => {
-            crate::branding::Brand::resolve(&state.config, &instance.name, None).name
+            (crate::branding::Brand::resolve(&state.config, &instance.name, None).name, None)
         }
         None => return Err(DfError::new(StatusCode::UNAUTHORIZED, "No API key provided.")),
     };
-    Ok(Call { instance, settings, app_name, client: client.key(), query })
+    Ok(Call { instance, settings, app_name, app_id, client: client.key(), query })
 }
 
 fn body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, DfError> {

@@ -28,6 +28,8 @@ struct RegisterBody {
     display_name: Option<String>,
     username: Option<String>,
     phone: Option<String>,
+    /// The CAPTCHA provider's token, when the app asks for one (or `X-Captcha-Token`).
+    captcha_token: Option<String>,
 }
 
 /// Open registration (seed 001); `login=true` logs the user in when no confirmation is needed.
@@ -60,7 +62,9 @@ pub async fn register(
         phone: b.phone,
         login,
         app_name: call.app_name.clone(),
+        app_id: call.app_id.clone(),
         client: call.client.clone(),
+        captcha_token: b.captcha_token.or_else(|| crate::http::extract::captcha_header(&headers)),
     };
     let answer =
         match state.onramp.open_registration().register(&call.instance, &call.settings, input).await? {

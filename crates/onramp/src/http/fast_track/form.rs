@@ -54,6 +54,7 @@ pub async fn answer(
         phone: optional("phone"),
         client,
         language: Some(look.lang.to_owned()),
+        captcha_token: crate::http::extract::captcha_in_form(optional),
     };
     match state.onramp.provisioner().fast_track(input).await {
         Ok(done) => {
@@ -75,6 +76,9 @@ pub async fn answer(
                 }
                 CoreError::RateLimited { .. } => {
                     (StatusCode::TOO_MANY_REQUESTS, e.code(), "e429_title", "e429_text")
+                }
+                CoreError::SignupDenied { .. } => {
+                    (StatusCode::FORBIDDEN, e.code(), "signup_denied_title", "signup_denied_text")
                 }
                 CoreError::Busy { .. } | CoreError::Unavailable(_) => {
                     (StatusCode::SERVICE_UNAVAILABLE, e.code(), "e503_title", "e503_text")

@@ -46,6 +46,8 @@ pub struct FastTrackRequest {
     nickname: Option<String>,
     company: Option<String>,
     phone: Option<String>,
+    /// The CAPTCHA provider's token, when the platform asks for one (or `X-Captcha-Token`).
+    captcha_token: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -133,7 +135,7 @@ impl Call {
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::Busy { .. } | CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::InstanceNotFound | CoreError::AppNotFound => StatusCode::NOT_FOUND,
-            CoreError::AccountDisabled => StatusCode::FORBIDDEN,
+            CoreError::AccountDisabled | CoreError::SignupDenied { .. } => StatusCode::FORBIDDEN,
             // Not answers of FastTrack: a bug if they reach here. A failed provisioning is a 500.
             CoreError::ContractNotFound
             | CoreError::AccountNotFound
@@ -219,7 +221,8 @@ pub async fn fast_track(
     }
     let call = Call::begin(&state, &uri, "POST", &headers, client.clone());
     let language = super::pages::language(&headers);
-    let mut response = answer(&state, &call, (client, language), body).await;
+    let captcha = super::extract::captcha_header(&headers);
+    let mut response = answer(&state, &call, (client, language, captcha), body).await;
     // The answer may carry a login secret: never cache it.
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
@@ -269,7 +272,7 @@ async fn wrong_method(
 async fn answer(
     state: &AppState,
     call: &Call,
-    (client, language): (Option<String>, &str),
+    (client, language, captcha): (Option<String>, &str, Option<String>),
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if !state.config.fast_track.enabled {
@@ -301,6 +304,7 @@ async fn answer(
         phone: request.phone,
         client,
         language: Some(language.to_owned()),
+        captcha_token: request.captcha_token.or(captcha),
     };
     match state.onramp.provisioner().fast_track(input).await {
         Ok(done) => {

@@ -89,9 +89,22 @@ pub async fn signup(
     };
     match app {
         Ok(Some(app)) => {
-            let look = Look::of(&state, &headers, &instance.name, Some((&app.id, &app.name)));
+            let mut look = Look::of(&state, &headers, &instance.name, Some((&app.id, &app.name)));
             let country = super::region(&headers).unwrap_or_default();
-            state.pages.render(&look, StatusCode::OK, "signup.html", context! { app_id => app.id, country })
+            // The app's CAPTCHA widget, when it has one and a site key to show it with.
+            let rules = state.onramp.settings().screening.rules(&instance.name, Some(&app.id));
+            let captcha = rules.captcha.as_ref().and_then(|c| Some((c.provider, c.site_key.clone()?)));
+            look.captcha = captcha.as_ref().map(|(provider, _)| *provider);
+            let captcha = captcha.map(|(provider, site_key)| {
+                let (script, class) = provider.widget();
+                context! { script, class, site_key }
+            });
+            state.pages.render(
+                &look,
+                StatusCode::OK,
+                "signup.html",
+                context! { app_id => app.id, country, captcha },
+            )
         }
         Ok(None) => state.pages.message(&look, StatusCode::NOT_FOUND, "e404_title", "e404_text"),
         Err(e) => state.pages.error(&look, &e),

@@ -20,6 +20,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::{AutoEscape, Environment, Value, context};
 use onramp_core::CoreError;
+use onramp_core::screening::CaptchaProvider;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
@@ -184,13 +185,15 @@ impl Pages {
 pub struct Look {
     pub lang: &'static str,
     pub brand: Brand,
+    /// The CAPTCHA widget the page shows, whose provider the CSP lets in.
+    pub captcha: Option<CaptchaProvider>,
 }
 
 impl Look {
     /// The reader's language and the branding of `instance` (and `app`, when the page is one
     /// app's), see [`Brand::resolve`].
     pub fn of(state: &AppState, headers: &HeaderMap, instance: &str, app: Option<(&str, &str)>) -> Self {
-        Self { lang: language(headers), brand: Brand::resolve(&state.config, instance, app) }
+        Self { lang: language(headers), brand: Brand::resolve(&state.config, instance, app), captcha: None }
     }
 
     /// The page's one inline style: the accent colour (validated as `#rrggbb` at start).
@@ -209,9 +212,11 @@ impl Look {
             .and_then(onramp_core::origin::OriginPattern::of_url)
             .map(|o| format!(" {o}"))
             .unwrap_or_default();
+        let (scripts, frames) = self.captcha.map(captcha_sources).unwrap_or_default();
         let csp = format!(
-            "default-src 'none'; style-src 'self' 'sha256-{style_hash}'; script-src 'self'; connect-src 'self'; \
-             img-src 'self'{logo}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; style-src 'self' 'sha256-{style_hash}'{frames}; script-src 'self'{scripts}; \
+             connect-src 'self'{frames}; img-src 'self'{logo}; frame-src 'none'{frames}; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'"
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -222,6 +227,24 @@ impl Look {
         if let Ok(v) = HeaderValue::from_str(&csp) {
             headers.insert(header::CONTENT_SECURITY_POLICY, v);
         }
+    }
+}
+
+/// What a CAPTCHA provider's widget loads: its scripts, and what it frames, styles and calls
+/// (each with a leading space, for the CSP).
+fn captcha_sources(provider: CaptchaProvider) -> (&'static str, &'static str) {
+    match provider {
+        CaptchaProvider::Turnstile => {
+            (" https://challenges.cloudflare.com", " https://challenges.cloudflare.com")
+        }
+        CaptchaProvider::Hcaptcha => (
+            " https://js.hcaptcha.com https://hcaptcha.com https://*.hcaptcha.com",
+            " https://hcaptcha.com https://*.hcaptcha.com",
+        ),
+        CaptchaProvider::Recaptcha => (
+            " https://www.google.com/recaptcha/ https://www.gstatic.com/recaptcha/",
+            " https://www.google.com/recaptcha/ https://recaptcha.google.com/recaptcha/",
+        ),
     }
 }
 
@@ -345,7 +368,7 @@ mod tests {
             }
         }
         let brand = Brand { name: "<b>Acme</b>".into(), logo_url: None, accent: "#123456".into() };
-        let look = Look { lang: "de", brand };
+        let look = Look { lang: "de", brand, captcha: None };
         for name in [
             "signup.html",
             "activate.html",

@@ -71,6 +71,7 @@ impl From<CoreError> for V1Error {
             CoreError::NotActivated
             | CoreError::AccountDisabled
             | CoreError::OpenRegistrationDisabled
+            | CoreError::SignupDenied { .. }
             | CoreError::AdminForbidden => StatusCode::FORBIDDEN,
             CoreError::WrongState(_) => StatusCode::CONFLICT,
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -92,7 +93,12 @@ impl From<CoreError> for V1Error {
                 .collect(),
             _ => Vec::new(),
         };
-        Self { status, code: e.code().into(), message: e.public_message(), fields, retry_after }
+        // A before-signup hook's denial carries the hook's own code.
+        let code = match &e {
+            CoreError::SignupDenied { code, .. } => code.clone(),
+            other => other.code().into(),
+        };
+        Self { status, code, message: e.public_message(), fields, retry_after }
     }
 }
 

@@ -29,6 +29,8 @@ pub struct SignupRequest {
     /// ISO 3166-1 alpha-2.
     #[serde(default)]
     pub country_id: String,
+    /// The CAPTCHA provider's token, when the app asks for one (or `X-Captcha-Token`).
+    pub captcha_token: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -47,6 +49,7 @@ pub async fn signup(
     State(state): State<AppState>,
     V1Instance { instance, .. }: V1Instance,
     ClientAddr(client): ClientAddr,
+    headers: axum::http::HeaderMap,
     V1Json(body): V1Json<SignupRequest>,
 ) -> Result<Json<SignupResponse>, V1Error> {
     let input = SignupInput {
@@ -58,6 +61,7 @@ pub async fn signup(
         email: body.email,
         country_id: body.country_id,
         client: client.map(|c| c.to_string()),
+        captcha_token: body.captcha_token.or_else(|| crate::http::extract::captcha_header(&headers)),
     };
     let accepted = state.onramp.signup().register(&instance, input).await?;
     state.metrics.signups.inc();

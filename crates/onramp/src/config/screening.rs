@@ -1,0 +1,240 @@
+//! What a signup must pass before anything is written: `[signup]` rules (global, per instance,
+//! per app: CAPTCHA, disposable and denied domains), `[hooks.before_signup]` (global, per
+//! instance) and `[passwords.breach_check]`.
+
+use super::*;
+use onramp_core::screening::{
+    BreachCheck, Captcha, CaptchaProvider, ScreeningRules, SignupHook, SignupRules,
+};
+
+/// `[signup]`, `[instances.signup]`, `[instances.apps.signup]`: each key left out is taken
+/// from the enclosing level (app -> instance -> global -> off).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignupRulesConfig {
+    /// Verify a CAPTCHA token on every signup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captcha: Option<CaptchaConfig>,
+    /// Refuse addresses at known disposable-mail domains (the list `mailchecker` maintains).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_disposable_email: Option<bool>,
+    /// Only addresses at these domains (and their subdomains) may sign up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_domains_allow: Option<Vec<String>>,
+    /// Addresses at these domains (and their subdomains) may not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_domains_deny: Option<Vec<String>>,
+}
+
+impl SignupRulesConfig {
+    /// `self`, with what it leaves unset taken from `outer`.
+    pub fn over(&self, outer: &SignupRulesConfig) -> SignupRulesConfig {
+        SignupRulesConfig {
+            captcha: self.captcha.clone().or_else(|| outer.captcha.clone()),
+            block_disposable_email: self.block_disposable_email.or(outer.block_disposable_email),
+            email_domains_allow: self
+                .email_domains_allow
+                .clone()
+                .or_else(|| outer.email_domains_allow.clone()),
+            email_domains_deny: self.email_domains_deny.clone().or_else(|| outer.email_domains_deny.clone()),
+        }
+    }
+
+    fn rules(&self, hook: Option<&BeforeSignupHookConfig>) -> SignupRules {
+        let lower = |list: &Option<Vec<String>>| {
+            list.iter().flatten().map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase()).collect()
+        };
+        SignupRules {
+            block_disposable_email: self.block_disposable_email.unwrap_or(false),
+            email_domains_allow: lower(&self.email_domains_allow),
+            email_domains_deny: lower(&self.email_domains_deny),
+            captcha: self.captcha.as_ref().map(|c| Captcha {
+                provider: c.provider,
+                site_key: c.site_key.clone(),
+                secret: c.secret.0.clone(),
+                verify_url: c.verify_url.clone().unwrap_or_else(|| c.provider.verify_url().to_owned()),
+            }),
+            before_signup: hook.map(|h| SignupHook {
+                url: h.url.clone(),
+                secret: h.secret.0.clone(),
+                timeout: std::time::Duration::from_millis(h.timeout_ms),
+                reject_on_failure: h.on_failure == FailurePolicy::Reject,
+            }),
+        }
+    }
+
+    pub(super) fn problems(&self, at: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(c) = &self.captcha {
+            if c.secret.0.trim().is_empty() {
+                problems.push(format!("{at}signup.captcha.secret: required"));
+            }
+            if let Some(u) = &c.verify_url
+                && !is_http_url(u)
+            {
+                problems.push(format!("{at}signup.captcha.verify_url: {u:?} is not an http(s) URL"));
+            }
+        }
+        for (key, list) in [
+            ("email_domains_allow", &self.email_domains_allow),
+            ("email_domains_deny", &self.email_domains_deny),
+        ] {
+            for d in list.iter().flatten() {
+                let d = d.trim().trim_start_matches('@');
+                if d.is_empty() || d.contains(['@', '/', ' ']) || !d.contains('.') {
+                    problems.push(format!("{at}signup.{key}: {d:?} is not a domain like example.com"));
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// A CAPTCHA provider's keys.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CaptchaConfig {
+    pub provider: CaptchaProvider,
+    /// The secret the provider's siteverify API takes.
+    pub secret: Secret,
+    /// The public key the hosted signup page's widget shows (without it the page shows none,
+    /// and only callers that bring their own widget can sign up).
+    #[serde(default)]
+    pub site_key: Option<String>,
+    /// Another siteverify endpoint (a proxy, or a test's fake); the provider's by default.
+    #[serde(default)]
+    pub verify_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    /// Refuse the signup (503, try again) when the check cannot be made.
+    #[default]
+    Reject,
+    /// Let the signup through (logged) when the check cannot be made.
+    Allow,
+}
+
+/// `[hooks]` and `[instances.hooks]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HooksConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before_signup: Option<BeforeSignupHookConfig>,
+}
+
+/// The operator's endpoint asked about every signup before anything is written.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BeforeSignupHookConfig {
+    pub url: String,
+    /// `whsec_<base64>`: the Standard Webhooks signing secret.
+    pub secret: Secret,
+    #[serde(default = "hook_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub on_failure: FailurePolicy,
+}
+
+fn hook_timeout_ms() -> u64 {
+    2000
+}
+
+/// `[passwords.breach_check]`: the k-anonymity range protocol of Pwned Passwords.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BreachCheckConfig {
+    #[serde(default = "pwned_passwords")]
+    pub url: String,
+    #[serde(default = "allow")]
+    pub on_failure: FailurePolicy,
+    #[serde(default = "hook_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn pwned_passwords() -> String {
+    "https://api.pwnedpasswords.com/range/".into()
+}
+
+fn allow() -> FailurePolicy {
+    FailurePolicy::Allow
+}
+
+fn is_http_url(u: &str) -> bool {
+    url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
+/// Whether `secret` is a Standard Webhooks secret: `whsec_` and base64 of 24 to 64 bytes.
+pub fn is_webhook_secret(secret: &str) -> bool {
+    use base64::Engine;
+    secret
+        .strip_prefix("whsec_")
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .is_some_and(|key| (24..=64).contains(&key.len()))
+}
+
+impl BeforeSignupHookConfig {
+    pub(super) fn problems(&self, at: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !is_http_url(&self.url) {
+            problems.push(format!("{at}hooks.before_signup.url: {:?} is not an http(s) URL", self.url));
+        }
+        if !is_webhook_secret(&self.secret.0) {
+            problems
+                .push(format!("{at}hooks.before_signup.secret: must be whsec_ and base64 of 24 to 64 bytes"));
+        }
+        if !(100..=30_000).contains(&self.timeout_ms) {
+            problems.push(format!("{at}hooks.before_signup.timeout_ms: must be between 100 and 30000"));
+        }
+        problems
+    }
+}
+
+impl Config {
+    /// Every app's and instance's signup rules, resolved level by level, and the breach check.
+    pub fn screening_rules(&self) -> ScreeningRules {
+        let global_hook = self.hooks.before_signup.as_ref();
+        let mut rules = ScreeningRules {
+            default: self.signup.rules(global_hook),
+            breach_check: self.passwords.breach_check.as_ref().map(|b| BreachCheck {
+                url: b.url.clone(),
+                timeout: std::time::Duration::from_millis(b.timeout_ms),
+                reject_on_failure: b.on_failure == FailurePolicy::Reject,
+            }),
+            ..Default::default()
+        };
+        for inst in &self.instances {
+            let hook = inst.hooks.before_signup.as_ref().or(global_hook);
+            let instance_level = inst.signup.over(&self.signup);
+            rules.instances.insert(inst.name.clone(), instance_level.rules(hook));
+            for app in &inst.apps {
+                let app_rules = app.signup.over(&instance_level).rules(hook);
+                rules.apps.insert((inst.name.clone(), app.id.clone()), app_rules);
+            }
+        }
+        rules
+    }
+
+    pub(super) fn screening_problems(&self) -> Vec<String> {
+        let mut problems = self.signup.problems("");
+        problems.extend(self.hooks.before_signup.iter().flat_map(|h| h.problems("")));
+        if let Some(b) = &self.passwords.breach_check {
+            if !is_http_url(&b.url) {
+                problems.push(format!("passwords.breach_check.url: {:?} is not an http(s) URL", b.url));
+            }
+            if !(100..=30_000).contains(&b.timeout_ms) {
+                problems.push("passwords.breach_check.timeout_ms: must be between 100 and 30000".into());
+            }
+        }
+        for inst in &self.instances {
+            let at = format!("instances[{}].", inst.name);
+            problems.extend(inst.signup.problems(&at));
+            problems.extend(inst.hooks.before_signup.iter().flat_map(|h| h.problems(&at)));
+            for app in &inst.apps {
+                problems.extend(app.signup.problems(&format!("instances.apps[{}].", app.id)));
+            }
+        }
+        problems
+    }
+}
