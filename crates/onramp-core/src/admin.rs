@@ -62,6 +62,7 @@ impl AdminPrincipal {
         at: time::OffsetDateTime,
     ) -> NewAuditEvent {
         NewAuditEvent {
+            publish: false,
             instance,
             kind,
             actor: self.actor.to_string(),
@@ -390,7 +391,8 @@ impl Admin {
         detail: serde_json::Value,
     ) -> NewAuditEvent {
         let id = Some(user.public_id.clone());
-        by.event(kind, Some(instance.id), id.clone(), id, detail, self.now())
+        self.common
+            .publishing(&instance.name, by.event(kind, Some(instance.id), id.clone(), id, detail, self.now()))
     }
 
     /// Disable (`enabled = false`) or enable a user. A disabled user cannot log in on any

@@ -31,6 +31,8 @@ pub mod kinds {
     // Security events.
     pub const USER_SIGNED_UP: &str = "user.signed_up";
     pub const USER_ACTIVATED: &str = "user.activated";
+    pub const USER_CONFIRMED: &str = "user.confirmed";
+    pub const INSTANCE_PROVISIONED: &str = "instance.provisioned";
     pub const USER_PASSWORD_RESET: &str = "user.password_reset";
     pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
     pub const LOGIN_FAILED: &str = "login.failed";
@@ -59,6 +61,7 @@ pub fn event(
         client: client.map(str::to_owned),
         detail,
         at,
+        publish: false,
     }
 }
 
@@ -84,10 +87,25 @@ pub fn pending_user(
     event(kind, instance.id, Actor::Anonymous, None, client, serde_json::json!({}), at)
 }
 
-/// The event type of a redeemed emailed code: a confirmation activates, a reset resets.
+/// A new user of `surface` (and `app`, and on `/v1` its `account`): the store fills in the user.
+pub fn signed_up(
+    instance: &Instance,
+    client: Option<&str>,
+    at: OffsetDateTime,
+    (surface, app, account): (&str, Option<&str>, Option<&str>),
+) -> NewAuditEvent {
+    let mut detail = serde_json::json!({ "surface": surface, "app_id": app });
+    if let Some(account) = account {
+        detail["account_id"] = account.into();
+    }
+    event(kinds::USER_SIGNED_UP, instance.id, Actor::Anonymous, None, client, detail, at)
+}
+
+/// The event type of a redeemed emailed code: a confirmation confirms, a reset resets.
 pub fn redeemed(purpose: crate::model::Purpose) -> &'static str {
     match purpose {
         crate::model::Purpose::PasswordReset => kinds::USER_PASSWORD_RESET,
+        crate::model::Purpose::EmailConfirm => kinds::USER_CONFIRMED,
         _ => kinds::USER_ACTIVATED,
     }
 }

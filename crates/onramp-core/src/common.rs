@@ -53,6 +53,12 @@ impl Common {
         self.outbox_wake.notify_one();
     }
 
+    /// `event`, marked to be published when an endpoint of `instance` wants it.
+    pub fn publishing(&self, instance: &str, mut event: NewAuditEvent) -> NewAuditEvent {
+        event.publish = self.settings.events.wanted(instance, event.kind, &event.detail);
+        event
+    }
+
     /// A request that creates a password is refused at once, before any database work, when
     /// its hash would be refused anyway: a shed request costs nothing and waits for nothing.
     pub fn admit_signup(&self) -> Result<(), CoreError> {
@@ -124,6 +130,27 @@ impl Letters {
         self.message("sms", Template::SmsVerification.name(), to, (language, None), vars, None)
     }
 
+    /// A lifecycle event for the webhook endpoint at `url` (`webhook:` outbox kind): `body`
+    /// is what it is sent, `id` its `webhook-id`.
+    pub fn event(
+        &self,
+        event_type: &str,
+        url: &str,
+        id: &str,
+        body: serde_json::Value,
+    ) -> Result<NewOutboxMessage, CoreError> {
+        let payload = OutboxPayload {
+            template: event_type.into(),
+            to: url.into(),
+            language: String::new(),
+            message_id: id.into(),
+            vars: body,
+            fallback_language: None,
+            service: None,
+        };
+        self.sealed(format!("webhook:{event_type}"), payload)
+    }
+
     /// The stored form of a short code: a keyed hash, so a stolen table reveals nothing.
     pub fn keyed_hash(&self, purpose: &str, value: &str) -> String {
         self.seal.keyed_hash(purpose, value)
@@ -143,19 +170,23 @@ impl Letters {
             template: template.into(),
             to: to.into(),
             language: language.into(),
-            message_id: message_id.clone(),
+            message_id,
             vars,
             fallback_language,
             service,
         };
+        self.sealed(format!("{channel}:{template}"), payload)
+    }
+
+    fn sealed(&self, kind: String, payload: OutboxPayload) -> Result<NewOutboxMessage, CoreError> {
         let plain = serde_json::to_vec(&payload).map_err(|e| CoreError::Internal(e.to_string()))?;
         let mut nonce = [0u8; 24];
         self.tokens.bytes(&mut nonce);
         let sealed = self.seal.seal(nonce, &plain).map_err(|e| CoreError::Internal(e.to_string()))?;
         Ok(NewOutboxMessage {
-            kind: format!("{channel}:{template}"),
-            recipient: to.into(),
-            message_id,
+            kind,
+            recipient: payload.to,
+            message_id: payload.message_id,
             sealed_payload: sealed,
             created_at: self.clock.now(),
         })

@@ -223,7 +223,8 @@ impl ContractAccounts {
             None => None,
         };
         let public_id = self.common.tokens.public_id("usr");
-        let audit = crate::audit::pending_user(crate::audit::kinds::USER_SIGNED_UP, instance, client, now);
+        let audit = crate::audit::signed_up(instance, client, now, ("dialogportal", Some(&app.id), None));
+        let audit = self.common.publishing(&instance.name, audit);
         let account = NewContractAccount {
             audit,
             app_id: app.id.clone(),
@@ -342,11 +343,14 @@ impl ContractAccounts {
                 &self.sms_code_hash(&account.uuid, code),
                 self.common.now(),
                 SMS_MAX_ATTEMPTS,
-                &crate::audit::pending_user(
-                    crate::audit::kinds::USER_ACTIVATED,
-                    instance,
-                    None,
-                    self.common.now(),
+                &self.common.publishing(
+                    &instance.name,
+                    crate::audit::pending_user(
+                        crate::audit::kinds::USER_ACTIVATED,
+                        instance,
+                        None,
+                        self.common.now(),
+                    ),
                 ),
             )
             .await?

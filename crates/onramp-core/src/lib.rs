@@ -14,6 +14,7 @@ pub mod contract_account;
 pub mod country;
 pub mod email;
 pub mod error;
+pub mod events;
 pub mod foreign_hash;
 pub mod hasher;
 pub mod import;

@@ -149,7 +149,9 @@ impl Logins {
             expires_at: now + self.common.settings.session_ttl,
             revoked_at: None,
         };
-        let audit = audit::by_user(kind, instance, user_public_id, client, now);
+        let audit = self
+            .common
+            .publishing(&instance.name, audit::by_user(kind, instance, user_public_id, client, now));
         self.sessions.create_session(instance.id, &session, &audit).await?;
         let claims = Claims {
             iss: instance_url(&self.common.settings.public_url, &instance.name),

@@ -339,12 +339,9 @@ impl OpenRegistration {
             None
         };
         let public_id = self.common.tokens.public_id("usr");
-        let audit = crate::audit::pending_user(
-            crate::audit::kinds::USER_SIGNED_UP,
-            instance,
-            input.client.as_deref(),
-            now,
-        );
+        let surface = ("dreamfactory", input.app_id.as_deref(), None);
+        let audit = crate::audit::signed_up(instance, input.client.as_deref(), now, surface);
+        let audit = self.common.publishing(&instance.name, audit);
         let registration = NewRegistration {
             audit,
             user: NewUser {
@@ -428,6 +425,19 @@ impl OpenRegistration {
         }
     }
 
+    /// The audit entry of a redeemed code, its type the store's to set from the code's purpose
+    /// (`audit::redeemed`): marked to be published when an endpoint wants either kind.
+    fn redemption_audit(&self, instance: &Instance, client: Option<&str>) -> NewAuditEvent {
+        use crate::audit::kinds;
+        let mut audit =
+            crate::audit::pending_user(kinds::USER_CONFIRMED, instance, client, self.common.now());
+        let events = &self.common.settings.events;
+        audit.publish = [kinds::USER_CONFIRMED, kinds::USER_PASSWORD_RESET]
+            .iter()
+            .any(|kind| events.wanted(&instance.name, kind, &audit.detail));
+        audit
+    }
+
     /// Confirm a registration or complete a reset with the emailed code and a new password.
     #[tracing::instrument(skip_all, fields(instance = %instance.name))]
     pub async fn redeem_code(
@@ -477,12 +487,7 @@ impl OpenRegistration {
             new_password_hash,
             now: self.common.now(),
             max_attempts: CODE_MAX_ATTEMPTS,
-            audit: crate::audit::pending_user(
-                crate::audit::kinds::USER_ACTIVATED,
-                instance,
-                input.client.as_deref(),
-                self.common.now(),
-            ),
+            audit: self.redemption_audit(instance, input.client.as_deref()),
         };
         match self.signups.redeem_code(instance.id, &redemption).await? {
             Ok((user_key, public_id)) if input.login => {

@@ -161,8 +161,9 @@ impl PartnerSignup {
         )?;
         let now = self.common.now();
         let public_id = self.common.tokens.public_id("usr");
-        let kind = crate::audit::kinds::USER_SIGNED_UP;
-        let audit = crate::audit::pending_user(kind, instance, input.client.as_deref(), now);
+        let surface = ("fasteditor", Some(app.id.as_str()), None);
+        let audit = crate::audit::signed_up(instance, input.client.as_deref(), now, surface);
+        let audit = self.common.publishing(&instance.name, audit);
         let registration = NewRegistration {
             audit,
             user: NewUser {

@@ -113,13 +113,14 @@ pub trait Instances: Send + Sync {
     /// the email is a platform user already. Concurrent calls never get the same name.
     async fn provision_fast_track(&self, new: &NewFastTrack) -> StoreResult<Provisioned>;
     /// Provisioning is complete: the instance becomes `active` with its database recorded, and
-    /// `message` (if any) is enqueued, as sent by the instance it names, in the same
-    /// transaction.
+    /// `message` (if any) is enqueued, as sent by the instance it names, and `audit` written,
+    /// in the same transaction.
     async fn finish_provisioning(
         &self,
         instance: InstanceId,
         database: &str,
         message: Option<(InstanceId, &NewOutboxMessage)>,
+        audit: &NewAuditEvent,
     ) -> StoreResult<()>;
     /// The dashboard user and instance of a live FastTrack claim secret; with an answer, the
     /// secret is used in the same transaction: `Confirm` makes the user `active`, `Release`
@@ -531,4 +532,9 @@ pub trait AuditLog: Send + Sync {
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Page<AuditEvent>>;
     /// Delete up to `limit` entries older than `before`; returns how many.
     async fn prune_audit(&self, before: OffsetDateTime, limit: u32) -> StoreResult<u64>;
+    /// Up to `limit` entries marked to be published, oldest first.
+    async fn unpublished_events(&self, limit: u32) -> StoreResult<Vec<UnpublishedEvent>>;
+    /// Clear entry `id`'s mark and enqueue `messages`, in one transaction; `false` (and
+    /// nothing written) when another node did it first.
+    async fn publish_event(&self, id: i64, messages: &[(InstanceId, NewOutboxMessage)]) -> StoreResult<bool>;
 }

@@ -375,7 +375,11 @@ impl Provisioner {
         let hooks = &self.provisioning.hooks;
         let failure = match hooks.provisioned(&event).await {
             Err(e) => Some(format!("provisioning webhook: {e}")),
-            Ok(()) => match self.instances.finish_provisioning(instance.id, &database, message).await {
+            Ok(()) => match self
+                .instances
+                .finish_provisioning(instance.id, &database, message, &self.provisioned(&event))
+                .await
+            {
                 Ok(()) => None,
                 Err(e) => {
                     hooks.undone(&event).await;
@@ -391,6 +395,15 @@ impl Provisioner {
             tracing::warn!(instance = %instance.name, error = %e, "could not drop the instance's database");
         }
         Err(self.abandon(instance, &failure, keep_failed).await)
+    }
+
+    /// The audit entry of an instance going live (published as `instance.provisioned`).
+    fn provisioned(&self, event: &InstanceEvent) -> NewAuditEvent {
+        let kind = crate::audit::kinds::INSTANCE_PROVISIONED;
+        let detail = json!({ "url": event.url, "owner_email": event.owner_email });
+        let instance = InstanceId(event.instance_id);
+        let audit = crate::audit::event(kind, instance, Actor::System, None, None, detail, self.common.now());
+        self.common.publishing(&event.instance, audit)
     }
 
     /// Undo the rows of a failed provisioning (or keep them, marked failed); the error to answer.

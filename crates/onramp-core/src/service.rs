@@ -39,6 +39,7 @@ pub struct Onramp {
     provisioner: Provisioner,
     catalog: Catalog,
     admin: Admin,
+    events: crate::events::Events,
 }
 
 impl Onramp {
@@ -125,6 +126,7 @@ impl Onramp {
             contract_accounts,
             provisioner,
             catalog: Catalog { apps: store.clone(), instance_settings: store.clone() },
+            events: crate::events::Events { common: common.clone(), journal: store.clone() },
             logins,
             common,
             store,
@@ -136,6 +138,11 @@ impl Onramp {
         self.admin.provisioner.provisioning = provisioning.clone();
         self.provisioner.provisioning = provisioning;
         self
+    }
+
+    /// Lifecycle events: the worker publishes what the audit log marked.
+    pub fn events(&self) -> &crate::events::Events {
+        &self.events
     }
 
     /// `/v1` signup and activation (seed 004).

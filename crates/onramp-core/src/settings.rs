@@ -65,6 +65,8 @@ pub struct Settings {
     pub rate_limits: RateLimits,
     /// What each app asks of a signup (domains, CAPTCHA, hook) and the breached-password check.
     pub screening: crate::screening::ScreeningRules,
+    /// Which webhook endpoints want which lifecycle events.
+    pub events: crate::events::Subscriptions,
 }
 
 impl Default for Settings {
@@ -82,6 +84,7 @@ impl Default for Settings {
             message_id_domain: "localhost".into(),
             rate_limits: RateLimits::default(),
             screening: Default::default(),
+            events: Default::default(),
         }
     }
 }

@@ -106,8 +106,8 @@ impl Dialect for Postgres {
              o AS (
                INSERT INTO outbox (instance_id, kind, recipient, message_id, payload, next_attempt_at, created_at)
                SELECT $1, $22, $23, $24, $25, $8, $8 FROM v RETURNING id)
-             INSERT INTO audit_log (instance_id, type, actor, target, user_id, client, detail, created_at)
-             SELECT $1, $26, $27, $9, $9, $28, $29, $30 FROM o",
+             INSERT INTO audit_log (instance_id, type, actor, target, user_id, client, detail, created_at, publish)
+             SELECT $1, $26, $27, $9, $9, $28, $29, $30, $32 FROM o",
         )
         .bind(instance.0)
         .bind(&a.public_id)
@@ -140,6 +140,7 @@ impl Dialect for Postgres {
         .bind(s.audit.detail.to_string())
         .bind(ts(s.audit.at))
         .bind(crate::util::metadata_text(&u.metadata))
+        .bind(s.audit.publish.then_some(1i64))
         .execute(pool)
         .await
         .map_err(db_err)
@@ -178,8 +179,8 @@ impl Dialect for Postgres {
                FROM live WHERE users.id = live.user_id AND users.status = 'pending'
                RETURNING users.id),
              audited AS (
-               INSERT INTO audit_log (instance_id, type, actor, target, user_id, client, detail, created_at)
-               SELECT $1, $5, $6, v.public_user, v.public_user, $7, $8, $4
+               INSERT INTO audit_log (instance_id, type, actor, target, user_id, client, detail, created_at, publish)
+               SELECT $1, $5, $6, v.public_user, v.public_user, $7, $8, $4, $9
                FROM v JOIN live ON live.id = v.id
                RETURNING id)
              SELECT expires_at, consumed_at, voided_at, account, public_user, domain_id, version_id,
@@ -194,6 +195,7 @@ impl Dialect for Postgres {
         .bind(&audit.actor)
         .bind(audit.client.as_deref())
         .bind(audit.detail.to_string())
+        .bind(audit.publish.then_some(1i64))
         .fetch_optional(pool)
         .await
         .map_err(db_err)?;

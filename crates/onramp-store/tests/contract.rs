@@ -263,8 +263,11 @@ async fn instances_are_created_once_listed_and_disabled(#[values(SQLITE, POSTGRE
     assert_eq!(f.store.instance_summary("joe").await.unwrap().unwrap().status, "provisioning");
     assert!(f.store.instance_by_name("joe").await.unwrap().is_none());
     assert!(!f.store.set_instance_active("joe", true, Some(&trail("instance.disabled"))).await.unwrap());
-    f.store.finish_provisioning(joe.id, "sqlite:x", None).await.unwrap();
-    assert!(f.store.finish_provisioning(joe.id, "sqlite:x", None).await.is_err(), "only once");
+    f.store.finish_provisioning(joe.id, "sqlite:x", None, &trail("instance.provisioned")).await.unwrap();
+    assert!(
+        f.store.finish_provisioning(joe.id, "sqlite:x", None, &trail("instance.provisioned")).await.is_err(),
+        "only once"
+    );
 
     let names: Vec<String> = f.store.list_instances().await.unwrap().into_iter().map(|i| i.name).collect();
     assert_eq!(names, ["default", "joe"]);
@@ -334,7 +337,7 @@ fn fast_track(email: &str, base: &str, n: usize) -> NewFastTrack {
 async fn live_fast_track(store: &dyn Store, email: &str, base: &str, n: usize) -> Provisioned {
     instance(store, PLATFORM_INSTANCE).await;
     let p = store.provision_fast_track(&fast_track(email, base, n)).await.unwrap();
-    store.finish_provisioning(p.instance.id, "db", None).await.unwrap();
+    store.finish_provisioning(p.instance.id, "db", None, &trail("instance.provisioned")).await.unwrap();
     p
 }
 
@@ -1014,7 +1017,38 @@ fn event(instance: Option<InstanceId>, kind: &'static str, user: Option<&str>) -
         client: Some("127.0.0.1".into()),
         detail: serde_json::json!({ "why": "test" }),
         at: NOW,
+        publish: false,
     }
+}
+
+#[rstest]
+#[tokio::test]
+async fn marked_audit_entries_are_published_once_with_their_user(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let a = instance(f.store.as_ref(), "a").await;
+    f.store.insert_users(a.id, &[person(1, "pub@a.example", UserStatus::Active)], NOW).await.unwrap();
+    f.store.record_audit(&event(Some(a.id), "user.disabled", Some("usr_p1"))).await.unwrap();
+    let marked = NewAuditEvent { publish: true, ..event(Some(a.id), "user.disabled", Some("usr_p1")) };
+    f.store.record_audit(&marked).await.unwrap();
+    let gone = NewAuditEvent { publish: true, ..event(Some(a.id), "user.deleted", Some("usr_gone")) };
+    f.store.record_audit(&gone).await.unwrap();
+
+    let pending = f.store.unpublished_events(10).await.unwrap();
+    assert_eq!(pending.len(), 2, "only the marked entries");
+    assert_eq!(pending[0].instance, Some((a.id, "a".into())));
+    assert_eq!(pending[0].kind, "user.disabled");
+    let user = pending[0].user.as_ref().unwrap();
+    assert_eq!(
+        (user.public_id.as_str(), user.email.as_str(), user.status.as_str()),
+        ("usr_p1", "pub@a.example", "active")
+    );
+    assert_eq!(pending[1].user, None, "a user who is gone is named by id only");
+    assert_eq!(pending[1].user_id.as_deref(), Some("usr_gone"));
+
+    assert!(f.store.publish_event(pending[0].id, &[(a.id, message(1)), (a.id, message(2))]).await.unwrap());
+    assert!(!f.store.publish_event(pending[0].id, &[(a.id, message(3))]).await.unwrap(), "only once");
+    assert_eq!(f.store.outbox_counts().await.unwrap().pending, 2, "the second hand-over wrote nothing");
+    assert_eq!(f.store.unpublished_events(10).await.unwrap().len(), 1);
 }
 
 #[rstest]

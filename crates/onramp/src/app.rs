@@ -124,7 +124,12 @@ impl Service {
         .with_templates(templates)
         .with_services(services)
         .with_branding(config.clone())
-        .with_sms(config.sms.from.clone(), sms_transport(&config)?);
+        .with_sms(config.sms.from.clone(), sms_transport(&config)?)
+        .with_webhooks(crate::delivery::events::EventWebhooks::new(
+            &config.webhooks,
+            config.instances.iter().map(|i| (i.name.as_str(), i.webhooks.as_slice())),
+            onramp.clock().clone(),
+        )?);
         let pages = Arc::new(crate::http::pages::Pages::new()?);
         let origins =
             Arc::new(onramp_core::origin::OriginPolicy::new(onramp.store().clone(), onramp.clock().clone()));
@@ -210,6 +215,7 @@ fn settings(config: &Config) -> Settings {
             fast_track_per_email_domain: Limit::per_minutes(r.fast_track_per_email_domain_per_hour, 60),
         },
         screening: config.screening_rules(),
+        events: config.event_subscriptions(),
     }
 }
 

@@ -75,6 +75,37 @@ pub struct NewAuditEvent {
     /// A JSON object; never a secret.
     pub detail: serde_json::Value,
     pub at: OffsetDateTime,
+    /// A webhook endpoint wants it as a lifecycle event (`crate::events`): the store marks it
+    /// to be published.
+    pub publish: bool,
+}
+
+/// An audit entry marked to be published, with the user it is about as they are now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnpublishedEvent {
+    pub id: i64,
+    /// The instance, by id and name.
+    pub instance: Option<(InstanceId, String)>,
+    pub kind: String,
+    /// The user's public id, as the entry recorded it.
+    pub user_id: Option<String>,
+    /// The user, when they still exist.
+    pub user: Option<EventUser>,
+    pub detail: serde_json::Value,
+    pub at: OffsetDateTime,
+}
+
+/// What a lifecycle event says of its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventUser {
+    pub public_id: String,
+    pub uuid: String,
+    pub email: String,
+    pub username: Option<String>,
+    pub name: String,
+    pub status: String,
+    pub app_id: Option<String>,
+    pub language: String,
 }
 
 /// An entry of the audit log as read back.

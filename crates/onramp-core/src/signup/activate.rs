@@ -19,6 +19,7 @@ impl Signup {
         }
         let now = self.common.now();
         let audit = crate::audit::pending_user(crate::audit::kinds::USER_ACTIVATED, instance, None, now);
+        let audit = self.common.publishing(&instance.name, audit);
         Ok(self.signups.activate_signup(instance.id, &secret_hash(token), now, &audit).await??)
     }
 }

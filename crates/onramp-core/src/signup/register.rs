@@ -212,11 +212,14 @@ impl Signup {
                 vars["password"] = json!(password.expose());
             }
             let signup = NewSignup {
-                audit: crate::audit::pending_user(
-                    crate::audit::kinds::USER_SIGNED_UP,
-                    instance,
-                    input.client.as_deref(),
-                    now,
+                audit: self.common.publishing(
+                    &instance.name,
+                    crate::audit::signed_up(
+                        instance,
+                        input.client.as_deref(),
+                        now,
+                        ("v1", Some(&app.id), Some(&account_id)),
+                    ),
                 ),
                 account: NewAccount {
                     public_id: account_id.clone(),

@@ -174,6 +174,71 @@ where
         .map_err(db_err)?;
         Ok(DB::rows_affected(&done))
     }
+
+    async fn unpublished_events(&self, limit: u32) -> StoreResult<Vec<UnpublishedEvent>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.instance_id, i.name, a.type, a.user_id, a.detail, a.created_at,
+               u.public_id, u.uuid, u.email, u.username, u.name, u.status, COALESCE(u.app_id, ac.app_id), u.language
+             FROM audit_log a
+             LEFT JOIN instances i ON i.id = a.instance_id
+             LEFT JOIN users u ON u.instance_id = a.instance_id AND u.public_id = a.user_id
+             LEFT JOIN accounts ac ON ac.id = u.account_id
+             WHERE a.publish IS NOT NULL ORDER BY a.id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let instance: Option<i64> = r.get(1);
+                let name: Option<String> = r.get(2);
+                let user: Option<String> = r.get(7);
+                UnpublishedEvent {
+                    id: r.get(0),
+                    instance: instance.zip(name).map(|(id, name)| (InstanceId(id), name)),
+                    kind: r.get(3),
+                    user_id: r.get(4),
+                    detail: serde_json::from_str(&r.get::<String, _>(5)).unwrap_or(serde_json::Value::Null),
+                    at: from_ts(r.get(6)),
+                    user: user.map(|public_id| EventUser {
+                        public_id,
+                        uuid: r.get(8),
+                        email: r.get(9),
+                        username: r.get(10),
+                        name: r.get(11),
+                        status: r.get(12),
+                        app_id: r.get(13),
+                        language: r.get(14),
+                    }),
+                }
+            })
+            .collect())
+    }
+
+    async fn publish_event(&self, id: i64, messages: &[(InstanceId, NewOutboxMessage)]) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let cleared =
+            sqlx::query("UPDATE audit_log SET publish = NULL WHERE id = $1 AND publish IS NOT NULL")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if DB::rows_affected(&cleared) != 1 {
+            return Ok(false);
+        }
+        for (instance, message) in messages {
+            Self::insert_outbox(&mut tx, *instance, message).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+}
+
+/// The `publish` column of an entry: 1 when it is to be published, else NULL.
+fn publish_mark(e: &NewAuditEvent) -> Option<i64> {
+    e.publish.then_some(1)
 }
 
 impl<DB> SqlStore<DB>
@@ -199,8 +264,8 @@ where
         user_key: i64,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO audit_log (instance_id, type, actor, target, user_id, client, detail, created_at)
-             SELECT $1, $2, $3, COALESCE($4, u.public_id), COALESCE($5, u.public_id), $6, $7, $8
+            "INSERT INTO audit_log (instance_id, type, actor, target, user_id, client, detail, created_at, publish)
+             SELECT $1, $2, $3, COALESCE($4, u.public_id), COALESCE($5, u.public_id), $6, $7, $8, $10
              FROM users u WHERE u.id = $9",
         )
         .bind(e.instance.map(|i| i.0))
@@ -212,6 +277,7 @@ where
         .bind(e.detail.to_string())
         .bind(ts(e.at))
         .bind(user_key)
+        .bind(publish_mark(e))
         .execute(&mut **tx)
         .await
         .map_err(db_err)
@@ -221,8 +287,8 @@ where
     /// Write an audit entry in the transaction of the change it records.
     pub(super) async fn insert_audit(tx: &mut Tx<'_, DB>, e: &NewAuditEvent) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO audit_log (instance_id, type, actor, target, user_id, client, detail, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO audit_log (instance_id, type, actor, target, user_id, client, detail, created_at, publish)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(e.instance.map(|i| i.0))
         .bind(e.kind)
@@ -232,6 +298,7 @@ where
         .bind(e.client.as_deref())
         .bind(e.detail.to_string())
         .bind(ts(e.at))
+        .bind(publish_mark(e))
         .execute(&mut **tx)
         .await
         .map_err(db_err)

@@ -77,9 +77,11 @@ where
         instance: InstanceId,
         database: &str,
         message: Option<(InstanceId, &NewOutboxMessage)>,
+        audit: &NewAuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         Self::finish_provisioning_in(&mut tx, instance, database, message).await?;
+        Self::insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(db_err)
     }
 

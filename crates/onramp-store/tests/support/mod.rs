@@ -111,5 +111,6 @@ pub fn trail(kind: &'static str) -> NewAuditEvent {
         client: None,
         detail: serde_json::json!({}),
         at: NOW,
+        publish: false,
     }
 }

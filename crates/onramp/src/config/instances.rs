@@ -136,6 +136,9 @@ pub struct InstanceConfig {
     /// This instance's own hooks, instead of `[hooks]`.
     #[serde(default)]
     pub hooks: HooksConfig,
+    /// Endpoints told about this instance's lifecycle events (besides `[[webhooks]]`).
+    #[serde(default)]
+    pub webhooks: Vec<EventWebhookConfig>,
 }
 
 impl InstanceConfig {
@@ -154,6 +157,7 @@ impl InstanceConfig {
             branding: Branding::default(),
             signup: SignupRulesConfig::default(),
             hooks: HooksConfig::default(),
+            webhooks: Vec::new(),
         }
     }
 }

@@ -69,6 +69,8 @@ pub struct Config {
     pub signup: SignupRulesConfig,
     /// The operator's synchronous hooks (`before_signup`).
     pub hooks: HooksConfig,
+    /// Endpoints told about every instance's lifecycle events.
+    pub webhooks: Vec<EventWebhookConfig>,
     pub instances: Vec<InstanceConfig>,
 }
 
@@ -99,6 +101,7 @@ impl Default for Config {
             branding: Branding::default(),
             signup: SignupRulesConfig::default(),
             hooks: HooksConfig::default(),
+            webhooks: Vec::new(),
             instances: vec![InstanceConfig::named("default")],
         }
     }

@@ -3,6 +3,7 @@
 //! instance) and `[passwords.breach_check]`.
 
 use super::*;
+use onramp_core::events::{Subscription, Subscriptions};
 use onramp_core::screening::{
     BreachCheck, Captcha, CaptchaProvider, ScreeningRules, SignupHook, SignupRules,
 };
@@ -174,6 +175,74 @@ pub fn is_webhook_secret(secret: &str) -> bool {
         .is_some_and(|key| (24..=64).contains(&key.len()))
 }
 
+/// An endpoint told about lifecycle events after the fact (`[[webhooks]]` for every instance,
+/// `[[instances.webhooks]]` for one), through the outbox.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EventWebhookConfig {
+    pub url: String,
+    /// `whsec_<base64>`: the Standard Webhooks signing secret.
+    pub secret: Secret,
+    /// The secret being rotated out: it signs too (a second signature) until
+    /// `previous_secret_expires_at`, so receivers can switch at their pace.
+    #[serde(default)]
+    pub previous_secret: Option<Secret>,
+    /// RFC 3339, e.g. `2026-12-01T00:00:00Z`.
+    #[serde(default)]
+    pub previous_secret_expires_at: Option<String>,
+    /// Event types this endpoint gets (see the README's catalogue); empty: every type.
+    #[serde(default)]
+    pub events: Vec<String>,
+    #[serde(default = "event_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn event_timeout_secs() -> u64 {
+    10
+}
+
+impl EventWebhookConfig {
+    pub(super) fn problems(&self, at: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !is_http_url(&self.url) {
+            problems.push(format!("{at}webhooks: {:?} is not an http(s) URL", self.url));
+        }
+        if !is_webhook_secret(&self.secret.0) {
+            problems.push(format!(
+                "{at}webhooks[{}].secret: must be whsec_ and base64 of 24 to 64 bytes",
+                self.url
+            ));
+        }
+        match (&self.previous_secret, &self.previous_secret_expires_at) {
+            (None, None) => {}
+            (Some(s), Some(until))
+                if is_webhook_secret(&s.0)
+                    && time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339).is_ok() => {}
+            _ => problems.push(format!(
+                "{at}webhooks[{}]: previous_secret (whsec_…) and previous_secret_expires_at (RFC 3339) go together",
+                self.url
+            )),
+        }
+        for e in &self.events {
+            if !onramp_core::events::types::ALL.contains(&e.as_str()) {
+                problems.push(format!(
+                    "{at}webhooks[{}].events: {e:?} is not one of {}",
+                    self.url,
+                    onramp_core::events::types::ALL.join(", ")
+                ));
+            }
+        }
+        if !(1..=60).contains(&self.timeout_secs) {
+            problems.push(format!("{at}webhooks[{}].timeout_secs: must be between 1 and 60", self.url));
+        }
+        problems
+    }
+
+    fn subscription(&self) -> Subscription {
+        Subscription { url: self.url.clone(), events: self.events.clone() }
+    }
+}
+
 impl BeforeSignupHookConfig {
     pub(super) fn problems(&self, at: &str) -> Vec<String> {
         let mut problems = Vec::new();
@@ -216,8 +285,22 @@ impl Config {
         rules
     }
 
+    /// Which endpoints want which lifecycle events.
+    pub fn event_subscriptions(&self) -> Subscriptions {
+        Subscriptions {
+            global: self.webhooks.iter().map(EventWebhookConfig::subscription).collect(),
+            instances: self
+                .instances
+                .iter()
+                .filter(|i| !i.webhooks.is_empty())
+                .map(|i| (i.name.clone(), i.webhooks.iter().map(EventWebhookConfig::subscription).collect()))
+                .collect(),
+        }
+    }
+
     pub(super) fn screening_problems(&self) -> Vec<String> {
         let mut problems = self.signup.problems("");
+        problems.extend(self.webhooks.iter().flat_map(|w| w.problems("")));
         problems.extend(self.hooks.before_signup.iter().flat_map(|h| h.problems("")));
         if let Some(b) = &self.passwords.breach_check {
             if !is_http_url(&b.url) {
@@ -231,6 +314,7 @@ impl Config {
             let at = format!("instances[{}].", inst.name);
             problems.extend(inst.signup.problems(&at));
             problems.extend(inst.hooks.before_signup.iter().flat_map(|h| h.problems(&at)));
+            problems.extend(inst.webhooks.iter().flat_map(|w| w.problems(&at)));
             for app in &inst.apps {
                 problems.extend(app.signup.problems(&format!("instances.apps[{}].", app.id)));
             }

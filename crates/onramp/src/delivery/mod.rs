@@ -2,6 +2,7 @@
 //! template, hands the mail to the transport, and records the outcome. Retries back off
 //! exponentially; after `max_attempts` a message is dead-lettered. Requests never send.
 
+pub mod events;
 pub mod mail;
 pub mod sms;
 pub mod templates;
@@ -41,6 +42,8 @@ pub struct Worker {
     transport: Box<dyn MailTransport>,
     sms: Option<(String, Box<dyn sms::SmsTransport>)>,
     services: MailServices,
+    /// Where lifecycle events go (`webhook:` kinds).
+    webhooks: Option<events::EventWebhooks>,
     templates: Templates,
     /// Where mails find their branding.
     branding: Arc<Config>,
@@ -65,6 +68,7 @@ impl Worker {
             transport,
             sms: None,
             services: MailServices::new(),
+            webhooks: None,
             templates: Templates::new()?,
             branding: Arc::new(Config::default()),
             metrics,
@@ -90,6 +94,12 @@ impl Worker {
         self
     }
 
+    /// Send lifecycle events to these endpoints.
+    pub fn with_webhooks(mut self, webhooks: events::EventWebhooks) -> Self {
+        self.webhooks = Some(webhooks);
+        self
+    }
+
     /// Send mail that names a service through that service.
     pub fn with_services(mut self, services: MailServices) -> Self {
         self.services = services;
@@ -106,6 +116,10 @@ impl Worker {
     async fn run_batch(&self, stopping: &AtomicBool) -> anyhow::Result<usize> {
         // A message whose write a request did not wait for is about to land: take it too.
         self.onramp.background().settled(std::time::Duration::from_secs(5)).await;
+        // Lifecycle events the audit log marked become messages first, so this batch takes them.
+        if let Err(e) = self.onramp.events().publish_pending().await {
+            tracing::error!(error = %e, "publishing lifecycle events failed");
+        }
         let store = &self.outbox;
         let batch = store.claim_outbox(self.onramp.now(), self.config.lease, self.config.batch).await?;
         let claimed = batch.len();
@@ -178,6 +192,13 @@ impl Worker {
             .map_err(|e| SendError::Unopenable(e.to_string()))?;
         let payload: OutboxPayload = serde_json::from_slice(&plain)
             .map_err(|e| SendError::Permanent(format!("payload unreadable: {e}")))?;
+        if message.kind.starts_with("webhook:") {
+            let webhooks = self
+                .webhooks
+                .as_ref()
+                .ok_or_else(|| SendError::Permanent("no webhook endpoint is configured".into()))?;
+            return webhooks.send(&payload).await;
+        }
         if message.kind.starts_with("sms:") {
             let (from, transport) = self
                 .sms

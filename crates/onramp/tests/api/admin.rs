@@ -833,7 +833,7 @@ async fn security_events_are_in_the_audit_log(#[values(SQLITE, POSTGRES)] db: Db
     assert_eq!(status, 200, "{answer}");
     let df = user_id(&app, &admin, "df@example.com").await;
     let trail = trail_of(&app, &admin, &format!("user_id={df}")).await;
-    assert_eq!(types(&trail), ["user.signed_up", "user.activated"], "{trail:?}");
+    assert_eq!(types(&trail), ["user.signed_up", "user.confirmed"], "{trail:?}");
     app.worker.drain().await.unwrap();
 }
 

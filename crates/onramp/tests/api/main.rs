@@ -15,6 +15,7 @@ mod connections;
 mod contracts;
 mod cors;
 mod dreamfactory;
+mod events;
 mod fast_track;
 mod input;
 mod login;
