@@ -92,7 +92,7 @@ pub fn cursor_text(key: i64) -> String {
     format!("c{key}")
 }
 
-fn cursor_key(cursor: Option<&str>) -> Result<Option<i64>, CoreError> {
+pub(crate) fn cursor_key(cursor: Option<&str>) -> Result<Option<i64>, CoreError> {
     match cursor.filter(|c| !c.is_empty()) {
         None => Ok(None),
         Some(c) => c
@@ -104,7 +104,7 @@ fn cursor_key(cursor: Option<&str>) -> Result<Option<i64>, CoreError> {
     }
 }
 
-fn page_limit(limit: Option<u32>) -> Result<u32, CoreError> {
+pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, CoreError> {
     match limit {
         None => Ok(DEFAULT_PAGE),
         Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
@@ -126,6 +126,7 @@ pub struct Admin {
     pub(crate) open_registration: OpenRegistration,
     pub(crate) contract_accounts: ContractAccounts,
     pub(crate) provisioner: crate::provision::Provisioner,
+    pub(crate) invites: crate::invitations::Invites,
 }
 
 impl Admin {
@@ -217,6 +218,62 @@ impl Admin {
             return Err(CoreError::AdminUnauthorized);
         }
         Ok(AdminPrincipal { actor: Actor::Admin(record.id), scope: record.scope, client })
+    }
+
+    // --- invitations ----------------------------------------------------------------------
+
+    /// The live instance `name`, if `by` may read it (or write it, with `write`).
+    async fn live_instance(
+        &self,
+        by: &AdminPrincipal,
+        name: &str,
+        write: bool,
+    ) -> Result<Instance, CoreError> {
+        let summary = self.instance(by, name).await?;
+        if write {
+            by.may_write(Some(summary.id))?;
+        }
+        self.common.directory.instance(name).await
+    }
+
+    pub async fn invite(
+        &self,
+        by: &AdminPrincipal,
+        instance: &str,
+        input: crate::invitations::InviteInput,
+    ) -> Result<InvitationRecord, CoreError> {
+        let instance = self.live_instance(by, instance, true).await?;
+        self.invites.create(&instance, &by.actor.to_string(), input).await
+    }
+
+    pub async fn invitations(
+        &self,
+        by: &AdminPrincipal,
+        instance: &str,
+        query: &crate::invitations::InvitationQuery,
+    ) -> Result<Page<InvitationRecord>, CoreError> {
+        let instance = self.live_instance(by, instance, false).await?;
+        self.invites.list(&instance, None, query).await
+    }
+
+    pub async fn resend_invitation(
+        &self,
+        by: &AdminPrincipal,
+        instance: &str,
+        id: &str,
+    ) -> Result<InvitationRecord, CoreError> {
+        let instance = self.live_instance(by, instance, true).await?;
+        self.invites.resend(&instance, None, id, &by.actor.to_string()).await
+    }
+
+    pub async fn revoke_invitation(
+        &self,
+        by: &AdminPrincipal,
+        instance: &str,
+        id: &str,
+    ) -> Result<InvitationRecord, CoreError> {
+        let instance = self.live_instance(by, instance, true).await?;
+        self.invites.revoke(&instance, None, id, &by.actor.to_string()).await
     }
 
     // --- instances ------------------------------------------------------------------------

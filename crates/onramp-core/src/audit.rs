@@ -28,6 +28,9 @@ pub mod kinds {
     pub const API_KEY_REVOKED: &str = "api_key.revoked";
     pub const APP_ORIGINS_CHANGED: &str = "app.origins_changed";
     pub const CONTRACT_SAVED: &str = "contract.saved";
+    pub const INVITATION_CREATED: &str = "invitation.created";
+    pub const INVITATION_RESENT: &str = "invitation.resent";
+    pub const INVITATION_REVOKED: &str = "invitation.revoked";
     // Security events.
     pub const USER_SIGNED_UP: &str = "user.signed_up";
     pub const USER_ACTIVATED: &str = "user.activated";

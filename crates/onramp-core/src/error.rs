@@ -82,6 +82,9 @@ pub enum CoreError {
     /// verification of an active user); the message says why.
     #[error("not possible now: {0}")]
     WrongState(&'static str),
+    /// Signup is by invitation only, and the address holds no live invitation.
+    #[error("signup is by invitation only")]
+    InvitationRequired,
     /// The operator's before-signup hook refused the signup, with its own code and message.
     #[error("signup denied by the before-signup hook: {code}")]
     SignupDenied { code: String, message: String },
@@ -136,6 +139,7 @@ impl CoreError {
             Self::NotFound { code, .. } => code,
             Self::WrongState(_) => "wrong_state",
             Self::SignupDenied { .. } => "signup_denied",
+            Self::InvitationRequired => "invitation_required",
             Self::RateLimited { .. } => "rate_limited",
             Self::Busy { .. } => "service_busy",
             Self::Unavailable(_) => "service_unavailable",
@@ -171,6 +175,9 @@ impl CoreError {
             Self::NotFound { message, .. } => (*message).into(),
             Self::WrongState(why) => (*why).into(),
             Self::SignupDenied { message, .. } => message.clone(),
+            Self::InvitationRequired => {
+                "Sign-up is by invitation only; ask for an invitation to this address.".into()
+            }
             Self::RateLimited { .. } => "Too many requests; try again later.".into(),
             Self::Busy { .. } => "The service is busy; try again shortly.".into(),
             Self::Unavailable(_) => "The service is temporarily unavailable.".into(),

@@ -19,6 +19,7 @@ pub mod foreign_hash;
 pub mod hasher;
 pub mod import;
 pub mod instance_name;
+pub mod invitations;
 pub mod language;
 pub mod login;
 pub mod model;

@@ -21,22 +21,25 @@ pub enum Template {
     FastTrackConfirm,
     /// dialogportal: the texted code (seed 003).
     SmsVerification,
+    /// An invitation: the link to the hosted page that creates the user.
+    Invitation,
 }
 
 impl Template {
     /// Every built-in mail; each ships in every language.
-    pub const MAILS: [Template; 6] = [
+    pub const MAILS: [Template; 7] = [
         Self::SignupActivation,
         Self::AccountExists,
         Self::UserConfirmation,
         Self::PasswordReset,
         Self::Welcome,
         Self::FastTrackConfirm,
+        Self::Invitation,
     ];
 
     /// The names of `MAILS`, in order.
-    pub const MAILS_NAMES: [&'static str; 6] = {
-        let mut names = [""; 6];
+    pub const MAILS_NAMES: [&'static str; 7] = {
+        let mut names = [""; 7];
         let mut i = 0;
         while i < Self::MAILS.len() {
             names[i] = Self::MAILS[i].name();
@@ -55,6 +58,7 @@ impl Template {
             Self::Welcome => "welcome",
             Self::FastTrackConfirm => "fast_track_confirm",
             Self::SmsVerification => "sms_verification",
+            Self::Invitation => "invitation",
         }
     }
 

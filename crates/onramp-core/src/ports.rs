@@ -65,6 +65,7 @@ pub trait Store:
     + AdminTokens
     + ManagedUsers
     + AuditLog
+    + Invitations
     + 'static
 {
 }
@@ -83,6 +84,7 @@ impl<T> Store for T where
         + AdminTokens
         + ManagedUsers
         + AuditLog
+        + Invitations
         + 'static
 {
 }
@@ -525,6 +527,68 @@ pub trait ManagedUsers: Send + Sync {
 }
 
 /// The audit log.
+/// Invitations of an instance.
+#[async_trait]
+pub trait Invitations: Send + Sync {
+    /// Store `new` and enqueue its mail; every earlier live invitation of the address to the
+    /// same app is revoked in the same transaction.
+    async fn create_invitation(
+        &self,
+        instance: InstanceId,
+        new: &NewInvitation,
+    ) -> StoreResult<InvitationRecord>;
+    async fn invitations(
+        &self,
+        instance: InstanceId,
+        filter: &InvitationFilter,
+    ) -> StoreResult<Page<InvitationRecord>>;
+    async fn invitation(
+        &self,
+        instance: InstanceId,
+        public_id: &str,
+    ) -> StoreResult<Option<InvitationRecord>>;
+    /// The invitation a secret names, whatever its state.
+    async fn invitation_by_secret(
+        &self,
+        instance: InstanceId,
+        secret_hash: &str,
+    ) -> StoreResult<Option<InvitationRecord>>;
+    /// A new secret and mail for a live invitation (the old secret is void); `false` when it
+    /// is not live.
+    async fn renew_invitation(
+        &self,
+        instance: InstanceId,
+        public_id: &str,
+        secret_hash: &str,
+        expires_at: OffsetDateTime,
+        message: &NewOutboxMessage,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    /// Revoke a live invitation; `false` when it is not live.
+    async fn revoke_invitation(
+        &self,
+        instance: InstanceId,
+        public_id: &str,
+        now: OffsetDateTime,
+        audit: &NewAuditEvent,
+    ) -> StoreResult<bool>;
+    /// Whether a live invitation of `email_canonical` exists (to `app_id`, when named).
+    async fn has_live_invitation(
+        &self,
+        instance: InstanceId,
+        email_canonical: &str,
+        app_id: Option<&str>,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Create the user of a live invitation, with its role, and mark it accepted, in one
+    /// transaction.
+    async fn accept_invitation(
+        &self,
+        instance: InstanceId,
+        acceptance: &Acceptance,
+    ) -> StoreResult<Result<(i64, InvitationRecord), AcceptError>>;
+}
+
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     /// Record an event that goes with no other write (a failed login).

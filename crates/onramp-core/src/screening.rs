@@ -93,6 +93,8 @@ pub struct SignupRules {
     pub email_domains_deny: Vec<String>,
     pub captcha: Option<Captcha>,
     pub before_signup: Option<SignupHook>,
+    /// Only addresses holding a live invitation (to this app) may sign up.
+    pub invite_only: bool,
 }
 
 /// Every app's and instance's rules, as the configuration sets them; an instance made at run
@@ -222,13 +224,29 @@ type Range = Arc<HashSet<String>>;
 pub struct Screening {
     pub rules: ScreeningRules,
     remote: Arc<dyn Remote>,
+    invitations: Arc<dyn crate::ports::Invitations>,
+    clock: Arc<dyn crate::clock::Clock>,
     /// Ranges asked lately, by prefix: the breached suffixes, and when they were asked.
     ranges: Mutex<HashMap<String, (Range, Instant)>>,
 }
 
 impl Screening {
-    pub fn new(rules: ScreeningRules, remote: Arc<dyn Remote>) -> Self {
-        Self { rules, remote, ranges: Mutex::new(HashMap::new()) }
+    pub fn new(
+        rules: ScreeningRules,
+        remote: Arc<dyn Remote>,
+        invitations: Arc<dyn crate::ports::Invitations>,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Self {
+        Self { rules, remote, invitations, clock, ranges: Mutex::new(HashMap::new()) }
+    }
+
+    /// The breached-password check alone (an invitation's password: the invitation stands for
+    /// the rest).
+    pub async fn check_password(&self, password: &Password, field: &str) -> Result<(), CoreError> {
+        match &self.rules.breach_check {
+            Some(check) => self.check_breach(check, password, field).await,
+            None => Ok(()),
+        }
     }
 
     /// Screen `applicant` for `instance`: every local rule first (its errors together), then
@@ -239,6 +257,15 @@ impl Screening {
         applicant: &Applicant<'_>,
     ) -> Result<Admitted, CoreError> {
         let rules = self.rules.rules(&instance.name, applicant.app_id);
+        if rules.invite_only {
+            let Some(email) = applicant.email else { return Err(CoreError::InvitationRequired) };
+            let now = self.clock.now();
+            let invitations = &self.invitations;
+            if !invitations.has_live_invitation(instance.id, email.canonical(), applicant.app_id, now).await?
+            {
+                return Err(CoreError::InvitationRequired);
+            }
+        }
         self.check_domain(rules, applicant)?;
         if let Some(captcha) = &rules.captcha {
             self.check_captcha(captcha, applicant).await?;

@@ -40,6 +40,7 @@ pub struct Onramp {
     catalog: Catalog,
     admin: Admin,
     events: crate::events::Events,
+    invites: crate::invitations::Invites,
 }
 
 impl Onramp {
@@ -66,7 +67,12 @@ impl Onramp {
                 limits: settings.rate_limits.clone(),
             },
             directory: Arc::new(directory),
-            screening: Arc::new(crate::screening::Screening::new(settings.screening.clone(), remote)),
+            screening: Arc::new(crate::screening::Screening::new(
+                settings.screening.clone(),
+                remote,
+                store.clone(),
+                clock.clone(),
+            )),
             clock,
             tokens,
             hasher,
@@ -111,6 +117,7 @@ impl Onramp {
             open_registration: open_registration.clone(),
             contract_accounts: contract_accounts.clone(),
             provisioner: provisioner.clone(),
+            invites: crate::invitations::Invites { common: common.clone(), invitations: store.clone() },
         };
         Self {
             signup,
@@ -127,6 +134,7 @@ impl Onramp {
             provisioner,
             catalog: Catalog { apps: store.clone(), instance_settings: store.clone() },
             events: crate::events::Events { common: common.clone(), journal: store.clone() },
+            invites: crate::invitations::Invites { common: common.clone(), invitations: store.clone() },
             logins,
             common,
             store,
@@ -138,6 +146,11 @@ impl Onramp {
         self.admin.provisioner.provisioning = provisioning.clone();
         self.provisioner.provisioning = provisioning;
         self
+    }
+
+    /// Invitations: create, list, resend, revoke; the hosted page looks and accepts.
+    pub fn invites(&self) -> &crate::invitations::Invites {
+        &self.invites
     }
 
     /// Lifecycle events: the worker publishes what the audit log marked.

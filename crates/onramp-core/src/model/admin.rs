@@ -47,6 +47,8 @@ pub enum Actor {
     Anonymous,
     /// onramp itself (retention, FastTrack's release of unconfirmed owners).
     System,
+    /// An app, by its API key (an invitation it sent).
+    App(String),
 }
 
 impl std::fmt::Display for Actor {
@@ -57,6 +59,7 @@ impl std::fmt::Display for Actor {
             Self::User(id) => write!(f, "user:{id}"),
             Self::Anonymous => f.write_str("anonymous"),
             Self::System => f.write_str("system"),
+            Self::App(id) => write!(f, "app:{id}"),
         }
     }
 }

@@ -7,9 +7,11 @@ use time::OffsetDateTime;
 mod admin;
 mod apps;
 mod instances;
+mod invitations;
 mod users;
 
 pub use admin::*;
 pub use apps::*;
 pub use instances::*;
+pub use invitations::*;
 pub use users::*;

@@ -17,6 +17,7 @@ mod claims;
 mod contracts;
 mod database;
 mod instances;
+mod invitations;
 mod managed_users;
 mod outbox;
 mod provisioning;

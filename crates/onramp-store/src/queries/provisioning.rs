@@ -225,6 +225,7 @@ where
         }
         for sql in [
             "DELETE FROM admin_tokens WHERE instance_id = $1",
+            "DELETE FROM invitations WHERE instance_id = $1",
             "DELETE FROM user_roles WHERE instance_id = $1",
             "DELETE FROM sessions WHERE instance_id = $1",
             "DELETE FROM verifications WHERE instance_id = $1",

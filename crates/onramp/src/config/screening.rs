@@ -25,6 +25,9 @@ pub struct SignupRulesConfig {
     /// Addresses at these domains (and their subdomains) may not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email_domains_deny: Option<Vec<String>>,
+    /// Only an address holding a live invitation (to the app) may sign up, on every surface.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invite_only: Option<bool>,
 }
 
 impl SignupRulesConfig {
@@ -38,6 +41,7 @@ impl SignupRulesConfig {
                 .clone()
                 .or_else(|| outer.email_domains_allow.clone()),
             email_domains_deny: self.email_domains_deny.clone().or_else(|| outer.email_domains_deny.clone()),
+            invite_only: self.invite_only.or(outer.invite_only),
         }
     }
 
@@ -47,6 +51,7 @@ impl SignupRulesConfig {
         };
         SignupRules {
             block_disposable_email: self.block_disposable_email.unwrap_or(false),
+            invite_only: self.invite_only.unwrap_or(false),
             email_domains_allow: lower(&self.email_domains_allow),
             email_domains_deny: lower(&self.email_domains_deny),
             captcha: self.captcha.as_ref().map(|c| Captcha {

@@ -52,6 +52,11 @@ const TEMPLATES: Embedded = embed![
     "fast_track_confirm" / "de",
     "fast_track_confirm" / "fr",
     "fast_track_confirm" / "es",
+    "invitation" / "en",
+    "invitation" / "nl",
+    "invitation" / "de",
+    "invitation" / "fr",
+    "invitation" / "es",
 ];
 
 /// Text messages: (message, language, text).
@@ -68,7 +73,7 @@ const SMS: &[(&str, &str, &str)] = &[
 const LAYOUT: &str = include_str!("../../templates/mail/layout.html");
 
 /// Every built-in message.
-pub const MESSAGES: [&str; 6] = onramp_core::outbox::Template::MAILS_NAMES;
+pub const MESSAGES: [&str; 7] = onramp_core::outbox::Template::MAILS_NAMES;
 
 /// The languages every built-in message ships in.
 pub const LANGUAGES: [&str; 5] = ["en", "nl", "de", "fr", "es"];

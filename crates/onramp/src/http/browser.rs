@@ -176,6 +176,10 @@ async fn origin_allowed(state: &AppState, surface: Surface, parts: &Parts, origi
         state.origins.for_instance(instance.id).await.ok()
     };
     match surface {
+        // Invitations are sent with an app's key: server to server, like partner signup.
+        Surface::V1 if parts.uri.path().starts_with("/v1/invitations") => {
+            instance_access().await.is_some_and(|a| a.allows_partner(origin))
+        }
         Surface::V1 | Surface::DreamFactory => instance_access().await.is_some_and(|a| a.allows(origin)),
         Surface::Partner | Surface::Contract => {
             instance_access().await.is_some_and(|a| a.allows_partner(origin))

@@ -91,7 +91,9 @@ impl From<CoreError> for DpError {
             | CoreError::AccountNotFound => StatusCode::NOT_FOUND,
             CoreError::TokenExpired => StatusCode::GONE,
             CoreError::TokenUsed => StatusCode::CONFLICT,
-            CoreError::AccountDisabled | CoreError::SignupDenied { .. } => StatusCode::FORBIDDEN,
+            CoreError::AccountDisabled | CoreError::SignupDenied { .. } | CoreError::InvitationRequired => {
+                StatusCode::FORBIDDEN
+            }
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::Busy { .. } | CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             // Validation is answered above; the rest are not answers of the contract use cases.

@@ -33,6 +33,7 @@ pub enum Code {
     EmailNotAllowed,
     CaptchaFailed,
     SignupDenied,
+    InvitationRequired,
     PayloadTooLarge,
     UnsupportedMediaType,
     OriginNotAllowed,
@@ -57,6 +58,7 @@ impl Code {
             Self::EmailNotAllowed => "EMAIL_NOT_ALLOWED",
             Self::CaptchaFailed => "CAPTCHA_FAILED",
             Self::SignupDenied => "SIGNUP_DENIED",
+            Self::InvitationRequired => "INVITATION_REQUIRED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
@@ -71,7 +73,7 @@ impl Code {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::UsernameTaken => StatusCode::CONFLICT,
-            Self::AccountDisabled | Self::SignupDenied => StatusCode::FORBIDDEN,
+            Self::AccountDisabled | Self::SignupDenied | Self::InvitationRequired => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::OriginNotAllowed => StatusCode::FORBIDDEN,
@@ -169,6 +171,11 @@ impl Code {
             (Self::CaptchaFailed, "es") => "La comprobación anti-robots ha fallado. Inténtalo de nuevo.",
             (Self::CaptchaFailed, _) => "The check that you are human failed. Please try again.",
             (Self::SignupDenied, _) => "This signup is not allowed.",
+            (Self::InvitationRequired, "nl") => "Aanmelden kan alleen met een uitnodiging.",
+            (Self::InvitationRequired, "de") => "Die Anmeldung ist nur mit einer Einladung möglich.",
+            (Self::InvitationRequired, "fr") => "L'inscription se fait uniquement sur invitation.",
+            (Self::InvitationRequired, "es") => "El registro solo es posible con una invitación.",
+            (Self::InvitationRequired, _) => "Sign-up is by invitation only.",
             (Self::PayloadTooLarge, _) => "The request is too large.",
             (Self::UnsupportedMediaType, _) => "Send the body as JSON with Content-Type: application/json.",
             (Self::OriginNotAllowed, _) => "Pages of this origin may not call the signup endpoint.",
@@ -219,6 +226,7 @@ fn core_error(e: CoreError, language: &str) -> Response {
         }
         CoreError::EmailTaken | CoreError::UsernameTaken => Code::UsernameTaken,
         CoreError::AccountDisabled => Code::AccountDisabled,
+        CoreError::InvitationRequired => Code::InvitationRequired,
         // The hook's own message, under this surface's code.
         CoreError::SignupDenied { message, .. } => {
             let body = json!({ "message": message, "code": Code::SignupDenied.as_str() });

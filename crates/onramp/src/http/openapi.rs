@@ -6,7 +6,9 @@
 //! format, so no status a client can meet goes undocumented. Schemathesis checks the document
 //! against the running server (`tests/api/schemathesis.rs`).
 
-use super::admin::{self, instances as admin_instances, users as admin_users};
+use super::admin::{
+    self, instances as admin_instances, invitations as admin_invitations, users as admin_users,
+};
 use super::{dialogportal, dreamfactory, fast_track, fasteditor, ops, v1};
 use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -39,6 +41,11 @@ pub const APP_KEY: &str = "app_key";
         v1::session::login,
         v1::session::logout,
         v1::session::current,
+        v1::invitations::create,
+        v1::invitations::list,
+        v1::invitations::show,
+        v1::invitations::resend,
+        v1::invitations::revoke,
         fast_track::fast_track,
         dreamfactory::register,
         dreamfactory::password,
@@ -88,6 +95,10 @@ pub const APP_KEY: &str = "app_key";
         admin_users::erase,
         admin_users::export,
         admin_users::import,
+        admin_invitations::create,
+        admin_invitations::list,
+        admin_invitations::resend,
+        admin_invitations::revoke,
     ),
     components(schemas(
         v1::error::V1ErrorBody,

@@ -18,6 +18,7 @@ mod dreamfactory;
 mod events;
 mod fast_track;
 mod input;
+mod invitations;
 mod login;
 mod ops;
 mod outbox;

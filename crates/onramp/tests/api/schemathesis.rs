@@ -170,4 +170,6 @@ checks.ensure_resource_availability.enabled = false
     let operations: usize =
         doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
     assert!(output.contains(&format!("Tested: {}", operations - 1)), "every operation is tested:\n{output}");
+    // What the generated calls made (invitations sent with the app key) is delivered.
+    app.worker.drain().await.unwrap();
 }

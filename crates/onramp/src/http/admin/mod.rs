@@ -5,6 +5,7 @@
 //! callable from a page of another origin (no CORS), and never cached.
 
 pub mod instances;
+pub mod invitations;
 pub mod users;
 
 use crate::http::AppState;
@@ -39,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/v1/audit", get(audit))
         .merge(instances::routes())
         .merge(users::routes())
+        .merge(invitations::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(crate::http::no_store())
@@ -118,6 +120,7 @@ impl From<CoreError> for AdminError {
             | CoreError::AccountDisabled
             | CoreError::SessionInvalid
             | CoreError::SignupDenied { .. }
+            | CoreError::InvitationRequired
             | CoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {

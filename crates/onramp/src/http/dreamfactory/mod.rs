@@ -70,6 +70,7 @@ impl From<CoreError> for DfError {
             }
             CoreError::AccountDisabled => (StatusCode::FORBIDDEN, "The account is disabled.".into()),
             CoreError::SignupDenied { message, .. } => (StatusCode::FORBIDDEN, message.clone()),
+            CoreError::InvitationRequired => (StatusCode::FORBIDDEN, e.public_message()),
             CoreError::SessionInvalid => (StatusCode::UNAUTHORIZED, "The session token is not valid.".into()),
             CoreError::TokenNotFound => (StatusCode::NOT_FOUND, "The email and code do not match.".into()),
             CoreError::TokenUsed => (StatusCode::BAD_REQUEST, "Invalid confirmation code.".into()),

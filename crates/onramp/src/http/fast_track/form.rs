@@ -80,6 +80,9 @@ pub async fn answer(
                 CoreError::SignupDenied { .. } => {
                     (StatusCode::FORBIDDEN, e.code(), "signup_denied_title", "signup_denied_text")
                 }
+                CoreError::InvitationRequired => {
+                    (StatusCode::FORBIDDEN, e.code(), "invitation_required_title", "invitation_required_text")
+                }
                 CoreError::Busy { .. } | CoreError::Unavailable(_) => {
                     (StatusCode::SERVICE_UNAVAILABLE, e.code(), "e503_title", "e503_text")
                 }

@@ -135,7 +135,9 @@ impl Call {
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::Busy { .. } | CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::InstanceNotFound | CoreError::AppNotFound => StatusCode::NOT_FOUND,
-            CoreError::AccountDisabled | CoreError::SignupDenied { .. } => StatusCode::FORBIDDEN,
+            CoreError::AccountDisabled | CoreError::SignupDenied { .. } | CoreError::InvitationRequired => {
+                StatusCode::FORBIDDEN
+            }
             // Not answers of FastTrack: a bug if they reach here. A failed provisioning is a 500.
             CoreError::ContractNotFound
             | CoreError::AccountNotFound

@@ -50,7 +50,7 @@ pub(super) fn field(fields: &[(String, String)], name: &str) -> String {
 
 /// What every form post starts with: the instance, its look, and the fields of a form posted
 /// from this host (one posted from another site is refused: SECURITY 31).
-async fn posted_form(
+pub(super) async fn posted_form(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,

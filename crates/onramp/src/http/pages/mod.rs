@@ -11,6 +11,7 @@
 pub mod account;
 pub mod claim;
 pub mod instance;
+pub mod invitation;
 
 use crate::branding::Brand;
 use crate::http::AppState;
@@ -38,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/signout", post(instance::sign_out))
         .route("/signup", get(account::signup))
         .route("/activate", get(account::activate))
+        .route(onramp_core::invitations::INVITATION_PATH, get(invitation::form).post(invitation::accept))
         .route(CONFIRM_PAGE_PATH, get(account::confirm_form).post(account::confirm))
         .route(account::RESET_PAGE_PATH, get(account::reset_form).post(account::reset))
         .route(CONFIRM_CLAIM_PATH, get(claim::confirm_page).post(claim::confirm))
@@ -54,11 +56,12 @@ pub struct Pages {
 }
 
 #[rustfmt::skip]
-const TEMPLATES: [(&str, &str); 18] = [
+const TEMPLATES: [(&str, &str); 19] = [
     ("layout.html", include_str!("../../../templates/pages/layout.html")),
     ("message.html", include_str!("../../../templates/pages/message.html")),
     ("welcome.html", include_str!("../../../templates/pages/welcome.html")),
     ("confirm.html", include_str!("../../../templates/pages/confirm.html")),
+    ("invitation.html", include_str!("../../../templates/pages/invitation.html")),
     ("reset.html", include_str!("../../../templates/pages/reset.html")),
     ("signup.html", include_str!("../../../templates/pages/signup.html")),
     ("activate.html", include_str!("../../../templates/pages/activate.html")),

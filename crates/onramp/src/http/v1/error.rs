@@ -72,6 +72,7 @@ impl From<CoreError> for V1Error {
             | CoreError::AccountDisabled
             | CoreError::OpenRegistrationDisabled
             | CoreError::SignupDenied { .. }
+            | CoreError::InvitationRequired
             | CoreError::AdminForbidden => StatusCode::FORBIDDEN,
             CoreError::WrongState(_) => StatusCode::CONFLICT,
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -2,6 +2,7 @@
 //! `/v1/auth/signup-activation`, `/v1/auth/login`, `/v1/auth/logout`, `/v1/auth/session`.
 
 pub mod error;
+pub mod invitations;
 pub mod schema;
 pub mod session;
 pub mod signup;
@@ -25,7 +26,12 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/auth/logout", post(session::logout))
         .route("/v1/auth/session", get(session::current))
         .layer(super::no_store());
-    Router::new().route("/v1/apps/{app_id}/schema", get(schema::app_schema)).merge(auth)
+    let invitations = Router::new()
+        .route("/v1/invitations", get(invitations::list).post(invitations::create))
+        .route("/v1/invitations/{id}", get(invitations::show).delete(invitations::revoke))
+        .route("/v1/invitations/{id}/resend", post(invitations::resend))
+        .layer(super::no_store());
+    Router::new().route("/v1/apps/{app_id}/schema", get(schema::app_schema)).merge(auth).merge(invitations)
 }
 
 /// The addressed instance (from `Host`), or a `/v1` 404.
@@ -41,6 +47,23 @@ impl<T: DeserializeOwned> FromRequest<AppState> for V1Json<T> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+/// Query parameters whose every rejection is a `/v1` 400.
+pub struct V1Query<T>(pub T);
+
+impl<T: DeserializeOwned> axum::extract::FromRequestParts<AppState> for V1Query<T> {
+    type Rejection = V1Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(r) => Err(V1Error::new(StatusCode::BAD_REQUEST, "malformed_request", &r.body_text())),
         }
     }
 }
