@@ -317,6 +317,44 @@ async fn the_hosted_signup_page_shows_the_apps_captcha_and_sends_its_token() {
     app.worker.drain().await.unwrap();
 }
 
+/// An invitation: its branded mail, whose button opens the hosted page with the address filled
+/// in; a mistake is shown on the form; then the account is ready and signs in.
+#[tokio::test]
+async fn an_invitation_mails_a_button_to_a_page_that_creates_the_account() {
+    let app = TestApp::spawn_with(SQLITE, |c| {
+        c.instances[0].apps[0].branding.accent_color = Some("#0f766e".into());
+        c.instances[0].apps[0].branding.product_name = Some("Acme Cloud".into());
+    })
+    .await;
+    let admin = crate::admin::token(&app, None, false).await;
+    let body = json!({"email": "ivy@acmecorp.com", "app_id": "app_demo", "role": "editor"});
+    let (status, _) = crate::admin::call(&app, &admin, "POST", "/admin/v1/instances/default/invitations", Some(body)).await;
+    assert_eq!(status, 201);
+    let mail = app.mails_to("ivy@acmecorp.com").await.remove(0);
+    assert_eq!(mail.subject, "You are invited to Demo");
+    let browser = Browser::start("en-US").await;
+    browser.show_mail(&mail, "mail-invitation").await;
+    // Where the mail's button goes (it opens a new window in a mail client).
+    let href = browser.eval(r#"return document.querySelector("table.button a").href"#).await;
+    browser.client.goto(href.as_str().unwrap()).await.unwrap();
+    browser.wait_text("h1", "Accept your invitation").await;
+    let email = browser.client.find(Locator::Css("#email")).await.unwrap();
+    assert_eq!(email.prop("value").await.unwrap().as_deref(), Some("ivy@acmecorp.com"));
+    browser.fill("#name", "Ivy Invited").await;
+    browser.fill("#password", "password").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_text("#password-error", "too common").await;
+    browser.screenshot("invitation-page-error").await;
+    browser.fill("#name", "Ivy Invited").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_text("h1", "Your account is ready").await;
+    browser.screenshot("invitation-done").await;
+    browser.close().await;
+    assert_eq!(app.login("ivy@acmecorp.com", PASSWORD).await.status(), 200);
+    app.worker.drain().await.unwrap();
+}
+
 #[tokio::test]
 async fn branded_mails_read_well_on_desktop_and_phone_and_their_button_activates_the_account() {
     let app = TestApp::spawn_with(SQLITE, |c| {
