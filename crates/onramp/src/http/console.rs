@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use minijinja::{Value, context};
 use onramp_core::CoreError;
 use onramp_core::admin::{AdminPrincipal, AuditQuery, UserQuery, cursor_text};
+use onramp_core::invitations::{InvitationQuery, InviteInput};
 use onramp_core::model::{AuditEvent, Instance, UserRecord};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -38,6 +39,8 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{app}/keys/{{key_id}}/revoke"), post(revoke_key))
         .route(&format!("{app}/origins"), post(set_origins))
         .route("/admin/instances/{instance}/users", get(users))
+        .route("/admin/instances/{instance}/invitations", get(invitations).post(invite))
+        .route("/admin/instances/{instance}/invitations/{invitation_id}/{action}", post(invitation_action))
         .route(user, get(user_page))
         .route(&format!("{user}/{{action}}"), post(user_action))
         .route("/admin/outbox", get(outbox))
@@ -138,6 +141,9 @@ fn done_text(done: &str) -> &'static str {
         "retried-all" => "Every dead letter is due again.",
         "key-revoked" => "The key is revoked.",
         "origins" => "The allowed origins are saved.",
+        "invited" => "The invitation is on its way.",
+        "resend" => "The invitation is on its way again, with a new link.",
+        "revoke" => "The invitation is revoked: its link works no more.",
         _ => "Done.",
     }
 }
@@ -478,6 +484,94 @@ pub async fn users(
     let rows: Vec<Value> = page.items.iter().map(user_row).collect();
     let ctx = context! { instance => name, users => rows, next, q => q, ..op.context("instances", None) };
     render(&state, StatusCode::OK, "console/users.html", ctx)
+}
+
+pub async fn invitations(
+    State(state): State<AppState>,
+    op: Console,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let get = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
+    let query = InvitationQuery { email: get("email"), cursor: get("cursor"), limit: Some(50) };
+    let loaded = async {
+        let summary = state.onramp.admin().instance(&op.by, &name).await?;
+        let page = state.onramp.admin().invitations(&op.by, &name, &query).await?;
+        let apps = state.origins.for_instance_apps(summary.id).await?;
+        Ok::<_, CoreError>((summary, page, apps))
+    };
+    let (summary, page, apps) = match loaded.await {
+        Ok(found) => found,
+        Err(e) => return failure(&state, Some(&op), &e),
+    };
+    let now = state.onramp.now();
+    let rows: Vec<Value> = page
+        .items
+        .iter()
+        .map(|i| {
+            context! { id => i.public_id, email => i.email, app_id => i.app_id, role => i.role,
+            status => i.status(now).as_str(), invited_by => i.invited_by, expires_at => when(i.expires_at) }
+        })
+        .collect();
+    let next = page.next.map(|n| next_page(&format!("/admin/instances/{name}/invitations"), &q, n));
+    let writable = op.writable() && op.by.may_write(Some(summary.id)).is_ok();
+    let ctx = context! { instance => name, invitations => rows, apps, next, q => q, writable,
+    ..op.context("instances", get("done").as_deref()) };
+    render(&state, StatusCode::OK, "console/invitations.html", ctx)
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    app_id: String,
+    #[serde(default)]
+    role: String,
+}
+
+pub async fn invite(
+    State(state): State<AppState>,
+    op: Console,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<InviteForm>,
+) -> Response {
+    if let Some(refused) = op.refused(&state, &headers, &form.csrf) {
+        return refused;
+    }
+    let role = Some(form.role).filter(|r| !r.trim().is_empty());
+    let input = InviteInput { email: form.email, app_id: form.app_id, role, expires_in: None };
+    match state.onramp.admin().invite(&op.by, &name, input).await {
+        Ok(_) => Redirect::to(&format!("/admin/instances/{name}/invitations?done=invited")).into_response(),
+        Err(e) => failure(&state, Some(&op), &e),
+    }
+}
+
+pub async fn invitation_action(
+    State(state): State<AppState>,
+    op: Console,
+    Path((name, id, action)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Some(refused) = op.refused(&state, &headers, &form.csrf) {
+        return refused;
+    }
+    let admin = state.onramp.admin();
+    let done = match action.as_str() {
+        "resend" => admin.resend_invitation(&op.by, &name, &id).await,
+        "revoke" => admin.revoke_invitation(&op.by, &name, &id).await,
+        _ => {
+            return page(&state, StatusCode::NOT_FOUND, "No such page", "There is no such action.", Some(&op));
+        }
+    };
+    match done {
+        Ok(_) => Redirect::to(&format!("/admin/instances/{name}/invitations?done={action}")).into_response(),
+        Err(e) => failure(&state, Some(&op), &e),
+    }
 }
 
 fn event_row(e: AuditEvent) -> Value {

@@ -328,7 +328,8 @@ async fn an_invitation_mails_a_button_to_a_page_that_creates_the_account() {
     .await;
     let admin = crate::admin::token(&app, None, false).await;
     let body = json!({"email": "ivy@acmecorp.com", "app_id": "app_demo", "role": "editor"});
-    let (status, _) = crate::admin::call(&app, &admin, "POST", "/admin/v1/instances/default/invitations", Some(body)).await;
+    let (status, _) =
+        crate::admin::call(&app, &admin, "POST", "/admin/v1/instances/default/invitations", Some(body)).await;
     assert_eq!(status, 201);
     let mail = app.mails_to("ivy@acmecorp.com").await.remove(0);
     assert_eq!(mail.subject, "You are invited to Demo");
@@ -609,6 +610,47 @@ async fn the_owner_of_a_squatted_address_releases_it_from_the_mail_with_one_pres
     assert_eq!(instance_status().await, "disabled");
     // The address is its owner's to use now.
     assert_eq!(app.post("/fast-track", &squat).await.status(), 200);
+    browser.close().await;
+    app.worker.drain().await.unwrap();
+}
+
+/// The console's invitations: send one, see it pending, revoke it; a read-only token sees the
+/// list without the forms.
+#[tokio::test]
+async fn the_console_sends_and_revokes_an_invitation() {
+    let app = TestApp::spawn(SQLITE).await;
+    let base = onramp_url(&app);
+    let token = crate::admin::token(&app, None, false).await;
+    let browser = Browser::start("en-US").await;
+    browser.client.goto(&format!("{base}/admin")).await.unwrap();
+    browser.fill("#token", &token).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_text("h1", "Instances").await;
+    browser.client.goto(&format!("{base}/admin/instances/default")).await.unwrap();
+    browser.client.find(Locator::LinkText("Invitations")).await.unwrap().click().await.unwrap();
+    browser.wait_text("h1", "Invitations").await;
+    browser.fill("#invite-email", "newcomer@acmecorp.com").await;
+    browser.fill("#invite-role", "editor").await;
+    browser.click("section.card button[type=submit]").await;
+    browser.wait_text(".notice", "on its way").await;
+    browser.wait_text("#invitations", "newcomer@acmecorp.com").await;
+    browser.wait_text("#invitations", "pending").await;
+    browser.screenshot("console-invitations").await;
+    assert_eq!(app.mails_to("newcomer@acmecorp.com").await.len(), 1);
+    browser.click("#invitations button.danger").await;
+    browser.wait_text("#invitations", "revoked").await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM invitations WHERE revoked_at IS NOT NULL").await, 1);
+    browser.close().await;
+
+    let read_only = crate::admin::token(&app, None, true).await;
+    let browser = Browser::start("en-US").await;
+    browser.client.goto(&format!("{base}/admin")).await.unwrap();
+    browser.fill("#token", &read_only).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_text("h1", "Instances").await;
+    browser.client.goto(&format!("{base}/admin/instances/default/invitations")).await.unwrap();
+    let page = browser.wait_text("main", "newcomer@acmecorp.com").await;
+    assert!(!page.contains("Send invitation") && !page.contains("Revoke"), "{page}");
     browser.close().await;
     app.worker.drain().await.unwrap();
 }

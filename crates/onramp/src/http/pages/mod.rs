@@ -56,7 +56,7 @@ pub struct Pages {
 }
 
 #[rustfmt::skip]
-const TEMPLATES: [(&str, &str); 19] = [
+const TEMPLATES: [(&str, &str); 20] = [
     ("layout.html", include_str!("../../../templates/pages/layout.html")),
     ("message.html", include_str!("../../../templates/pages/message.html")),
     ("welcome.html", include_str!("../../../templates/pages/welcome.html")),
@@ -73,6 +73,7 @@ const TEMPLATES: [(&str, &str); 19] = [
     ("console/home.html", include_str!("../../../templates/console/home.html")),
     ("console/instance.html", include_str!("../../../templates/console/instance.html")),
     ("console/users.html", include_str!("../../../templates/console/users.html")),
+    ("console/invitations.html", include_str!("../../../templates/console/invitations.html")),
     ("console/user.html", include_str!("../../../templates/console/user.html")),
     ("console/outbox.html", include_str!("../../../templates/console/outbox.html")),
     ("console/audit.html", include_str!("../../../templates/console/audit.html")),
