@@ -565,7 +565,13 @@ pub async fn invitation_action(
         "resend" => admin.resend_invitation(&op.by, &name, &id).await,
         "revoke" => admin.revoke_invitation(&op.by, &name, &id).await,
         _ => {
-            return page(&state, StatusCode::NOT_FOUND, "No such page", "There is no such action.", Some(&op));
+            return page(
+                &state,
+                StatusCode::NOT_FOUND,
+                "No such page",
+                "There is no such action.",
+                Some(&op),
+            );
         }
     };
     match done {

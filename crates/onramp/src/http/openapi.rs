@@ -99,6 +99,7 @@ pub const APP_KEY: &str = "app_key";
         admin_invitations::list,
         admin_invitations::resend,
         admin_invitations::revoke,
+        admin_invitations::webhooks,
     ),
     components(schemas(
         v1::error::V1ErrorBody,

@@ -183,6 +183,16 @@ async fn every_lifecycle_event_reaches_the_endpoint_once_and_signed(#[values(SQL
     assert!(created["data"]["account_id"].as_str().is_some_and(|a| a.starts_with("act_")));
     let provisioned = all.iter().map(Received::event).find(|e| e["type"] == "instance.provisioned").unwrap();
     assert_eq!(provisioned["data"]["instance"], "newco");
+    // The operator sees where the events go, never a secret.
+    let (status, hooks) =
+        crate::admin::call(&app, &admin, "GET", "/admin/v1/instances/default/webhooks", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(hooks.as_array().unwrap().len(), 2);
+    assert_eq!(hooks[0]["scope"], "all_instances");
+    assert_eq!(hooks[1]["events"], json!(["user.disabled"]));
+    assert!(!hooks.to_string().contains("whsec_"));
+    let (_, other) = crate::admin::call(&app, &admin, "GET", "/admin/v1/instances/acme/webhooks", None).await;
+    assert_eq!(other.as_array().unwrap().len(), 1, "acme has only the global one");
     // Nothing more on another pass.
     app.worker.drain().await.unwrap();
     assert_eq!(receiver.at("/all").len(), all.len());

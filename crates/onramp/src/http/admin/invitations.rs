@@ -1,5 +1,5 @@
 //! `/admin/v1/instances/{instance}/invitations…`: invite an address to an app, list, resend,
-//! revoke.
+//! revoke; and `…/webhooks`, where the instance's lifecycle events go.
 
 use super::*;
 use crate::http::v1::invitations::{InvitationBody, InvitationPage, InvitationParams};
@@ -12,6 +12,7 @@ pub fn routes() -> Router<AppState> {
         .route(base, get(list).post(create))
         .route(&format!("{base}/{{invitation_id}}"), delete(revoke))
         .route(&format!("{base}/{{invitation_id}}/resend"), post(resend))
+        .route("/admin/v1/instances/{instance}/webhooks", get(webhooks))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -98,4 +99,43 @@ pub async fn revoke(
 ) -> Result<Json<InvitationBody>, AdminError> {
     let revoked = state.onramp.admin().revoke_invitation(&by, &instance, &invitation_id).await?;
     Ok(Json(InvitationBody::of(revoked, state.onramp.now())))
+}
+
+/// A lifecycle-event endpoint as the operator sees it (never its secrets).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookBody {
+    pub url: String,
+    /// `all_instances` (`[[webhooks]]`) or `instance` (`[[instances.webhooks]]`).
+    pub scope: String,
+    /// The event types it gets; empty: every type.
+    pub events: Vec<String>,
+    /// While a secret is rotated out: until when the old one signs too.
+    pub previous_secret_expires_at: Option<String>,
+    pub timeout_secs: u64,
+}
+
+/// The endpoints an instance's lifecycle events go to, as the configuration sets them (each
+/// change there is applied at the next start).
+#[utoipa::path(get, path = "/admin/v1/instances/{instance}/webhooks", operation_id = "admin_webhooks", tag = "admin",
+    security(("admin_token" = [])), params(("instance" = String, Path, description = "The instance's name")),
+    responses((status = 200, body = Vec<WebhookBody>)))]
+pub async fn webhooks(
+    State(state): State<AppState>,
+    Caller(by): Caller,
+    AdminPath(InstancePath { instance }): AdminPath<InstancePath>,
+) -> Result<Json<Vec<WebhookBody>>, AdminError> {
+    let summary = state.onramp.admin().instance(&by, &instance).await?;
+    let own =
+        state.config.instances.iter().filter(|i| i.name == summary.name).flat_map(|i| i.webhooks.iter());
+    let all = state.config.webhooks.iter().map(|w| ("all_instances", w)).chain(own.map(|w| ("instance", w)));
+    Ok(Json(
+        all.map(|(scope, w)| WebhookBody {
+            url: w.url.clone(),
+            scope: scope.into(),
+            events: w.events.clone(),
+            previous_secret_expires_at: w.previous_secret.as_ref().and(w.previous_secret_expires_at.clone()),
+            timeout_secs: w.timeout_secs,
+        })
+        .collect(),
+    ))
 }
