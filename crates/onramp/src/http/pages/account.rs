@@ -44,6 +44,12 @@ pub(super) fn form(
     }
 }
 
+/// A field error as the page shows it: the reader's string for `key`, else the core's words.
+pub(super) fn field_text(state: &AppState, look: &Look, key: &str, p: &onramp_core::FieldError) -> String {
+    let text = state.pages.text(look.lang, key);
+    if text == key { format!("{} {}", p.field.replace('_', " "), p.message) } else { text }
+}
+
 pub(super) fn field(fields: &[(String, String)], name: &str) -> String {
     fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default()
 }
@@ -181,13 +187,7 @@ pub async fn confirm(
                     } else {
                         format!("field_{}", p.code)
                     };
-                    let text = state.pages.text(look.lang, &key);
-                    let text = if text == key {
-                        format!("{} {}", p.field.replace('_', " "), p.message)
-                    } else {
-                        text
-                    };
-                    by_field.insert(p.field.clone(), text);
+                    by_field.insert(p.field.clone(), field_text(&state, &look, &key, p));
                 }
                 let general = by_field
                     .iter()

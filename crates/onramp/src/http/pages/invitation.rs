@@ -4,7 +4,7 @@
 //! expired link gets its own page.
 
 use super::Look;
-use super::account::{field, posted_form};
+use super::account::{field, field_text, posted_form};
 use crate::http::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -97,11 +97,7 @@ pub async fn accept(
         Err(CoreError::Validation(problems)) => {
             let mut by_field = std::collections::BTreeMap::new();
             for p in &problems {
-                let key = format!("field_{}", p.code);
-                let text = state.pages.text(look.lang, &key);
-                let text =
-                    if text == key { format!("{} {}", p.field.replace('_', " "), p.message) } else { text };
-                by_field.insert(p.field.clone(), text);
+                by_field.insert(p.field.clone(), field_text(&state, &look, &format!("field_{}", p.code), p));
             }
             let at = (token.as_str(), name.as_str(), invitation.email.as_str());
             form_page(&state, &look, at, StatusCode::BAD_REQUEST, (None, by_field))
