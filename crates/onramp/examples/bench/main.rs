@@ -117,6 +117,12 @@ pub async fn serve(service: &Service) -> String {
     base
 }
 
+/// Start the process's peak resident set (`VmHWM`) again from what is resident now, so a phase's
+/// peak is its own and not an earlier phase's (Linux `clear_refs`, value 5).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// The process's peak resident set so far (`VmHWM`), in MiB.
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -369,6 +375,7 @@ async fn main() {
     // more than the hash pool takes, while existing users log in. Shed signups must be answered
     // at once (503 with Retry-After), logins must keep their lane, memory must stay bounded.
     let flood_secs = 10;
+    reset_peak_rss();
     let deadline = Instant::now() + Duration::from_secs(flood_secs);
     let flooders: Vec<_> = (0..1_000usize)
         .map(|c| {
@@ -396,15 +403,29 @@ async fn main() {
             })
         })
         .collect();
+    // The user logging in is not one of the flooders: their own client, on their own thread,
+    // so what they wait for is the service, not the flood's connection pool or tasks.
     let login_url = format!("{base}/v1/auth/login");
-    let (mut logins, mut logged_in) = (0usize, 0usize);
-    while Instant::now() < deadline && logins < 10_000 {
-        let body = json!({"username": "bench0x0", "password": "a long benchmark passphrase"});
-        // A connection refused or reset under the flood is a login not served.
-        let served = client.post(&login_url).json(&body).send().await.is_ok_and(|r| r.status() == 200);
-        logins += 1;
-        logged_in += usize::from(served);
-    }
+    let login_user = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let client = reqwest::Client::new();
+            let (mut logins, mut logged_in, mut login_times) = (0usize, 0usize, Vec::new());
+            while Instant::now() < deadline && logins < 10_000 {
+                let body = json!({"username": "bench0x0", "password": "a long benchmark passphrase"});
+                // A connection refused or reset under the flood is a login not served.
+                let t = Instant::now();
+                let served =
+                    client.post(&login_url).json(&body).send().await.is_ok_and(|r| r.status() == 200);
+                login_times.push(t.elapsed());
+                logins += 1;
+                logged_in += usize::from(served);
+            }
+            (logins, logged_in, login_times)
+        })
+    });
+    let (logins, logged_in, login_times) = login_user.join().unwrap();
+    let login_times = Window::new(login_times, Duration::from_secs(flood_secs));
     let (mut shed, mut without_retry_after) = (Vec::new(), 0);
     for f in flooders {
         let (s, w) = f.await.unwrap();
@@ -414,10 +435,12 @@ async fn main() {
     let shed = Window::new(shed, Duration::from_secs(flood_secs));
     let rss = peak_rss_mib();
     println!(
-        "flood        1000 connections, {flood_secs} s: {} signups shed with 503 (p50 {:.1} ms, p99 {:.1} ms, {without_retry_after} without Retry-After); logins meanwhile {logged_in}/{logins} served; peak RSS {rss:.0} MiB",
+        "flood        1000 connections, {flood_secs} s: {} signups shed with 503 (p50 {:.1} ms, p99 {:.1} ms, {without_retry_after} without Retry-After); logins meanwhile {logged_in}/{logins} served (p50 {:.0} ms, slowest {:.0} ms); peak RSS during the flood {rss:.0} MiB",
         shed.n,
         shed.p(0.5),
         shed.p(0.99),
+        login_times.p(0.5),
+        login_times.p(1.0),
     );
     let met = |ok: bool| if ok { "met" } else { "MISSED" };
     println!(
@@ -437,7 +460,7 @@ async fn main() {
         met(share >= 0.9)
     );
     println!(
-        "goal         peak RSS {rss:.0} MiB, load generator included (<= 150 MiB: {})",
+        "goal         peak RSS during the flood {rss:.0} MiB, load generator included (<= 150 MiB: {})",
         met(rss <= 150.0)
     );
 
