@@ -406,7 +406,7 @@ async fn main() {
     // The user logging in is not one of the flooders: their own client, on their own thread,
     // so what they wait for is the service, not the flood's connection pool or tasks.
     let login_url = format!("{base}/v1/auth/login");
-    let login_user = std::thread::spawn(move || {
+    let login_user = tokio::task::spawn_blocking(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async move {
             let client = reqwest::Client::new();
@@ -424,7 +424,8 @@ async fn main() {
             (logins, logged_in, login_times)
         })
     });
-    let (logins, logged_in, login_times) = login_user.join().unwrap();
+    // Awaited, not joined: a blocked worker would take a thread from the service being measured.
+    let (logins, logged_in, login_times) = login_user.await.unwrap();
     let login_times = Window::new(login_times, Duration::from_secs(flood_secs));
     let (mut shed, mut without_retry_after) = (Vec::new(), 0);
     for f in flooders {
