@@ -147,17 +147,17 @@ impl Dialect for Postgres {
         .map(|_| true)
     }
 
-    /// One round trip instead of five (begin, look, two updates, commit): the secret is
-    /// locked and read, and only when it is live is it used, every other live activation
-    /// secret of its user voided and the user activated. Data-modifying CTEs run to completion
-    /// whether or not the final `SELECT` reads them.
+    /// One round trip instead of six (begin, look, two updates, the audit entry, commit): the
+    /// secret is locked and read, and only when it is live is it used, every other live
+    /// activation secret of its user voided and the user activated. Data-modifying CTEs run to
+    /// completion whether or not the final `SELECT` reads them.
     async fn activate_signup_at_once(
         pool: &PgPool,
         instance: InstanceId,
         secret_hash: &str,
         now: i64,
         audit: &NewAuditEvent,
-    ) -> StoreResult<Option<Result<ActivatedSignup, RedeemError>>> {
+    ) -> StoreResult<Result<ActivatedSignup, RedeemError>> {
         let row = sqlx::query(
             "WITH v AS (
                SELECT v.id, v.user_id, v.expires_at, v.consumed_at, v.voided_at,
@@ -199,7 +199,7 @@ impl Dialect for Postgres {
         .fetch_optional(pool)
         .await
         .map_err(db_err)?;
-        let Some(v) = row else { return Ok(Some(Err(RedeemError::NotFound))) };
+        let Some(v) = row else { return Ok(Err(RedeemError::NotFound)) };
         let outcome = if v.get::<Option<i64>, _>(1).is_some() {
             Err(RedeemError::AlreadyUsed)
         } else if v.get::<Option<i64>, _>(2).is_some() {
@@ -216,6 +216,6 @@ impl Dialect for Postgres {
                 version_id: v.get(6),
             })
         };
-        Ok(Some(outcome))
+        Ok(outcome)
     }
 }

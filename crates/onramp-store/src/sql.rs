@@ -62,15 +62,17 @@ pub trait Dialect: Database {
         signup: &NewSignup,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
-    /// An activation in one statement, where the database can; `None` when it cannot, and
-    /// the activation takes the transaction every database runs.
+    /// An activation in as few round trips as the database allows (the hot path after a
+    /// signup): the secret is looked at, and only when it is live is it used, every other live
+    /// activation secret of its user voided, the user activated and the audit entry written, in
+    /// one transaction.
     fn activate_signup_at_once(
         pool: &Pool<Self>,
         instance: InstanceId,
         secret_hash: &str,
         now: i64,
         audit: &NewAuditEvent,
-    ) -> impl Future<Output = StoreResult<Option<Result<ActivatedSignup, RedeemError>>>> + Send;
+    ) -> impl Future<Output = StoreResult<Result<ActivatedSignup, RedeemError>>> + Send;
 }
 
 /// A type both databases store and read.

@@ -901,12 +901,40 @@ async fn a_signup_is_created_replaced_or_refused_and_activated_once(#[values(SQL
         store.activate_signup(inst.id, "t1", NOW, &trail("user.activated")).await.unwrap(),
         Err(RedeemError::NotFound)
     );
-    let done = store.activate_signup(inst.id, "t3", NOW, &trail("user.activated")).await.unwrap().unwrap();
-    assert_eq!((done.domain_id.as_str(), done.version_id.as_str()), ("dom_1", "ver_1"));
     assert_eq!(
-        store.activate_signup(inst.id, "t3", NOW, &trail("user.activated")).await.unwrap(),
+        store
+            .activate_signup(inst.id, "t3", NOW + Duration::hours(24), &trail("user.activated"))
+            .await
+            .unwrap(),
+        Err(RedeemError::Expired),
+        "a token is dead at its expiry"
+    );
+    // A second live activation secret of the same user dies when the first is used.
+    let pending = store.user_by_email(inst.id, "su@a.example").await.unwrap().unwrap();
+    assert_eq!(pending.status, UserStatus::Pending);
+    store.issue_secret(inst.id, pending.key, &secret(Purpose::Activation, "t3b"), &message(6)).await.unwrap();
+    let published = NewAuditEvent { publish: true, ..trail("user.activated") };
+    let done = store.activate_signup(inst.id, "t3", NOW, &published).await.unwrap().unwrap();
+    assert_eq!((done.domain_id.as_str(), done.version_id.as_str()), ("dom_1", "ver_1"));
+    // The replaced signup's account and user, kept by the signup that replaced it.
+    assert_eq!((done.account_id.as_str(), done.user_id.as_str()), ("acc_1", "usr_p1"));
+    // The audit entry was written with the activation and names the user, now active.
+    let events = store.unpublished_events(10).await.unwrap();
+    let activated = events.iter().find(|e| e.kind == "user.activated").expect("the activation's entry");
+    let user = activated.user.as_ref().expect("names its user");
+    assert_eq!((user.public_id.as_str(), user.status.as_str()), ("usr_p1", "active"));
+    assert_eq!(events.iter().filter(|e| e.kind == "user.activated").count(), 1);
+    assert_eq!(
+        store.activate_signup(inst.id, "t3b", NOW, &published).await.unwrap(),
+        Err(RedeemError::NotFound),
+        "voided with the activation"
+    );
+    assert_eq!(
+        store.activate_signup(inst.id, "t3", NOW, &published).await.unwrap(),
         Err(RedeemError::AlreadyUsed)
     );
+    let entries = store.unpublished_events(10).await.unwrap();
+    assert_eq!(entries.iter().filter(|e| e.kind == "user.activated").count(), 1, "a refused one writes none");
     // Active now: another signup with the address writes nothing and names its owner.
     let outcome = store.create_signup(inst.id, &signup(4, "SU@a.example", "t4")).await.unwrap();
     assert!(matches!(outcome, SignupOutcome::EmailExists { .. }), "{outcome:?}");

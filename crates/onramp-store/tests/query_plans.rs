@@ -62,10 +62,13 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
         event.record(&mut fields);
         // sqlx gives the whole statement unless its first four words are all of it.
         let sql = if fields.statement.trim().is_empty() { fields.summary } else { fields.statement };
-        let sql = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-        let verb = sql.split(' ').next().unwrap_or_default().to_ascii_uppercase();
-        if ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"].contains(&verb.as_str()) {
-            self.0.statements.lock().unwrap().insert(sql);
+        // A batch (SQLite runs several statements in one call) is planned statement by statement.
+        for sql in sql.split(';') {
+            let sql = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+            let verb = sql.split(' ').next().unwrap_or_default().to_ascii_uppercase();
+            if ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"].contains(&verb.as_str()) {
+                self.0.statements.lock().unwrap().insert(sql);
+            }
         }
     }
 }

@@ -229,75 +229,7 @@ where
         now: OffsetDateTime,
         audit: &NewAuditEvent,
     ) -> StoreResult<Result<ActivatedSignup, RedeemError>> {
-        let now = ts(now);
-        if let Some(activated) =
-            DB::activate_signup_at_once(&self.writer, instance, secret_hash, now, audit).await?
-        {
-            return Ok(activated);
-        }
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        // The secret with what the answer needs, in one look (locked: PostgreSQL's row lock or
-        // SQLite's single writer make the checks below hold until the commit).
-        let Some(v) = sqlx::query(&DB::locked(
-            "SELECT v.id, v.user_id, v.expires_at, v.consumed_at, v.voided_at,
-                    a.public_id, u.public_id, a.domain_id, a.version_id
-             FROM verifications v JOIN users u ON u.id = v.user_id JOIN accounts a ON a.id = u.account_id
-             WHERE v.instance_id = $1 AND v.purpose = $2 AND v.secret_hash = $3",
-        ))
-        .bind(instance.0)
-        .bind(Purpose::Activation.as_str())
-        .bind(secret_hash)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?
-        else {
-            return Ok(Err(RedeemError::NotFound));
-        };
-        let (vid, user_id): (i64, i64) = (v.get(0), v.get(1));
-        if v.get::<Option<i64>, _>(3).is_some() {
-            return Ok(Err(RedeemError::AlreadyUsed));
-        }
-        if v.get::<Option<i64>, _>(4).is_some() {
-            return Ok(Err(RedeemError::NotFound));
-        }
-        if v.get::<i64, _>(2) <= now {
-            return Ok(Err(RedeemError::Expired));
-        }
-        // This secret is used, and every other live activation secret of the user dies.
-        let used = sqlx::query(
-            "UPDATE verifications SET consumed_at = CASE WHEN id = $2 THEN CAST($1 AS BIGINT) END,
-               voided_at = CASE WHEN id = $2 THEN NULL ELSE CAST($1 AS BIGINT) END
-             WHERE user_id = $3 AND purpose = $4 AND consumed_at IS NULL AND voided_at IS NULL",
-        )
-        .bind(now)
-        .bind(vid)
-        .bind(user_id)
-        .bind(Purpose::Activation.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if DB::rows_affected(&used) == 0 {
-            return Ok(Err(RedeemError::AlreadyUsed));
-        }
-        sqlx::query(
-            "UPDATE users SET status = 'active', activated_at = $1 WHERE id = $2 AND status = 'pending'",
-        )
-        .bind(now)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        // The user is known from the secret's row: the entry names them without a lookup.
-        let public_id: String = v.get(6);
-        let named = NewAuditEvent { user: Some(public_id.clone()), target: Some(public_id), ..audit.clone() };
-        Self::insert_audit(&mut tx, &named).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Ok(ActivatedSignup {
-            account_id: v.get(5),
-            user_id: v.get(6),
-            domain_id: v.get(7),
-            version_id: v.get(8),
-        }))
+        DB::activate_signup_at_once(&self.writer, instance, secret_hash, ts(now), audit).await
     }
 }
 
