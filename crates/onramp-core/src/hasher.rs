@@ -195,6 +195,7 @@ fn argon(params: HashParams) -> Result<Argon2<'static>, HashError> {
 }
 
 fn worker(logins: Receiver<Job>, queue: Receiver<Job>, params: HashParams) {
+    yield_to_requests();
     // Allocated on the first job, then reused for every job of these parameters.
     let mut memory: Vec<Block> = Vec::new();
     loop {
@@ -218,6 +219,22 @@ fn worker(logins: Receiver<Job>, queue: Receiver<Job>, params: HashParams) {
                 let _ = reply.send(verify_with(params, &phc, password.expose().as_bytes(), &mut memory));
             }
         }
+    }
+}
+
+/// Hashing is the one long, CPU-bound job: its threads run at a lower priority (nice 5), so
+/// the threads that serve requests take a core from a hash the moment they have work. A request
+/// answered at once (a shed signup, a health check, a token redeemed) does not wait for a hash
+/// to finish its time slice; with no requests to serve, hashes have the cores to themselves.
+fn yield_to_requests() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue};
+    // The crate maps 0..=99 onto nice 19..=-20; 35 is nice 5.
+    let lowered = ThreadPriorityValue::try_from(35u8).map_err(|e| e.to_string()).and_then(|nice_5| {
+        thread_priority::set_current_thread_priority(ThreadPriority::Crossplatform(nice_5))
+            .map_err(|e| format!("{e:?}"))
+    });
+    if let Err(error) = lowered {
+        tracing::debug!(%error, "could not lower the hash thread's priority");
     }
 }
 
@@ -354,6 +371,38 @@ mod tests {
         }
         assert!(busy >= 1, "no job was refused");
         assert_eq!(h.queue_depth(), 0);
+    }
+
+    /// Each of this process's threads: its name and nice value (Linux's `/proc`).
+    #[cfg(target_os = "linux")]
+    fn threads_and_nice() -> Vec<(String, i64)> {
+        let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+        tasks
+            .filter_map(|task| {
+                let dir = task.ok()?.path();
+                let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+                // `stat` is `pid (comm) state ...`; nice is the 19th field, the 17th after `)`.
+                let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+                let nice = stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok()?;
+                Some((comm.trim().to_owned(), nice))
+            })
+            .collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hash_threads_run_below_the_threads_that_serve_requests() {
+        let h = PasswordHasher::new(HasherConfig { threads: 2, ..small() }).unwrap();
+        // Two hashes at once: both threads have started and set their priority.
+        let pw = Password::for_verification("correct horse");
+        let (a, b) = tokio::join!(h.hash(&pw), h.hash(&pw));
+        assert!(a.is_ok() && b.is_ok());
+        let threads = threads_and_nice();
+        let (hashers, others): (Vec<_>, Vec<_>) =
+            threads.iter().partition(|(name, _)| name.starts_with("onramp-hash-"));
+        assert!(hashers.iter().any(|(name, _)| name == "onramp-hash-1"), "{threads:?}");
+        assert!(hashers.iter().all(|(_, nice)| *nice == 5), "hash threads: {hashers:?}");
+        assert!(others.iter().all(|(_, nice)| *nice == 0), "the other threads are left alone: {others:?}");
     }
 
     #[tokio::test]
