@@ -8,11 +8,13 @@
 //! service's own pool (the hash-bound limit), then drives real HTTP over loopback — signups for
 //! SECONDS (default 10), then activation of every token, then FastTrack (a whole instance with
 //! its own database per call) for SECONDS — and prints throughput, its ratio to the limit, and
-//! p50/p99 latency. Traffic goes to 127.0.0.1 only; every loop is bounded.
+//! p50/p99 latency; then a flood of 1,000 connections from a child process (see `flood.rs`).
+//! Traffic goes to loopback addresses only; every loop is bounded.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod chart;
+mod flood;
 mod import;
 mod scale;
 
@@ -136,6 +138,31 @@ fn peak_rss_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Signups offered per second in the flood the goals judge: 1,000 connections each posting five
+/// a second, about 60 times what the hash pool takes on this machine.
+const FLOOD_RATE: f64 = 5_000.0;
+
+/// One flood's line.
+fn print_flood(what: &str, f: &flood::Report, rss: f64) {
+    println!(
+        "flood        1000 connections, {what}, {:.0} s: {:.0}/s sent, {} shed with 503 (p50 {:.1} ms, p99 {:.1} ms, slowest {:.0} ms, {} without Retry-After), {} other answers, {} unanswered, {} connections refused; logins meanwhile {}/{} served (p50 {:.0} ms, slowest {:.0} ms); service peak RSS {rss:.0} MiB",
+        f.secs,
+        f.offered(),
+        f.shed,
+        f.shed_p50,
+        f.shed_p99,
+        f.shed_max,
+        f.without_retry_after,
+        f.other,
+        f.failed,
+        f.refused,
+        f.logged_in,
+        f.logins,
+        f.login_p50,
+        f.login_max,
+    );
+}
+
 /// The URL without its password or query.
 fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
@@ -159,6 +186,9 @@ async fn main() {
         // `-` (or nothing) for the embedded SQLite.
         let url = args.get(2).filter(|u| !u.is_empty() && *u != "-").cloned();
         return scale::run(url, sizes).await;
+    }
+    if args.get(1).map(String::as_str) == Some("flood") {
+        return flood::child(&args[2..]).await;
     }
     if args.get(1).map(String::as_str) == Some("import") {
         let url = args.get(2).filter(|u| !u.is_empty() && *u != "-").cloned();
@@ -372,77 +402,30 @@ async fn main() {
     );
 
     // 7. A signup flood (issues 11 and 15): 1,000 connections posting signups for 10 s, far
-    // more than the hash pool takes, while existing users log in. Shed signups must be answered
-    // at once (503 with Retry-After), logins must keep their lane, memory must stay bounded.
+    // more than the hash pool takes, while an existing user logs in. Shed signups must be
+    // answered at once (503 with Retry-After), logins must keep their lane, memory must stay
+    // bounded. The load comes from a child process (`flood.rs`), so the peak RSS and the run
+    // queue measured are the service's alone. Two floods: one at a stated offered rate (open, as
+    // clients arrive), which the goals judge, and a closed loop that offers all it can.
     let flood_secs = 10;
+    let offered = FLOOD_RATE;
+    let plan = flood::Plan { connections: 1_000, secs: flood_secs, rate: Some(offered) };
     reset_peak_rss();
-    let deadline = Instant::now() + Duration::from_secs(flood_secs);
-    let flooders: Vec<_> = (0..1_000usize)
-        .map(|c| {
-            let client = client.clone();
-            let url = format!("{base}/v1/auth/signup");
-            tokio::spawn(async move {
-                let (mut shed, mut without_retry_after) = (Vec::new(), 0usize);
-                let mut i = 0usize;
-                while Instant::now() < deadline && i < 10_000 {
-                    let body = json!({
-                        "domain_id": "dom_bench", "account_title": "Flood", "name": "Flood User",
-                        "email": format!("f{c}-{i}@flood.example"), "country_id": "NL",
-                        "username": format!("flood{c}x{i}"), "password": "a long benchmark passphrase",
-                    });
-                    let t = Instant::now();
-                    let Ok(r) = client.post(&url).json(&body).send().await else { break };
-                    if r.status() == 503 {
-                        shed.push(t.elapsed());
-                        without_retry_after += usize::from(!r.headers().contains_key("retry-after"));
-                    }
-                    let _ = r.bytes().await;
-                    i += 1;
-                }
-                (shed, without_retry_after)
-            })
-        })
-        .collect();
-    // The user logging in is not one of the flooders: their own client, on their own thread,
-    // so what they wait for is the service, not the flood's connection pool or tasks.
-    let login_url = format!("{base}/v1/auth/login");
-    let login_user = tokio::task::spawn_blocking(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let client = reqwest::Client::new();
-            let (mut logins, mut logged_in, mut login_times) = (0usize, 0usize, Vec::new());
-            while Instant::now() < deadline && logins < 10_000 {
-                let body = json!({"username": "bench0x0", "password": "a long benchmark passphrase"});
-                // A connection refused or reset under the flood is a login not served.
-                let t = Instant::now();
-                let served =
-                    client.post(&login_url).json(&body).send().await.is_ok_and(|r| r.status() == 200);
-                login_times.push(t.elapsed());
-                logins += 1;
-                logged_in += usize::from(served);
-            }
-            (logins, logged_in, login_times)
-        })
-    });
-    // Awaited, not joined: a blocked worker would take a thread from the service being measured.
-    let (logins, logged_in, login_times) = login_user.await.unwrap();
-    let login_times = Window::new(login_times, Duration::from_secs(flood_secs));
-    let (mut shed, mut without_retry_after) = (Vec::new(), 0);
-    for f in flooders {
-        let (s, w) = f.await.unwrap();
-        shed.extend(s);
-        without_retry_after += w;
-    }
-    let shed = Window::new(shed, Duration::from_secs(flood_secs));
+    let paced = flood::run(&base, plan, "bench0x0").await;
     let rss = peak_rss_mib();
+    print_flood(&format!("{offered:.0}/s offered"), &paced, rss);
+    reset_peak_rss();
+    let closed = flood::run(&base, flood::Plan { rate: None, ..plan }, "bench0x0").await;
+    let closed_rss = peak_rss_mib();
+    print_flood("closed loop", &closed, closed_rss);
+    let little = 1_000.0 / (closed.shed as f64 / closed.secs) * 1e3;
     println!(
-        "flood        1000 connections, {flood_secs} s: {} signups shed with 503 (p50 {:.1} ms, p99 {:.1} ms, {without_retry_after} without Retry-After); logins meanwhile {logged_in}/{logins} served (p50 {:.0} ms, slowest {:.0} ms); peak RSS during the flood {rss:.0} MiB",
-        shed.n,
-        shed.p(0.5),
-        shed.p(0.99),
-        login_times.p(0.5),
-        login_times.p(1.0),
+        "flood        closed loop: 1000 connections / {:.0} answers/s = {little:.0} ms mean wait (Little's law), whatever a request costs",
+        closed.shed as f64 / closed.secs
     );
+    let shed = &paced;
+    let (logins, logged_in) = (paced.logins + closed.logins, paced.logged_in + closed.logged_in);
+    let rss = rss.max(closed_rss);
     let met = |ok: bool| if ok { "met" } else { "MISSED" };
     println!(
         "goal         fast-tracks/s / hash limit = {:.2} (>= 0.90: {})",
@@ -450,18 +433,18 @@ async fn main() {
         met(fast_tracks / limit >= 0.9)
     );
     println!(
-        "goal         shed p99 {:.1} ms (<= 10 ms, every one with Retry-After: {})",
-        shed.p(0.99),
-        met(shed.p(0.99) <= 10.0 && without_retry_after == 0)
+        "goal         shed p99 {:.1} ms at {offered:.0}/s offered (<= 10 ms, every one with Retry-After: {})",
+        shed.shed_p99,
+        met(shed.shed_p99 <= 10.0 && shed.without_retry_after + closed.without_retry_after == 0)
     );
     let share = logged_in as f64 / logins.max(1) as f64;
     println!(
-        "goal         logins served during the flood {:.0}% (>= 90%: {})",
+        "goal         logins served during both floods {:.0}% (>= 90%: {})",
         share * 100.0,
         met(share >= 0.9)
     );
     println!(
-        "goal         peak RSS during the flood {rss:.0} MiB, load generator included (<= 150 MiB: {})",
+        "goal         peak RSS of the service during the floods {rss:.0} MiB (<= 150 MiB: {})",
         met(rss <= 150.0)
     );
 
