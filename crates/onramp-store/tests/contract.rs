@@ -862,13 +862,9 @@ async fn contracts_and_their_accounts(#[values(SQLITE, POSTGRES)] db: Db) {
     );
 }
 
-#[rstest]
-#[tokio::test]
-async fn a_signup_is_created_replaced_or_refused_and_activated_once(#[values(SQLITE, POSTGRES)] db: Db) {
-    let f = open(db).await;
-    let store = f.store.as_ref();
-    let inst = app_with_domain(store, "default").await;
-    let signup = |n: usize, email: &str, token: &str| NewSignup {
+/// A `/v1` signup of person `n` in app `app_demo`'s domain `dom_1`, with its activation secret.
+fn new_signup(n: usize, email: &str, token: &str) -> NewSignup {
+    NewSignup {
         audit: trail("user.signed_up"),
         account: NewAccount {
             public_id: format!("acc_{n}"),
@@ -883,7 +879,62 @@ async fn a_signup_is_created_replaced_or_refused_and_activated_once(#[values(SQL
         message: message(n),
         // A pending signup whose token was issued after this is left alone.
         replace_pending_issued_before: NOW - Duration::minutes(1),
+    }
+}
+
+/// Run `sql` on the store's database over a connection of its own.
+async fn run_sql(db: Db, url: &str, sql: &str) {
+    use sqlx::Connection;
+    match db {
+        Db::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+        Db::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+    }
+}
+
+#[rstest]
+#[tokio::test]
+async fn an_activation_that_fails_midway_changes_nothing(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let store = f.store.as_ref();
+    let inst = app_with_domain(store, "default").await;
+    store.create_signup(inst.id, &new_signup(1, "mid@a.example", "m1")).await.unwrap();
+    // The audit entry, written after the secret is looked at and before it is used, fails.
+    let (refuse, allow) = match db {
+        Db::Sqlite => (
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            "DROP TRIGGER refuse_audit",
+        ),
+        Db::Postgres => (
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;
+             CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse()",
+            "DROP TRIGGER refuse_audit ON audit_log",
+        ),
     };
+    run_sql(db, &f.url, refuse).await;
+    let failed = store.activate_signup(inst.id, "m1", NOW, &trail("user.activated")).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let user = store.user_by_email(inst.id, "mid@a.example").await.unwrap().unwrap();
+    assert_eq!(user.status, UserStatus::Pending, "nothing of the activation was kept");
+    // The writer is not left inside the failed transaction, and the secret was not used.
+    run_sql(db, &f.url, allow).await;
+    store.activate_signup(inst.id, "m1", NOW, &trail("user.activated")).await.unwrap().unwrap();
+    let user = store.user_by_email(inst.id, "mid@a.example").await.unwrap().unwrap();
+    assert_eq!(user.status, UserStatus::Active);
+}
+
+#[rstest]
+#[tokio::test]
+async fn a_signup_is_created_replaced_or_refused_and_activated_once(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let store = f.store.as_ref();
+    let inst = app_with_domain(store, "default").await;
+    let signup = new_signup;
     assert_eq!(
         store.create_signup(inst.id, &signup(1, "su@a.example", "t1")).await.unwrap(),
         SignupOutcome::Created
