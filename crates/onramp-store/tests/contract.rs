@@ -930,6 +930,34 @@ async fn an_activation_that_fails_midway_changes_nothing(#[values(SQLITE, POSTGR
 
 #[rstest]
 #[tokio::test]
+async fn an_activation_its_caller_abandons_completes_whole(#[values(SQLITE, POSTGRES)] db: Db) {
+    let f = open(db).await;
+    let store = f.store.as_ref();
+    let inst = app_with_domain(store, "default").await;
+    store.create_signup(inst.id, &new_signup(1, "gone@a.example", "g1")).await.unwrap();
+    // Polled once and dropped, as when the client disconnects or the request times out.
+    let audit = trail("user.activated");
+    let mut abandoned = store.activate_signup(inst.id, "g1", NOW, &audit);
+    let _ = abandoned.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+    drop(abandoned);
+    let mut status = UserStatus::Pending;
+    for _ in 0..200 {
+        status = store.user_by_email(inst.id, "gone@a.example").await.unwrap().unwrap().status;
+        if status == UserStatus::Active {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, UserStatus::Active, "the activation ran to its end");
+    // The writer is not left inside a transaction: the next signup and activation are kept.
+    store.create_signup(inst.id, &new_signup(2, "next@a.example", "g2")).await.unwrap();
+    store.activate_signup(inst.id, "g2", NOW, &trail("user.activated")).await.unwrap().unwrap();
+    let next = store.user_by_email(inst.id, "next@a.example").await.unwrap().unwrap();
+    assert_eq!(next.status, UserStatus::Active);
+}
+
+#[rstest]
+#[tokio::test]
 async fn a_signup_is_created_replaced_or_refused_and_activated_once(#[values(SQLITE, POSTGRES)] db: Db) {
     let f = open(db).await;
     let store = f.store.as_ref();

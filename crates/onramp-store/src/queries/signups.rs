@@ -229,7 +229,15 @@ where
         now: OffsetDateTime,
         audit: &NewAuditEvent,
     ) -> StoreResult<Result<ActivatedSignup, RedeemError>> {
-        DB::activate_signup_at_once(&self.writer, instance, secret_hash, ts(now), audit).await
+        // A task of its own, so a caller that goes away (a client that disconnects, a request
+        // timeout) cannot stop it between statements: SQLite's batch would leave its
+        // transaction open on the only writer connection. Started, an activation completes.
+        let (writer, secret_hash, audit) = (self.writer.clone(), secret_hash.to_owned(), audit.clone());
+        tokio::spawn(async move {
+            DB::activate_signup_at_once(&writer, instance, &secret_hash, ts(now), &audit).await
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("the activation task ended: {e}")))?
     }
 }
 
