@@ -1,8 +1,9 @@
 //! The one implementation of the storage ports, generic over the database. Every query is
 //! written once with `$n` placeholders (both databases accept them, and `RETURNING` and
 //! `ON CONFLICT`); what truly differs per database is the [`Dialect`]: how to connect and
-//! migrate, the row-lock clause, where an instance's own database lives, and the two writes
-//! PostgreSQL can do in a single round trip (a first signup, an activation).
+//! migrate, the row-lock clause, where an instance's own database lives, a first signup (one
+//! statement on PostgreSQL), and an activation (one statement on PostgreSQL, one batch on
+//! SQLite; both answer through [`activation_outcome`]).
 //!
 //! The impls in `queries/` repeat one `where` clause (see [`SqlStore`]): Rust does not carry a
 //! trait's `where` clauses over to its users, so the bounds sqlx needs for "any database" are
@@ -73,6 +74,26 @@ pub trait Dialect: Database {
         now: i64,
         audit: &NewAuditEvent,
     ) -> impl Future<Output = StoreResult<Result<ActivatedSignup, RedeemError>>> + Send;
+}
+
+/// An activation's answer from its secret's row as it was before the activation: used,
+/// voided or expired, else the names `activated` gives.
+pub(crate) fn activation_outcome(
+    expires_at: i64,
+    consumed_at: Option<i64>,
+    voided_at: Option<i64>,
+    now: i64,
+    activated: impl FnOnce() -> ActivatedSignup,
+) -> Result<ActivatedSignup, RedeemError> {
+    if consumed_at.is_some() {
+        Err(RedeemError::AlreadyUsed)
+    } else if voided_at.is_some() {
+        Err(RedeemError::NotFound)
+    } else if expires_at <= now {
+        Err(RedeemError::Expired)
+    } else {
+        Ok(activated())
+    }
 }
 
 /// A type both databases store and read.

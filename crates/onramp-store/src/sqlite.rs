@@ -3,7 +3,7 @@
 //! use a small pool of their own. Each instance's own database is a file.
 
 use crate::StoreOptions;
-use crate::sql::{Dialect, SqlStore};
+use crate::sql::{Dialect, SqlStore, activation_outcome};
 use crate::util::db_err;
 use onramp_core::model::{
     ActivatedSignup, Instance, InstanceId, NewAuditEvent, NewSignup, Purpose, RedeemError,
@@ -159,20 +159,12 @@ impl Dialect for Sqlite {
             }
         };
         let Some(v) = rows.first() else { return Ok(Err(RedeemError::NotFound)) };
-        Ok(if v.get::<Option<i64>, _>(1).is_some() {
-            Err(RedeemError::AlreadyUsed)
-        } else if v.get::<Option<i64>, _>(2).is_some() {
-            Err(RedeemError::NotFound)
-        } else if v.get::<i64, _>(0) <= now {
-            Err(RedeemError::Expired)
-        } else {
-            Ok(ActivatedSignup {
-                account_id: v.get(3),
-                user_id: v.get(4),
-                domain_id: v.get(5),
-                version_id: v.get(6),
-            })
-        })
+        Ok(activation_outcome(v.get(0), v.get(1), v.get(2), now, || ActivatedSignup {
+            account_id: v.get(3),
+            user_id: v.get(4),
+            domain_id: v.get(5),
+            version_id: v.get(6),
+        }))
     }
 }
 
